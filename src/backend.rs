@@ -1,0 +1,342 @@
+//! The one extension point: [`KeyBackend`] wraps and unwraps data keys under KEKs it
+//! holds, creates KEKs, and describes itself.
+//!
+//! Backends make no policy decisions: the [`Envelope`](crate::Envelope) checks the
+//! classification profile, the caller's context and the KEK claim before it calls one.
+//! A backend must bind the [`BindingContext`] into every wrap (AAD, KMS encryption
+//! context, Transit context) and must refuse an answer that names another key than the
+//! one asked for; the `Envelope` checks the key named in every response again.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::format::{BackendId, BindingContext, WrapAlgorithm};
+use crate::secret::DataKey;
+
+/// Identifies a KEK inside its backend: a local key name, a KMS key ARN, a key URL, a
+/// Transit key name, a PKCS#11 label.
+///
+/// Not secret, but long and environment-revealing: [`KekLocator::redacted`] gives the last
+/// 12 characters, the only form audit events may carry.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KekLocator(String);
+
+impl KekLocator {
+    /// Wraps a backend-specific key identifier.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last 12 characters, prefixed with `…` when shortened.
+    pub fn redacted(&self) -> String {
+        let n = self.0.chars().count();
+        if n <= 12 {
+            self.0.clone()
+        } else {
+            let tail: String = self.0.chars().skip(n - 12).collect();
+            format!("…{tail}")
+        }
+    }
+}
+
+impl fmt::Debug for KekLocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KekLocator({:?})", self.redacted())
+    }
+}
+
+impl fmt::Display for KekLocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A backend's FIPS 140 status. Conservative by default: unvalidated unless the backend
+/// states otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FipsStatus {
+    /// No FIPS 140 validation is claimed.
+    #[default]
+    Unvalidated,
+    /// The module doing the key operations is FIPS 140 validated.
+    Validated {
+        /// The certificate or a description of it.
+        certificate: String,
+    },
+}
+
+/// What a backend declares about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendInfo {
+    /// The backend kind (written into every wrapped DEK).
+    pub id: BackendId,
+    /// A human-readable description.
+    pub description: String,
+    /// The wrap algorithms it offers.
+    pub algorithms: Vec<WrapAlgorithm>,
+    /// Whether KEKs live in hardware (HSM, cloud KMS HSM tier).
+    pub hardware_backed: bool,
+    /// Its FIPS 140 status.
+    pub fips: FipsStatus,
+}
+
+impl BackendInfo {
+    /// A description with no hardware backing and no FIPS claim.
+    pub fn new(id: BackendId, description: impl Into<String>, algorithms: Vec<WrapAlgorithm>) -> Self {
+        Self {
+            id,
+            description: description.into(),
+            algorithms,
+            hardware_backed: false,
+            fips: FipsStatus::Unvalidated,
+        }
+    }
+
+    /// Whether the backend offers `algorithm`.
+    pub fn offers(&self, algorithm: WrapAlgorithm) -> bool {
+        self.algorithms.contains(&algorithm)
+    }
+}
+
+/// A request to wrap a data key.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct WrapRequest<'a> {
+    /// The KEK to wrap under.
+    pub kek: &'a KekLocator,
+    /// The algorithm the KEK is registered with.
+    pub algorithm: WrapAlgorithm,
+    /// The data key.
+    pub dek: &'a DataKey,
+    /// The context to bind into the wrap.
+    pub binding: &'a BindingContext,
+}
+
+impl<'a> WrapRequest<'a> {
+    /// Builds a request.
+    pub fn new(
+        kek: &'a KekLocator,
+        algorithm: WrapAlgorithm,
+        dek: &'a DataKey,
+        binding: &'a BindingContext,
+    ) -> Self {
+        Self {
+            kek,
+            algorithm,
+            dek,
+            binding,
+        }
+    }
+}
+
+/// A backend's answer to a wrap.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WrapResponse {
+    /// The KEK the backend says it used; must equal the one asked for.
+    pub kek: KekLocator,
+    /// Algorithm-specific public parameters (nonce, ephemeral key, KEM ciphertext).
+    pub params: Vec<u8>,
+    /// The wrapped key.
+    pub wrapped: Vec<u8>,
+}
+
+impl WrapResponse {
+    /// Builds a response.
+    pub fn new(kek: KekLocator, params: Vec<u8>, wrapped: Vec<u8>) -> Self {
+        Self {
+            kek,
+            params,
+            wrapped,
+        }
+    }
+}
+
+/// A request to unwrap a data key.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct UnwrapRequest<'a> {
+    /// The KEK to unwrap under (from the configured keys, never from the header).
+    pub kek: &'a KekLocator,
+    /// The algorithm.
+    pub algorithm: WrapAlgorithm,
+    /// The algorithm-specific parameters from the header.
+    pub params: &'a [u8],
+    /// The wrapped key from the header.
+    pub wrapped: &'a [u8],
+    /// The context the wrap must have been bound to.
+    pub binding: &'a BindingContext,
+}
+
+impl<'a> UnwrapRequest<'a> {
+    /// Builds a request.
+    pub fn new(
+        kek: &'a KekLocator,
+        algorithm: WrapAlgorithm,
+        params: &'a [u8],
+        wrapped: &'a [u8],
+        binding: &'a BindingContext,
+    ) -> Self {
+        Self {
+            kek,
+            algorithm,
+            params,
+            wrapped,
+            binding,
+        }
+    }
+}
+
+/// A backend's answer to an unwrap.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct UnwrapResponse {
+    /// The KEK the backend says it used; must equal the one asked for.
+    pub kek: KekLocator,
+    /// The data key.
+    pub dek: DataKey,
+}
+
+impl UnwrapResponse {
+    /// Builds a response.
+    pub fn new(kek: KekLocator, dek: DataKey) -> Self {
+        Self { kek, dek }
+    }
+}
+
+/// What KEK to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KekSpec {
+    /// The algorithm.
+    pub algorithm: WrapAlgorithm,
+    /// A name hint (backends may use it in the key's name or description).
+    pub name_hint: String,
+}
+
+impl KekSpec {
+    /// Builds a spec.
+    pub fn new(algorithm: WrapAlgorithm, name_hint: impl Into<String>) -> Self {
+        Self {
+            algorithm,
+            name_hint: name_hint.into(),
+        }
+    }
+}
+
+/// A KEK a backend created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KekDescriptor {
+    /// Where the KEK lives.
+    pub locator: KekLocator,
+    /// Its algorithm.
+    pub algorithm: WrapAlgorithm,
+}
+
+impl KekDescriptor {
+    /// Builds a descriptor.
+    pub fn new(locator: KekLocator, algorithm: WrapAlgorithm) -> Self {
+        Self { locator, algorithm }
+    }
+}
+
+/// Why a backend call failed. Messages never carry key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The backend holds no KEK under that locator.
+    #[error("KEK {0} not found in the backend")]
+    KeyNotFound(KekLocator),
+    /// The backend answered for another key than the one asked for.
+    #[error("backend answered for KEK {answered}, asked for {asked}")]
+    KeyMismatch {
+        /// The KEK asked for.
+        asked: KekLocator,
+        /// The KEK the backend named.
+        answered: KekLocator,
+    },
+    /// The KEK does not support this algorithm.
+    #[error("KEK {kek} does not support {algorithm}")]
+    UnsupportedAlgorithm {
+        /// The KEK.
+        kek: KekLocator,
+        /// The algorithm.
+        algorithm: WrapAlgorithm,
+    },
+    /// The backend refused the wrapped key: it was tampered with, bound to another
+    /// context, or wrapped under another key. Surfaced by the `Envelope` as the opaque
+    /// [`Error::Crypto`](crate::Error::Crypto).
+    #[error("the backend rejected the wrapped key")]
+    Rejected,
+    /// The backend answered with bytes of the wrong shape.
+    #[error("the backend answered with a malformed {what}")]
+    MalformedResponse {
+        /// What was malformed.
+        what: &'static str,
+    },
+    /// The backend could not be reached or failed; `source` says why.
+    #[error("backend unavailable: {message}")]
+    Unavailable {
+        /// A description (no key material).
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// A holder of KEKs. Object-safe: use it as `Arc<dyn KeyBackend>`.
+#[async_trait]
+pub trait KeyBackend: Send + Sync + fmt::Debug {
+    /// What the backend declares about itself.
+    fn info(&self) -> &BackendInfo;
+
+    /// Wraps `req.dek` under `req.kek`, binding `req.binding` into the wrap.
+    ///
+    /// # Errors
+    /// A [`BackendError`]; never one that carries key material.
+    async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError>;
+
+    /// Unwraps a data key; fails with [`BackendError::Rejected`] when the wrap does not
+    /// verify under `req.kek` and `req.binding`.
+    ///
+    /// # Errors
+    /// A [`BackendError`].
+    async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError>;
+
+    /// Creates a new KEK inside the backend (rotation generates successors this way).
+    ///
+    /// # Errors
+    /// A [`BackendError`], e.g. [`BackendError::UnsupportedAlgorithm`].
+    async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locator_redaction_keeps_last_12_chars() {
+        let full = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd";
+        let l = KekLocator::new(full);
+        assert_eq!(l.redacted(), "…cd-12ab-34cd");
+        assert!(!format!("{l:?}").contains("111122223333"));
+        assert!(!format!("{l}").contains("111122223333"));
+        assert_eq!(KekLocator::new("short").redacted(), "short");
+    }
+
+    #[test]
+    fn trait_is_object_safe() {
+        fn takes(_: &dyn KeyBackend) {}
+        let _ = takes;
+    }
+}

@@ -1,0 +1,197 @@
+//! Errors, grouped by who is at fault.
+//!
+//! | variant | fault |
+//! |---|---|
+//! | [`Error::Malformed`] | the untrusted bytes handed to `open` / `unwrap` |
+//! | [`Error::Misuse`] | the caller's use of the API or configuration (never untrusted bytes) |
+//! | [`Error::Context`] | bytes that parse but belong to another tenant, object or classification |
+//! | [`Error::Policy`] | the classification profile refuses the wrap |
+//! | [`Error::KeyState`] | the KEK is unknown, or its state forbids the operation |
+//! | [`Error::Backend`] | the key backend failed or answered wrongly (source kept) |
+//! | [`Error::Crypto`] | one opaque cryptographic failure: tag, commitment or unwrap |
+//!
+//! No message carries key material.
+
+use crate::backend::BackendError;
+pub use crate::format::FormatError;
+use crate::format::{BackendId, Classification, Family, KekRef, Name, WrapAlgorithm};
+
+/// Everything that can go wrong in kekring.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Untrusted input is malformed.
+    #[error("malformed input: {0}")]
+    Malformed(#[from] FormatError),
+    /// The API was used wrongly; never caused by untrusted bytes.
+    #[error("API misuse: {0}")]
+    Misuse(#[from] MisuseError),
+    /// The input is well formed but does not belong to the caller's context.
+    #[error("context mismatch: {0}")]
+    Context(#[from] ContextError),
+    /// The classification profile refuses the operation.
+    #[error("refused by policy: {0}")]
+    Policy(#[from] PolicyError),
+    /// The KEK is unknown or in a state that forbids the operation.
+    #[error("refused by key state: {0}")]
+    KeyState(#[from] KeyStateError),
+    /// A key backend failed.
+    #[error("backend failure: {0}")]
+    Backend(#[from] BackendError),
+    /// Decryption or unwrapping failed: wrong key, wrong context or tampered bytes. One
+    /// opaque error on purpose, so that failures reveal nothing about why.
+    #[error("decryption failed")]
+    Crypto,
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed")]
+    Rng,
+}
+
+/// The caller used the API wrongly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MisuseError {
+    /// A name, label, object id or associated data was out of bounds.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(FormatError),
+    /// Key bytes of the wrong length.
+    #[error("key must be {expected} bytes")]
+    KeyLength {
+        /// The length required.
+        expected: usize,
+    },
+    /// Degenerate key material (for example all zero bytes).
+    #[error("key material is degenerate")]
+    WeakKey,
+    /// A payload larger than AES-GCM allows in one object.
+    #[error("payload of {len} bytes exceeds the single-object limit")]
+    PayloadTooLarge {
+        /// The payload length.
+        len: usize,
+    },
+    /// A buffer of the wrong size was passed to an in-place call.
+    #[error("buffer is {len} bytes; {expected} were needed")]
+    BufferSize {
+        /// What was passed.
+        len: usize,
+        /// What was needed.
+        expected: usize,
+    },
+    /// No backend of this kind was configured.
+    #[error("no backend configured for {0}")]
+    NoBackend(BackendId),
+    /// Two backends of the same kind were configured.
+    #[error("two backends configured for {0}")]
+    DuplicateBackend(BackendId),
+    /// The same KEK was registered twice.
+    #[error("KEK {0} registered twice")]
+    DuplicateKek(KekRef),
+    /// The backend does not offer the algorithm a KEK was registered with.
+    #[error("backend {backend} does not offer {algorithm}")]
+    AlgorithmNotOffered {
+        /// The backend.
+        backend: BackendId,
+        /// The algorithm.
+        algorithm: WrapAlgorithm,
+    },
+    /// A route names a KEK that was not registered, or mixes tenants.
+    #[error("route for {tenant}/{purpose} is invalid: {reason}")]
+    InvalidRoute {
+        /// The tenant.
+        tenant: Name,
+        /// The purpose.
+        purpose: Name,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+impl From<FormatError> for MisuseError {
+    fn from(e: FormatError) -> Self {
+        MisuseError::InvalidArgument(e)
+    }
+}
+
+/// Well-formed input that belongs to another context.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// The header's classification is not the caller's.
+    #[error("object is classified {found}, context says {expected}")]
+    Classification {
+        /// From the caller's context.
+        expected: Classification,
+        /// From the header.
+        found: Classification,
+    },
+    /// A wrapped copy names a KEK of another tenant.
+    #[error("object names a KEK of tenant {found}, context tenant is {expected}")]
+    Tenant {
+        /// From the caller's context.
+        expected: Name,
+        /// From the header.
+        found: Name,
+    },
+    /// The primary copy names a KEK of another purpose.
+    #[error("object names a KEK for purpose {found}, context purpose is {expected}")]
+    Purpose {
+        /// From the caller's context.
+        expected: Name,
+        /// From the header.
+        found: Name,
+    },
+    /// The header's claim about a KEK (backend, algorithm) disagrees with the
+    /// configured KEK of that name.
+    #[error("header claims {claimed_algorithm} on {claimed_backend} for {kek}, which is not how that KEK is configured")]
+    KekClaim {
+        /// The KEK.
+        kek: KekRef,
+        /// The backend the header claims.
+        claimed_backend: BackendId,
+        /// The algorithm the header claims.
+        claimed_algorithm: WrapAlgorithm,
+    },
+}
+
+/// The classification profile refused a wrap.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The algorithm is not allowed for the classification.
+    #[error("profile {profile:?} does not allow {algorithm} ({family}) for {classification} data")]
+    AlgorithmNotAllowed {
+        /// The profile's name.
+        profile: String,
+        /// The classification.
+        classification: Classification,
+        /// The refused algorithm.
+        algorithm: WrapAlgorithm,
+        /// Its family.
+        family: Family,
+    },
+    /// The profile has no rule for this classification (fail closed).
+    #[error("profile {profile:?} has no rule for {classification} data")]
+    UnknownClassification {
+        /// The profile's name.
+        profile: String,
+        /// The classification.
+        classification: Classification,
+    },
+}
+
+/// The KEK is unknown, or its state forbids the operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStateError {
+    /// No KEK of that reference is configured.
+    #[error("unknown KEK {0}")]
+    UnknownKek(KekRef),
+    /// No KEK is configured to wrap for this tenant and purpose.
+    #[error("no KEK wraps for {tenant}/{purpose}")]
+    NoWrappingKek {
+        /// The tenant.
+        tenant: Name,
+        /// The purpose.
+        purpose: Name,
+    },
+}

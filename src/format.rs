@@ -1,0 +1,94 @@
+//! The versioned binary encodings: the wrapped DEK, the sealed object header and the
+//! binding context. Decoding and encoding sit side by side; decoding never panics,
+//! bounds every length and count, rejects trailing bytes and unknown ids, and is
+//! canonical: for every accepted input `x`, `encode(decode(x)) == x`.
+//!
+//! This module does no I/O and knows nothing of backends, policy or keys. The byte-level
+//! specification is `docs/FORMAT.md`, included below.
+#![doc = include_str!("../docs/FORMAT.md")]
+
+mod binding;
+mod ids;
+pub(crate) mod reader;
+mod sealed;
+mod wrapped;
+
+pub use binding::{BindingContext, MAX_AAD_LEN, MAX_OBJECT_ID_LEN};
+pub use ids::{
+    BackendId, Classification, Family, KekRef, Label, MAX_LABEL_LEN, MAX_NAME_LEN,
+    MAX_OPAQUE_WRAPPED_LEN, Name, Suite, WrapAlgorithm,
+};
+pub use sealed::{
+    COMMITMENT_LEN, NONCE_LEN, SEALED_MAGIC, SealedHeader, SealedObject, TAG_LEN,
+};
+pub use wrapped::{MAX_WRAPS, WRAPPED_DEK_MAGIC, WrappedDek, WrappedEntry};
+
+/// The only format version this crate writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Why untrusted bytes were rejected. Every variant is caused by the input, never by the
+/// caller's use of the API.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The input ended before a field was complete.
+    #[error("input is truncated")]
+    Truncated,
+    /// Bytes remain after a complete structure.
+    #[error("trailing bytes after the end of the structure")]
+    TrailingBytes,
+    /// The input does not start with the expected magic bytes.
+    #[error("bad magic bytes: not a {expected}")]
+    BadMagic {
+        /// What the input was expected to be.
+        expected: &'static str,
+    },
+    /// A format version this crate does not read.
+    #[error("unsupported format version {0}")]
+    UnsupportedVersion(u8),
+    /// Reserved flag bits are set.
+    #[error("unknown flags {0:#04x}")]
+    UnknownFlags(u8),
+    /// A wrap algorithm id this crate does not know.
+    #[error("unknown wrap algorithm id {0:#06x}")]
+    UnknownAlgorithm(u16),
+    /// A backend id this crate does not know.
+    #[error("unknown backend id {0}")]
+    UnknownBackend(u8),
+    /// A payload suite id this crate does not know.
+    #[error("unknown payload suite id {0:#06x}")]
+    UnknownSuite(u16),
+    /// A classification tag this crate does not know.
+    #[error("unknown classification tag {0:#04x}")]
+    UnknownClassification(u8),
+    /// A length outside the bounds of its field.
+    #[error("{field} length {len} outside {min}..={max}")]
+    LengthOutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The length found.
+        len: usize,
+        /// The smallest length allowed.
+        min: usize,
+        /// The largest length allowed.
+        max: usize,
+    },
+    /// A tenant or purpose name that is empty, too long or outside the alphabet.
+    #[error("invalid {field} name")]
+    InvalidName {
+        /// Which name.
+        field: &'static str,
+    },
+    /// A custom classification label that is ill-formed or spells a built-in level.
+    #[error("invalid classification label")]
+    InvalidLabel,
+    /// A KEK version of 0 (versions start at 1).
+    #[error("KEK version 0 is not valid")]
+    ZeroVersion,
+    /// The same KEK appears twice in one wrapped DEK.
+    #[error("the same KEK appears twice in one wrapped DEK")]
+    DuplicateKek,
+    /// A sealed object too short to hold the authentication tag.
+    #[error("sealed payload shorter than its tag")]
+    MissingTag,
+}

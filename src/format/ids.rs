@@ -1,0 +1,593 @@
+//! Frozen identifiers: wrap algorithms, algorithm families, backends, payload suites,
+//! classifications and the names inside a KEK reference.
+//!
+//! Every number here is part of the wire format: it never changes meaning, and a number
+//! not listed is an error when decoding (fail closed). New ids may be added in later
+//! versions of the crate; old readers reject them.
+
+use std::fmt;
+
+use super::FormatError;
+
+/// The family of a wrap algorithm: what the classification profiles reason about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Family {
+    /// A 256-bit symmetric KEK (AES-256 in a KMS, an HSM or locally). Grover's algorithm
+    /// leaves it about 128-bit security against a quantum adversary: quantum-resistant.
+    Symmetric256,
+    /// Classical public-key wraps (RSA-OAEP, elliptic-curve Diffie-Hellman): broken by a
+    /// large quantum computer ("harvest now, decrypt later").
+    ClassicalAsymmetric,
+    /// A post-quantum KEM alone (ML-KEM, FIPS 203).
+    PostQuantum,
+    /// A classical KEM combined with a post-quantum KEM: secure while either one holds.
+    Hybrid,
+}
+
+impl Family {
+    /// Every family, in a stable order.
+    pub const ALL: [Family; 4] = [
+        Family::Symmetric256,
+        Family::ClassicalAsymmetric,
+        Family::PostQuantum,
+        Family::Hybrid,
+    ];
+
+    /// Whether wraps of this family are believed to resist a quantum adversary.
+    pub fn quantum_resistant(self) -> bool {
+        !matches!(self, Family::ClassicalAsymmetric)
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Symmetric256 => "symmetric-256",
+            Family::ClassicalAsymmetric => "classical-asymmetric",
+            Family::PostQuantum => "post-quantum",
+            Family::Hybrid => "hybrid",
+        })
+    }
+}
+
+/// How long an algorithm's `params` and `wrapped` fields must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Lengths {
+    pub(crate) params: (usize, usize),
+    pub(crate) wrapped: (usize, usize),
+}
+
+const fn exact(params: usize, wrapped: usize) -> Lengths {
+    Lengths {
+        params: (params, params),
+        wrapped: (wrapped, wrapped),
+    }
+}
+
+/// Upper bound on an opaque backend ciphertext (an AWS KMS ciphertext blob of a 32-byte
+/// key is about 180 bytes; Vault Transit's `vault:vN:` strings about 90).
+pub const MAX_OPAQUE_WRAPPED_LEN: usize = 4096;
+
+/// A KEK wrap algorithm. The numeric id (see [`WrapAlgorithm::id`]) is frozen.
+///
+/// | id | algorithm | family | `params` | `wrapped` |
+/// |---|---|---|---|---|
+/// | `0x0001` | AES-256 key wrap (RFC 3394), wrapping key derived from the KEK and the binding context by HKDF-SHA-256 | symmetric | 0 | 40 |
+/// | `0x0002` | AES-256 key wrap with padding (RFC 5649), derived as above | symmetric | 0 | 40 |
+/// | `0x0003` | AES-256-GCM, binding context as AAD | symmetric | 12 (nonce) | 48 |
+/// | `0x0004` | AES-256 held by a remote backend, opaque ciphertext (KMS, Transit) | symmetric | 0 | 1..=4096 |
+/// | `0x0010` | RSA-OAEP-SHA-256, 2048-bit (remote backends only) | classical | 0 | 256 |
+/// | `0x0011` | RSA-OAEP-SHA-256, 3072-bit | classical | 0 | 384 |
+/// | `0x0012` | RSA-OAEP-SHA-256, 4096-bit | classical | 0 | 512 |
+/// | `0x0020` | P-256 ECDH-ES, HKDF-SHA-256, AES-256 key wrap | classical | 65 (ephemeral SEC1 point) | 40 |
+/// | `0x0030` | ML-KEM-768, HKDF-SHA-256, AES-256 key wrap | post-quantum | 1088 (KEM ciphertext) | 40 |
+/// | `0x0031` | ML-KEM-1024, HKDF-SHA-256, AES-256 key wrap | post-quantum | 1568 | 40 |
+/// | `0x0040` | hybrid P-256 + ML-KEM-768, HKDF-SHA-256, AES-256 key wrap | hybrid | 1153 (65 + 1088) | 40 |
+/// | `0x0041` | X-Wing (X25519 + ML-KEM-768), AES-256 key wrap | hybrid | 1120 | 40 |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum WrapAlgorithm {
+    /// `0x0001`: RFC 3394 AES-256 key wrap under an HKDF-derived, context-bound key.
+    Aes256Kw,
+    /// `0x0002`: RFC 5649 AES-256 key wrap with padding under an HKDF-derived key.
+    Aes256Kwp,
+    /// `0x0003`: AES-256-GCM with the binding context as AAD and a random nonce.
+    Aes256Gcm,
+    /// `0x0004`: AES-256 inside a remote backend; the ciphertext format is the backend's.
+    Aes256Opaque,
+    /// `0x0010`: RSA-OAEP with SHA-256 and MGF1-SHA-256, 2048-bit modulus.
+    RsaOaepSha256_2048,
+    /// `0x0011`: RSA-OAEP with SHA-256 and MGF1-SHA-256, 3072-bit modulus.
+    RsaOaepSha256_3072,
+    /// `0x0012`: RSA-OAEP with SHA-256 and MGF1-SHA-256, 4096-bit modulus.
+    RsaOaepSha256_4096,
+    /// `0x0020`: ephemeral-static ECDH on P-256, HKDF-SHA-256, AES-256 key wrap.
+    P256EcdhEs,
+    /// `0x0030`: ML-KEM-768 (FIPS 203), HKDF-SHA-256, AES-256 key wrap.
+    MlKem768,
+    /// `0x0031`: ML-KEM-1024 (FIPS 203), HKDF-SHA-256, AES-256 key wrap.
+    MlKem1024,
+    /// `0x0040`: P-256 ECDH combined with ML-KEM-768, HKDF-SHA-256, AES-256 key wrap.
+    HybridP256MlKem768,
+    /// `0x0041`: X-Wing (X25519 + ML-KEM-768), AES-256 key wrap.
+    XWing,
+}
+
+impl WrapAlgorithm {
+    /// Every assigned algorithm, in id order.
+    pub const ALL: [WrapAlgorithm; 12] = [
+        WrapAlgorithm::Aes256Kw,
+        WrapAlgorithm::Aes256Kwp,
+        WrapAlgorithm::Aes256Gcm,
+        WrapAlgorithm::Aes256Opaque,
+        WrapAlgorithm::RsaOaepSha256_2048,
+        WrapAlgorithm::RsaOaepSha256_3072,
+        WrapAlgorithm::RsaOaepSha256_4096,
+        WrapAlgorithm::P256EcdhEs,
+        WrapAlgorithm::MlKem768,
+        WrapAlgorithm::MlKem1024,
+        WrapAlgorithm::HybridP256MlKem768,
+        WrapAlgorithm::XWing,
+    ];
+
+    /// The frozen wire id.
+    pub const fn id(self) -> u16 {
+        match self {
+            WrapAlgorithm::Aes256Kw => 0x0001,
+            WrapAlgorithm::Aes256Kwp => 0x0002,
+            WrapAlgorithm::Aes256Gcm => 0x0003,
+            WrapAlgorithm::Aes256Opaque => 0x0004,
+            WrapAlgorithm::RsaOaepSha256_2048 => 0x0010,
+            WrapAlgorithm::RsaOaepSha256_3072 => 0x0011,
+            WrapAlgorithm::RsaOaepSha256_4096 => 0x0012,
+            WrapAlgorithm::P256EcdhEs => 0x0020,
+            WrapAlgorithm::MlKem768 => 0x0030,
+            WrapAlgorithm::MlKem1024 => 0x0031,
+            WrapAlgorithm::HybridP256MlKem768 => 0x0040,
+            WrapAlgorithm::XWing => 0x0041,
+        }
+    }
+
+    /// The algorithm with wire id `id`.
+    ///
+    /// # Errors
+    /// [`FormatError::UnknownAlgorithm`] for an id this version does not know.
+    pub fn from_id(id: u16) -> Result<Self, FormatError> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.id() == id)
+            .ok_or(FormatError::UnknownAlgorithm(id))
+    }
+
+    /// The family the classification profiles see.
+    pub const fn family(self) -> Family {
+        match self {
+            WrapAlgorithm::Aes256Kw
+            | WrapAlgorithm::Aes256Kwp
+            | WrapAlgorithm::Aes256Gcm
+            | WrapAlgorithm::Aes256Opaque => Family::Symmetric256,
+            WrapAlgorithm::RsaOaepSha256_2048
+            | WrapAlgorithm::RsaOaepSha256_3072
+            | WrapAlgorithm::RsaOaepSha256_4096
+            | WrapAlgorithm::P256EcdhEs => Family::ClassicalAsymmetric,
+            WrapAlgorithm::MlKem768 | WrapAlgorithm::MlKem1024 => Family::PostQuantum,
+            WrapAlgorithm::HybridP256MlKem768 | WrapAlgorithm::XWing => Family::Hybrid,
+        }
+    }
+
+    /// A stable lowercase name, e.g. `aes256-kw`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WrapAlgorithm::Aes256Kw => "aes256-kw",
+            WrapAlgorithm::Aes256Kwp => "aes256-kwp",
+            WrapAlgorithm::Aes256Gcm => "aes256-gcm",
+            WrapAlgorithm::Aes256Opaque => "aes256-opaque",
+            WrapAlgorithm::RsaOaepSha256_2048 => "rsa2048-oaep-sha256",
+            WrapAlgorithm::RsaOaepSha256_3072 => "rsa3072-oaep-sha256",
+            WrapAlgorithm::RsaOaepSha256_4096 => "rsa4096-oaep-sha256",
+            WrapAlgorithm::P256EcdhEs => "p256-ecdh-es",
+            WrapAlgorithm::MlKem768 => "ml-kem-768",
+            WrapAlgorithm::MlKem1024 => "ml-kem-1024",
+            WrapAlgorithm::HybridP256MlKem768 => "p256-ml-kem-768",
+            WrapAlgorithm::XWing => "x-wing",
+        }
+    }
+
+    pub(crate) const fn lengths(self) -> Lengths {
+        match self {
+            WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp => exact(0, 40),
+            WrapAlgorithm::Aes256Gcm => exact(12, 48),
+            WrapAlgorithm::Aes256Opaque => Lengths {
+                params: (0, 0),
+                wrapped: (1, MAX_OPAQUE_WRAPPED_LEN),
+            },
+            WrapAlgorithm::RsaOaepSha256_2048 => exact(0, 256),
+            WrapAlgorithm::RsaOaepSha256_3072 => exact(0, 384),
+            WrapAlgorithm::RsaOaepSha256_4096 => exact(0, 512),
+            WrapAlgorithm::P256EcdhEs => exact(65, 40),
+            WrapAlgorithm::MlKem768 => exact(1088, 40),
+            WrapAlgorithm::MlKem1024 => exact(1568, 40),
+            WrapAlgorithm::HybridP256MlKem768 => exact(65 + 1088, 40),
+            WrapAlgorithm::XWing => exact(1120, 40),
+        }
+    }
+}
+
+impl fmt::Display for WrapAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which kind of backend holds a KEK. The numeric id is frozen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum BackendId {
+    /// `1`: the embedded local software backend.
+    Local,
+    /// `2`: AWS KMS.
+    AwsKms,
+    /// `3`: Google Cloud KMS.
+    GcpKms,
+    /// `4`: Azure Key Vault.
+    AzureKeyVault,
+    /// `5`: HashiCorp Vault / OpenBao Transit.
+    VaultTransit,
+    /// `6`: a PKCS#11 token (HSM).
+    Pkcs11,
+}
+
+impl BackendId {
+    /// Every assigned backend id.
+    pub const ALL: [BackendId; 6] = [
+        BackendId::Local,
+        BackendId::AwsKms,
+        BackendId::GcpKms,
+        BackendId::AzureKeyVault,
+        BackendId::VaultTransit,
+        BackendId::Pkcs11,
+    ];
+
+    /// The frozen wire id.
+    pub const fn id(self) -> u8 {
+        match self {
+            BackendId::Local => 1,
+            BackendId::AwsKms => 2,
+            BackendId::GcpKms => 3,
+            BackendId::AzureKeyVault => 4,
+            BackendId::VaultTransit => 5,
+            BackendId::Pkcs11 => 6,
+        }
+    }
+
+    /// The backend with wire id `id`.
+    ///
+    /// # Errors
+    /// [`FormatError::UnknownBackend`] for an id this version does not know.
+    pub fn from_id(id: u8) -> Result<Self, FormatError> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.id() == id)
+            .ok_or(FormatError::UnknownBackend(id))
+    }
+
+    /// A stable lowercase name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BackendId::Local => "local",
+            BackendId::AwsKms => "aws-kms",
+            BackendId::GcpKms => "gcp-kms",
+            BackendId::AzureKeyVault => "azure-key-vault",
+            BackendId::VaultTransit => "vault-transit",
+            BackendId::Pkcs11 => "pkcs11",
+        }
+    }
+}
+
+impl fmt::Display for BackendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The payload suite of a sealed object. The numeric id is frozen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Suite {
+    /// `0x0001`: whole-object AES-256-GCM; payload key and key commitment derived from the
+    /// DEK and the nonce with HKDF-SHA-256.
+    Aes256GcmHkdfSha256Commit,
+}
+
+impl Suite {
+    /// The frozen wire id.
+    pub const fn id(self) -> u16 {
+        match self {
+            Suite::Aes256GcmHkdfSha256Commit => 0x0001,
+        }
+    }
+
+    /// The suite with wire id `id`.
+    ///
+    /// # Errors
+    /// [`FormatError::UnknownSuite`] for an id this version does not know.
+    pub fn from_id(id: u16) -> Result<Self, FormatError> {
+        match id {
+            0x0001 => Ok(Suite::Aes256GcmHkdfSha256Commit),
+            other => Err(FormatError::UnknownSuite(other)),
+        }
+    }
+}
+
+/// Longest tenant or purpose name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest custom classification label, in bytes.
+pub const MAX_LABEL_LEN: usize = 32;
+
+/// A validated tenant or purpose name: 1 to 64 bytes of `A-Z a-z 0-9 . _ - :`.
+///
+/// The restricted alphabet keeps names printable in audit trails, file names and KMS
+/// encryption contexts, and makes their encoding unambiguous.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(String);
+
+impl Name {
+    /// Validates `s` as a tenant or purpose name.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidName`] if `s` is empty, longer than 64 bytes, or holds a
+    /// character outside the alphabet.
+    pub fn new(field: &'static str, s: &str) -> Result<Self, FormatError> {
+        Self::from_bytes(field, s.as_bytes())
+    }
+
+    pub(crate) fn from_bytes(field: &'static str, b: &[u8]) -> Result<Self, FormatError> {
+        let ok = !b.is_empty()
+            && b.len() <= MAX_NAME_LEN
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':'));
+        if !ok {
+            return Err(FormatError::InvalidName { field });
+        }
+        // The alphabet is ASCII, so this cannot fail; map it anyway rather than unwrap.
+        let s = std::str::from_utf8(b).map_err(|_| FormatError::InvalidName { field })?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A data classification. Built-in levels have frozen ids; custom labels are carried as
+/// text (tag `0x80`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Classification {
+    /// `0x01`: may be published.
+    Public,
+    /// `0x02`: internal to the organisation.
+    Internal,
+    /// `0x03`: confidential (customer data).
+    Confidential,
+    /// `0x04`: restricted (the most sensitive class; long-lived secrets).
+    Restricted,
+    /// `0x80`: an organisation-specific label; profiles must name it explicitly.
+    Custom(Label),
+}
+
+impl Classification {
+    /// A custom classification.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidLabel`] for an empty, over-long or ill-formed label, or one
+    /// that spells a built-in level (compared without case).
+    pub fn custom(label: &str) -> Result<Self, FormatError> {
+        Ok(Classification::Custom(Label::new(label)?))
+    }
+
+    /// The label as text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Classification::Public => "public",
+            Classification::Internal => "internal",
+            Classification::Confidential => "confidential",
+            Classification::Restricted => "restricted",
+            Classification::Custom(l) => l.as_str(),
+        }
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Classification::Public => out.push(0x01),
+            Classification::Internal => out.push(0x02),
+            Classification::Confidential => out.push(0x03),
+            Classification::Restricted => out.push(0x04),
+            Classification::Custom(l) => {
+                out.push(0x80);
+                super::reader::put_vec_u8(out, l.0.as_bytes());
+            }
+        }
+    }
+
+    pub(crate) fn decode(r: &mut super::reader::Reader<'_>) -> Result<Self, FormatError> {
+        match r.u8()? {
+            0x01 => Ok(Classification::Public),
+            0x02 => Ok(Classification::Internal),
+            0x03 => Ok(Classification::Confidential),
+            0x04 => Ok(Classification::Restricted),
+            0x80 => {
+                let b = r.vec_u8("classification label", 1, MAX_LABEL_LEN)?;
+                Ok(Classification::Custom(Label::from_bytes(b)?))
+            }
+            other => Err(FormatError::UnknownClassification(other)),
+        }
+    }
+}
+
+impl fmt::Display for Classification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated custom classification label: 1 to 32 bytes of `A-Z a-z 0-9 . _ -`,
+/// never equal (ignoring case) to a built-in level.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label(String);
+
+impl Label {
+    /// Validates a custom label.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidLabel`] as for [`Classification::custom`].
+    pub fn new(s: &str) -> Result<Self, FormatError> {
+        Self::from_bytes(s.as_bytes())
+    }
+
+    fn from_bytes(b: &[u8]) -> Result<Self, FormatError> {
+        let well_formed = !b.is_empty()
+            && b.len() <= MAX_LABEL_LEN
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+        let builtin = ["public", "internal", "confidential", "restricted"]
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(b));
+        if !well_formed || builtin {
+            return Err(FormatError::InvalidLabel);
+        }
+        let s = std::str::from_utf8(b).map_err(|_| FormatError::InvalidLabel)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The label as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Names a KEK: tenant, purpose and version. Metadata only: `open` checks it against the
+/// caller's context and the configured keys; it never authorises anything by itself.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KekRef {
+    tenant: Name,
+    purpose: Name,
+    version: u32,
+}
+
+impl KekRef {
+    /// A reference to version `version` (at least 1) of the KEK for `tenant` and `purpose`.
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidName`] for an ill-formed name, [`FormatError::ZeroVersion`]
+    /// for version 0.
+    pub fn new(tenant: &str, purpose: &str, version: u32) -> Result<Self, FormatError> {
+        Self::from_parts(Name::new("tenant", tenant)?, Name::new("purpose", purpose)?, version)
+    }
+
+    /// Builds a reference from validated names.
+    ///
+    /// # Errors
+    /// [`FormatError::ZeroVersion`] for version 0.
+    pub fn from_parts(tenant: Name, purpose: Name, version: u32) -> Result<Self, FormatError> {
+        if version == 0 {
+            return Err(FormatError::ZeroVersion);
+        }
+        Ok(Self {
+            tenant,
+            purpose,
+            version,
+        })
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &Name {
+        &self.tenant
+    }
+
+    /// The purpose.
+    pub fn purpose(&self) -> &Name {
+        &self.purpose
+    }
+
+    /// The version (1 and up).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        super::reader::put_vec_u8(out, self.tenant.0.as_bytes());
+        super::reader::put_vec_u8(out, self.purpose.0.as_bytes());
+        out.extend_from_slice(&self.version.to_be_bytes());
+    }
+
+    pub(crate) fn decode(r: &mut super::reader::Reader<'_>) -> Result<Self, FormatError> {
+        let tenant = Name::from_bytes("tenant", r.vec_u8("tenant", 1, MAX_NAME_LEN)?)?;
+        let purpose = Name::from_bytes("purpose", r.vec_u8("purpose", 1, MAX_NAME_LEN)?)?;
+        Self::from_parts(tenant, purpose, r.u32()?)
+    }
+}
+
+impl fmt::Display for KekRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/v{}", self.tenant, self.purpose, self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for a in WrapAlgorithm::ALL {
+            assert_eq!(WrapAlgorithm::from_id(a.id()), Ok(a));
+            assert!(seen.insert(a.id()), "duplicate id {:#06x}", a.id());
+        }
+        for b in BackendId::ALL {
+            assert_eq!(BackendId::from_id(b.id()), Ok(b));
+        }
+        assert_eq!(WrapAlgorithm::from_id(0), Err(FormatError::UnknownAlgorithm(0)));
+        assert_eq!(BackendId::from_id(0), Err(FormatError::UnknownBackend(0)));
+        assert_eq!(Suite::from_id(2), Err(FormatError::UnknownSuite(2)));
+    }
+
+    #[test]
+    fn frozen_ids_never_change() {
+        // The wire meaning of these numbers is fixed forever.
+        assert_eq!(WrapAlgorithm::Aes256Kw.id(), 0x0001);
+        assert_eq!(WrapAlgorithm::MlKem768.id(), 0x0030);
+        assert_eq!(WrapAlgorithm::HybridP256MlKem768.id(), 0x0040);
+        assert_eq!(BackendId::Pkcs11.id(), 6);
+        assert_eq!(Suite::Aes256GcmHkdfSha256Commit.id(), 1);
+    }
+
+    #[test]
+    fn names_and_labels_are_validated() {
+        assert!(Name::new("tenant", "acme-corp_1.eu:prod").is_ok());
+        assert!(Name::new("tenant", "").is_err());
+        assert!(Name::new("tenant", "a b").is_err());
+        assert!(Name::new("tenant", "é").is_err());
+        assert!(Name::new("tenant", &"a".repeat(65)).is_err());
+        assert!(Classification::custom("pci").is_ok());
+        assert!(Classification::custom("Restricted").is_err());
+        assert!(Classification::custom("PUBLIC").is_err());
+        assert!(Classification::custom("a/b").is_err());
+        assert_eq!(KekRef::new("a", "b", 0), Err(FormatError::ZeroVersion));
+    }
+}

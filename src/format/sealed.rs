@@ -1,0 +1,181 @@
+//! The sealed object: a header followed by the AES-256-GCM payload.
+
+use super::ids::Suite;
+use super::reader::{Reader, put_vec_u16};
+use super::wrapped::WrappedDek;
+use super::{FORMAT_VERSION, FormatError};
+
+/// Magic bytes that open every sealed object: `KRSO`.
+pub const SEALED_MAGIC: [u8; 4] = *b"KRSO";
+/// Length of the payload nonce.
+pub const NONCE_LEN: usize = 12;
+/// Length of the key commitment.
+pub const COMMITMENT_LEN: usize = 32;
+/// Length of the AES-GCM authentication tag.
+pub const TAG_LEN: usize = 16;
+
+/// The header of a sealed object.
+///
+/// ```text
+/// magic "KRSO" | version u8 = 1 | suite u16 | flags u8 = 0
+/// | wrapped DEK length u16 | wrapped DEK | nonce [12] | commitment [32]
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedHeader {
+    suite: Suite,
+    wrapped_dek: WrappedDek,
+    nonce: [u8; NONCE_LEN],
+    commitment: [u8; COMMITMENT_LEN],
+}
+
+impl SealedHeader {
+    /// Builds a header.
+    pub fn new(
+        suite: Suite,
+        wrapped_dek: WrappedDek,
+        nonce: [u8; NONCE_LEN],
+        commitment: [u8; COMMITMENT_LEN],
+    ) -> Self {
+        Self {
+            suite,
+            wrapped_dek,
+            nonce,
+            commitment,
+        }
+    }
+
+    /// The payload suite.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// The wrapped DEK.
+    pub fn wrapped_dek(&self) -> &WrappedDek {
+        &self.wrapped_dek
+    }
+
+    /// The payload nonce.
+    pub fn nonce(&self) -> &[u8; NONCE_LEN] {
+        &self.nonce
+    }
+
+    /// The key commitment.
+    pub fn commitment(&self) -> &[u8; COMMITMENT_LEN] {
+        &self.commitment
+    }
+
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.wrapped_dek.encoded_len_hint() + 64);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the canonical encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&SEALED_MAGIC);
+        out.push(FORMAT_VERSION);
+        out.extend_from_slice(&self.suite.id().to_be_bytes());
+        out.push(0);
+        let wrapped = self.wrapped_dek.encode();
+        put_vec_u16(out, &wrapped);
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.commitment);
+    }
+
+    /// Parses the header at the start of `bytes`; returns it with its encoded length.
+    /// What follows the header is not looked at.
+    ///
+    /// # Errors
+    /// A [`FormatError`] naming the first defect found.
+    pub fn decode_prefix(bytes: &[u8]) -> Result<(Self, usize), FormatError> {
+        let mut r = Reader::new(bytes);
+        if r.array::<4>()? != SEALED_MAGIC {
+            return Err(FormatError::BadMagic {
+                expected: "sealed object",
+            });
+        }
+        let version = r.u8()?;
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion(version));
+        }
+        let suite = Suite::from_id(r.u16()?)?;
+        let flags = r.u8()?;
+        if flags != 0 {
+            return Err(FormatError::UnknownFlags(flags));
+        }
+        let wrapped_bytes = r.vec_u16("wrapped DEK", 1, usize::from(u16::MAX))?;
+        let mut sub = Reader::new(wrapped_bytes);
+        let wrapped_dek = WrappedDek::decode_from(&mut sub)?;
+        sub.finish()?;
+        let nonce = r.array::<NONCE_LEN>()?;
+        let commitment = r.array::<COMMITMENT_LEN>()?;
+        let len = r.consumed(bytes.len());
+        Ok((
+            Self {
+                suite,
+                wrapped_dek,
+                nonce,
+                commitment,
+            },
+            len,
+        ))
+    }
+}
+
+/// A parsed sealed object borrowing its bytes: header, ciphertext and tag.
+#[derive(Debug)]
+pub struct SealedObject<'a> {
+    header: SealedHeader,
+    header_bytes: &'a [u8],
+    ciphertext: &'a [u8],
+    tag: [u8; TAG_LEN],
+}
+
+impl<'a> SealedObject<'a> {
+    /// Splits a complete sealed object. Every byte after the header is payload: the
+    /// ciphertext, then the 16-byte tag.
+    ///
+    /// # Errors
+    /// A [`FormatError`] from the header, or [`FormatError::MissingTag`].
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, FormatError> {
+        let (header, header_len) = SealedHeader::decode_prefix(bytes)?;
+        let mut r = Reader::new(bytes);
+        let header_bytes = r.take(header_len)?;
+        let payload = r.rest();
+        let ct_len = payload
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(FormatError::MissingTag)?;
+        let mut p = Reader::new(payload);
+        let ciphertext = p.take(ct_len)?;
+        let tag = p.array::<TAG_LEN>()?;
+        p.finish()?;
+        Ok(Self {
+            header,
+            header_bytes,
+            ciphertext,
+            tag,
+        })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &SealedHeader {
+        &self.header
+    }
+
+    /// The header exactly as encoded (authenticated as AAD).
+    pub fn header_bytes(&self) -> &'a [u8] {
+        self.header_bytes
+    }
+
+    /// The payload ciphertext (without the tag).
+    pub fn ciphertext(&self) -> &'a [u8] {
+        self.ciphertext
+    }
+
+    /// The authentication tag.
+    pub fn tag(&self) -> &[u8; TAG_LEN] {
+        &self.tag
+    }
+}

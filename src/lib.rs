@@ -1,0 +1,38 @@
+#![cfg_attr(feature = "local", doc = include_str!("../README.md"))]
+#![cfg_attr(not(feature = "local"), doc = "kekring: envelope encryption. See README.md.")]
+//!
+//! # Crate map
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`format`] | the versioned binary encodings and their byte-level spec |
+//! | [`secret`] | [`DataKey`] and symmetric key material |
+//! | [`backend`] | the [`KeyBackend`] trait and what a backend declares about itself |
+//! | [`providers`] | one backend per file, each behind a feature |
+//! | [`policy`] | classification [`Profile`]s |
+//! | [`envelope`] | [`Envelope`]: seal / open, generate / unwrap data keys |
+//! | [`threat_model`] | what kekring defends against, and what it does not |
+
+pub mod backend;
+mod context;
+pub(crate) mod crypto;
+pub mod envelope;
+mod error;
+pub mod format;
+mod payload;
+pub mod policy;
+pub mod providers;
+pub mod secret;
+pub mod threat_model;
+
+pub use backend::{BackendError, BackendInfo, FipsStatus, KekLocator, KeyBackend};
+pub use context::Context;
+pub use envelope::{Envelope, EnvelopeBuilder, GeneratedDataKey, KekBinding, Route, SealedParts};
+pub use error::{ContextError, Error, FormatError, KeyStateError, MisuseError, PolicyError};
+pub use format::{BackendId, Classification, Family, KekRef, Name, WrapAlgorithm};
+pub use payload::MAX_PAYLOAD_LEN;
+pub use policy::Profile;
+pub use secret::DataKey;
+
+#[cfg(feature = "local")]
+pub use providers::local::LocalBackend;

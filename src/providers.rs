@@ -1,0 +1,8 @@
+//! Key backends, one file each, each behind its own cargo feature.
+//!
+//! | module | feature | KEKs |
+//! |---|---|---|
+//! | [`local`] | `local` (default) | software AES-256 KEKs in process memory |
+
+#[cfg(feature = "local")]
+pub mod local;

@@ -1,0 +1,20 @@
+//! The threat model, in a few lines.
+//!
+//! **Protected.** The confidentiality and integrity of each object against anyone who
+//! can read or modify stored blobs but cannot use the KEK: the payload is AES-256-GCM
+//! under a fresh per-object DEK, and the DEK is only stored wrapped. Blobs cannot be
+//! moved between tenants, objects or classifications: the caller's context is bound into
+//! every wrap and authenticated with the payload, and header claims about KEKs are
+//! checked against the caller's context and configured keys (never trusted). A ciphertext
+//! opens under exactly one DEK (key commitment). Profiles keep data of a classification
+//! from being wrapped under algorithms it does not allow, such as classical RSA or ECDH
+//! for data that must survive a quantum adversary.
+//!
+//! **Not protected.** A compromised process that holds a DEK or can call the backend; a
+//! KEK backend that is itself compromised; traffic analysis (object sizes are visible);
+//! rollback of a whole object to an older valid version of itself (bind a version into the
+//! associated data to detect it); denial of service by deleting blobs.
+//!
+//! **Side channels.** The RustCrypto AES and GHASH implementations are constant-time on
+//! CPUs with AES-NI and CLMUL (runtime-detected) and use bitsliced software otherwise;
+//! commitment comparison is constant-time (`subtle`).

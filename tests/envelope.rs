@@ -1,0 +1,513 @@
+//! End-to-end properties of `Envelope` with the local backend: round trips, binding to
+//! tenant / object / classification, profile enforcement before any backend call, fail
+//! closed on bad input and on lying backends.
+#![cfg(feature = "local")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use kekring::backend::{
+    BackendError, BackendInfo, KekDescriptor, KekSpec, UnwrapRequest, UnwrapResponse,
+    WrapRequest, WrapResponse,
+};
+use kekring::format::{SealedHeader, WrappedDek};
+use kekring::{
+    BackendId, Classification, Context, ContextError, Envelope, Error, KekBinding, KekLocator,
+    KekRef, KeyBackend, KeyStateError, LocalBackend, PolicyError, Route, WrapAlgorithm,
+};
+
+const LOCAL_ALGS: [WrapAlgorithm; 3] = [
+    WrapAlgorithm::Aes256Kw,
+    WrapAlgorithm::Aes256Kwp,
+    WrapAlgorithm::Aes256Gcm,
+];
+
+fn kref(t: &str, p: &str, v: u32) -> KekRef {
+    KekRef::new(t, p, v).unwrap()
+}
+
+/// An envelope with one local KEK of `alg` for each of tenants `acme` and `globex`
+/// (purpose `docs`).
+fn envelope(alg: WrapAlgorithm) -> (Envelope, Arc<LocalBackend>) {
+    let local = Arc::new(LocalBackend::new());
+    let mut b = Envelope::builder().backend(local.clone());
+    for t in ["acme", "globex"] {
+        let loc = local.generate_aes256(format!("{t}-docs-1"), alg).unwrap();
+        let r = kref(t, "docs", 1);
+        b = b
+            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+            .route(Route::new(r));
+    }
+    (b.build().unwrap(), local)
+}
+
+fn ctx(tenant: &str, object: &str, class: Classification) -> Context {
+    Context::new(tenant, "docs", object, class).unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_every_size_and_algorithm() {
+    for alg in LOCAL_ALGS {
+        let (env, _) = envelope(alg);
+        for size in [0usize, 1, 1024, 1 << 20] {
+            let pt: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let c = ctx("acme", "obj-1", Classification::Confidential)
+                .with_aad(b"v=3")
+                .unwrap();
+            let sealed = env.seal(&c, &pt).await.unwrap();
+            if size >= 16 {
+                assert!(!sealed.windows(16).any(|w| w == &pt[..16]), "plaintext visible");
+            }
+            assert_eq!(env.open(&c, &sealed).await.unwrap(), pt, "{alg} {size}");
+
+            let mut buf = pt.clone();
+            let parts = env.seal_in_place(&c, &mut buf).await.unwrap();
+            let mut joined = [parts.header.clone(), buf.clone(), parts.tag.to_vec()].concat();
+            assert_eq!(env.open(&c, &joined).await.unwrap(), pt);
+            let opened = env.open_in_place(&c, &mut joined).await.unwrap();
+            assert_eq!(opened, &pt[..]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_seal_uses_a_fresh_dek_and_nonce() {
+    let (env, _) = envelope(WrapAlgorithm::Aes256Kw);
+    let c = ctx("acme", "o", Classification::Internal);
+    let a = env.seal(&c, b"same").await.unwrap();
+    let b = env.seal(&c, b"same").await.unwrap();
+    let ha = SealedHeader::decode_prefix(&a).unwrap().0;
+    let hb = SealedHeader::decode_prefix(&b).unwrap().0;
+    assert_ne!(ha.commitment(), hb.commitment());
+    assert_ne!(ha.nonce(), hb.nonce());
+    assert_ne!(
+        ha.wrapped_dek().entries()[0].wrapped(),
+        hb.wrapped_dek().entries()[0].wrapped()
+    );
+    let g1 = env.generate_data_key(&c).await.unwrap();
+    let g2 = env.generate_data_key(&c).await.unwrap();
+    assert_ne!(g1.key.expose_secret(), g2.key.expose_secret());
+}
+
+#[tokio::test]
+async fn generate_and_unwrap_data_key() {
+    for alg in LOCAL_ALGS {
+        let (env, _) = envelope(alg);
+        let c = ctx("acme", "row-7", Classification::Restricted);
+        let g = env.generate_data_key(&c).await.unwrap();
+        let k = env.unwrap_data_key(&c, &g.wrapped).await.unwrap();
+        assert_eq!(k.expose_secret(), g.key.expose_secret());
+        // Moved to another row, tenant or classification: refused.
+        let other_row = ctx("acme", "row-8", Classification::Restricted);
+        assert!(matches!(
+            env.unwrap_data_key(&other_row, &g.wrapped).await,
+            Err(Error::Crypto)
+        ));
+        let other_tenant = ctx("globex", "row-7", Classification::Restricted);
+        assert!(matches!(
+            env.unwrap_data_key(&other_tenant, &g.wrapped).await,
+            Err(Error::Context(ContextError::Tenant { .. }))
+        ));
+        let other_class = ctx("acme", "row-7", Classification::Confidential);
+        assert!(matches!(
+            env.unwrap_data_key(&other_class, &g.wrapped).await,
+            Err(Error::Context(ContextError::Classification { .. }))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn flipping_any_bit_is_rejected() {
+    for alg in LOCAL_ALGS {
+        let (env, _) = envelope(alg);
+        let c = ctx("acme", "o", Classification::Confidential);
+        let pt = b"seventeen bytes!!";
+        let sealed = env.seal(&c, pt).await.unwrap();
+        for i in 0..sealed.len() * 8 {
+            let mut m = sealed.clone();
+            m[i / 8] ^= 1 << (i % 8);
+            match env.open(&c, &m).await {
+                Ok(p) => panic!("{alg}: bit {i} flipped and open returned {} bytes", p.len()),
+                Err(_) => {}
+            }
+            let mut m2 = m.clone();
+            assert!(env.open_in_place(&c, &mut m2).await.is_err());
+            assert_eq!(m2, m, "a failed open_in_place must leave the buffer unchanged");
+        }
+        let g = env.generate_data_key(&c).await.unwrap();
+        for i in 0..g.wrapped.len() * 8 {
+            let mut m = g.wrapped.clone();
+            m[i / 8] ^= 1 << (i % 8);
+            assert!(env.unwrap_data_key(&c, &m).await.is_err(), "{alg}: bit {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn truncation_and_extension_are_rejected() {
+    let (env, _) = envelope(WrapAlgorithm::Aes256Gcm);
+    let c = ctx("acme", "o", Classification::Public);
+    let sealed = env.seal(&c, b"hello world").await.unwrap();
+    for n in 0..sealed.len() {
+        assert!(env.open(&c, &sealed[..n]).await.is_err(), "prefix {n}");
+    }
+    let mut longer = sealed.clone();
+    longer.push(0);
+    assert!(env.open(&c, &longer).await.is_err());
+}
+
+#[tokio::test]
+async fn blobs_do_not_move_between_tenants_objects_or_classes() {
+    let (env, _) = envelope(WrapAlgorithm::Aes256Kw);
+    let a = ctx("acme", "invoice-1", Classification::Confidential);
+    let sealed = env.seal(&a, b"acme's secret").await.unwrap();
+
+    // Tenant B's context: refused, whatever the header says.
+    let b = ctx("globex", "invoice-1", Classification::Confidential);
+    assert!(matches!(
+        env.open(&b, &sealed).await,
+        Err(Error::Context(ContextError::Tenant { .. }))
+    ));
+
+    // Rewrite the header to claim tenant B's KEK: the wrap was not made under it and
+    // was bound to tenant A's context.
+    let obj = kekring::format::SealedObject::decode(&sealed).unwrap();
+    let h = obj.header();
+    let e = &h.wrapped_dek().entries()[0];
+    let forged_entry = kekring::format::WrappedEntry::new(
+        e.algorithm(),
+        e.backend(),
+        kref("globex", "docs", 1),
+        e.params().to_vec(),
+        e.wrapped().to_vec(),
+    )
+    .unwrap();
+    let forged_dek = WrappedDek::new(h.wrapped_dek().classification().clone(), vec![forged_entry]).unwrap();
+    let forged_header = SealedHeader::new(h.suite(), forged_dek, *h.nonce(), *h.commitment()).encode();
+    let forged = [forged_header, obj.ciphertext().to_vec(), obj.tag().to_vec()].concat();
+    assert!(matches!(env.open(&b, &forged).await, Err(Error::Crypto)));
+    assert!(matches!(
+        env.open(&a, &forged).await,
+        Err(Error::Context(ContextError::Tenant { .. }))
+    ));
+
+    // Another object id of the same tenant.
+    let other = ctx("acme", "invoice-2", Classification::Confidential);
+    assert!(matches!(env.open(&other, &sealed).await, Err(Error::Crypto)));
+
+    // Different associated data.
+    let aad = a.clone().with_aad(b"x").unwrap();
+    assert!(matches!(env.open(&aad, &sealed).await, Err(Error::Crypto)));
+
+    // Relabel: rewrite the classification in the header to Internal and open as Internal.
+    let relabelled_dek = WrappedDek::new(Classification::Internal, h.wrapped_dek().entries().to_vec()).unwrap();
+    let relabelled_header =
+        SealedHeader::new(h.suite(), relabelled_dek, *h.nonce(), *h.commitment()).encode();
+    let relabelled = [relabelled_header, obj.ciphertext().to_vec(), obj.tag().to_vec()].concat();
+    let internal = ctx("acme", "invoice-1", Classification::Internal);
+    assert!(matches!(env.open(&internal, &relabelled).await, Err(Error::Crypto)));
+    assert!(matches!(
+        env.open(&internal, &sealed).await,
+        Err(Error::Context(ContextError::Classification { .. }))
+    ));
+
+    // Still opens under its own context.
+    assert_eq!(env.open(&a, &sealed).await.unwrap(), b"acme's secret");
+}
+
+#[tokio::test]
+async fn header_claims_are_checked_against_configuration() {
+    let (env, local) = envelope(WrapAlgorithm::Aes256Kw);
+    let c = ctx("acme", "o", Classification::Internal);
+    let sealed = env.seal(&c, b"x").await.unwrap();
+    let obj = kekring::format::SealedObject::decode(&sealed).unwrap();
+    let h = obj.header();
+    let e = &h.wrapped_dek().entries()[0];
+    let rebuild = |entry| {
+        let dek = WrappedDek::new(Classification::Internal, vec![entry]).unwrap();
+        let hdr = SealedHeader::new(h.suite(), dek, *h.nonce(), *h.commitment()).encode();
+        [hdr, obj.ciphertext().to_vec(), obj.tag().to_vec()].concat()
+    };
+    // A version nobody configured.
+    let unknown = kekring::format::WrappedEntry::new(
+        e.algorithm(),
+        e.backend(),
+        kref("acme", "docs", 9),
+        vec![],
+        e.wrapped().to_vec(),
+    )
+    .unwrap();
+    assert!(matches!(
+        env.open(&c, &rebuild(unknown)).await,
+        Err(Error::KeyState(KeyStateError::UnknownKek(_)))
+    ));
+    // The right KEK name, but a claimed algorithm it is not configured with.
+    let wrong_alg = kekring::format::WrappedEntry::new(
+        WrapAlgorithm::Aes256Kwp,
+        e.backend(),
+        e.kek().clone(),
+        vec![],
+        e.wrapped().to_vec(),
+    )
+    .unwrap();
+    assert!(matches!(
+        env.open(&c, &rebuild(wrong_alg)).await,
+        Err(Error::Context(ContextError::KekClaim { .. }))
+    ));
+    // Another purpose of the same tenant.
+    let p = Context::new("acme", "billing", "o", Classification::Internal).unwrap();
+    assert!(matches!(
+        env.open(&p, &sealed).await,
+        Err(Error::Context(ContextError::Purpose { .. }))
+    ));
+    // Sealing for a purpose without a route.
+    assert!(matches!(
+        env.seal(&p, b"x").await,
+        Err(Error::KeyState(KeyStateError::NoWrappingKek { .. }))
+    ));
+    drop(local);
+}
+
+/// A backend that claims RSA-OAEP-3072 (classical), counts calls and can lie about the
+/// key it used.
+#[derive(Debug)]
+struct TestBackend {
+    info: BackendInfo,
+    calls: AtomicUsize,
+    lie: bool,
+    inner: Arc<LocalBackend>,
+}
+
+impl TestBackend {
+    fn new(alg: WrapAlgorithm, lie: bool) -> Self {
+        let inner = Arc::new(LocalBackend::new());
+        inner
+            .generate_aes256("inner", WrapAlgorithm::Aes256Gcm)
+            .unwrap();
+        Self::with_inner(alg, lie, inner)
+    }
+    fn with_inner(alg: WrapAlgorithm, lie: bool, inner: Arc<LocalBackend>) -> Self {
+        Self {
+            info: BackendInfo::new(BackendId::Pkcs11, "test backend", vec![alg]),
+            calls: AtomicUsize::new(0),
+            lie,
+            inner,
+        }
+    }
+    fn answer(&self, asked: &KekLocator) -> KekLocator {
+        if self.lie {
+            KekLocator::new("some-other-key")
+        } else {
+            asked.clone()
+        }
+    }
+}
+
+#[async_trait]
+impl KeyBackend for TestBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+    async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let inner_loc = KekLocator::new("inner");
+        let r = self
+            .inner
+            .wrap(WrapRequest::new(&inner_loc, WrapAlgorithm::Aes256Gcm, req.dek, req.binding))
+            .await?;
+        Ok(WrapResponse::new(self.answer(req.kek), Vec::new(), [r.params, r.wrapped].concat()))
+    }
+    async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let inner_loc = KekLocator::new("inner");
+        let (nonce, w) = req.wrapped.split_at(12);
+        let r = self
+            .inner
+            .unwrap(UnwrapRequest::new(&inner_loc, WrapAlgorithm::Aes256Gcm, nonce, w, req.binding))
+            .await?;
+        Ok(UnwrapResponse::new(self.answer(req.kek), r.dek))
+    }
+    async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
+        Ok(KekDescriptor::new(KekLocator::new("x"), spec.algorithm))
+    }
+}
+
+fn opaque_envelope(backend: Arc<TestBackend>, alg: WrapAlgorithm) -> Envelope {
+    let r = kref("acme", "docs", 1);
+    Envelope::builder()
+        .backend(backend)
+        .kek(KekBinding::new(r.clone(), BackendId::Pkcs11, KekLocator::new("hsm-key-1"), alg))
+        .route(Route::new(r))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn profile_refuses_before_any_backend_call() {
+    let backend = Arc::new(TestBackend::new(WrapAlgorithm::RsaOaepSha256_3072, false));
+    // The test backend's RSA "wrap" is a GCM wrap of 60 bytes; the RSA-3072 wrapped length
+    // is 384, so only the refusal path is exercised here.
+    let env = opaque_envelope(backend.clone(), WrapAlgorithm::RsaOaepSha256_3072);
+    for class in [Classification::Restricted, Classification::Confidential] {
+        let c = ctx("acme", "o", class);
+        let err = env.seal(&c, b"x").await.unwrap_err();
+        assert!(
+            matches!(err, Error::Policy(PolicyError::AlgorithmNotAllowed { .. })),
+            "{err:?}"
+        );
+        assert!(matches!(
+            env.generate_data_key(&c).await,
+            Err(Error::Policy(_))
+        ));
+    }
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 0, "no backend call before the profile check");
+    // A custom label the profile does not name fails closed, also before any call.
+    let pci = ctx("acme", "o", Classification::custom("pci").unwrap());
+    assert!(matches!(
+        env.seal(&pci, b"x").await,
+        Err(Error::Policy(PolicyError::UnknownClassification { .. }))
+    ));
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 0);
+    // Internal data may use a classical KEK: the backend is called.
+    let _ = env.seal(&ctx("acme", "o", Classification::Internal), b"x").await;
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_backend_answering_for_another_key_is_refused() {
+    let honest = Arc::new(TestBackend::new(WrapAlgorithm::Aes256Opaque, false));
+    let honest_inner = honest.inner.clone();
+    let env = opaque_envelope(honest, WrapAlgorithm::Aes256Opaque);
+    let c = ctx("acme", "o", Classification::Restricted);
+    let sealed = env.seal(&c, b"payload").await.unwrap();
+    assert_eq!(env.open(&c, &sealed).await.unwrap(), b"payload");
+
+    let liar = Arc::new(TestBackend::with_inner(
+        WrapAlgorithm::Aes256Opaque,
+        true,
+        honest_inner,
+    ));
+    let env = opaque_envelope(liar, WrapAlgorithm::Aes256Opaque);
+    assert!(matches!(
+        env.seal(&c, b"payload").await,
+        Err(Error::Backend(BackendError::KeyMismatch { .. }))
+    ));
+    assert!(matches!(
+        env.open(&c, &sealed).await,
+        Err(Error::Backend(BackendError::KeyMismatch { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
+    let local = Arc::new(LocalBackend::new());
+    let p = local.generate_aes256("primary", WrapAlgorithm::Aes256Kw).unwrap();
+    let dr = local.generate_aes256("dr", WrapAlgorithm::Aes256Gcm).unwrap();
+    let rp = kref("acme", "docs", 1);
+    let rd = kref("acme", "docs-dr", 1);
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .kek(KekBinding::new(rp.clone(), BackendId::Local, p, WrapAlgorithm::Aes256Kw))
+        .kek(KekBinding::new(rd.clone(), BackendId::Local, dr.clone(), WrapAlgorithm::Aes256Gcm))
+        .route(Route::new(rp).with_copy(rd.clone()))
+        .build()
+        .unwrap();
+    let c = ctx("acme", "o", Classification::Confidential);
+    let sealed = env.seal(&c, b"replicated").await.unwrap();
+    let h = SealedHeader::decode_prefix(&sealed).unwrap().0;
+    assert_eq!(h.wrapped_dek().entries().len(), 2);
+
+    let dr_only = Envelope::builder()
+        .backend(local)
+        .kek(KekBinding::new(rd, BackendId::Local, dr, WrapAlgorithm::Aes256Gcm))
+        .build()
+        .unwrap();
+    assert_eq!(dr_only.open(&c, &sealed).await.unwrap(), b"replicated");
+}
+
+#[tokio::test]
+async fn builder_rejects_bad_configuration() {
+    let local = Arc::new(LocalBackend::new());
+    let loc = local.generate_aes256("k", WrapAlgorithm::Aes256Kw).unwrap();
+    let r = kref("acme", "docs", 1);
+    let b = || KekBinding::new(r.clone(), BackendId::Local, loc.clone(), WrapAlgorithm::Aes256Kw);
+    // KEK on a backend that is not configured.
+    assert!(matches!(
+        Envelope::builder().kek(b()).build(),
+        Err(Error::Misuse(_))
+    ));
+    // Registered twice.
+    assert!(Envelope::builder().backend(local.clone()).kek(b()).kek(b()).build().is_err());
+    // Algorithm the backend does not offer.
+    let rsa = KekBinding::new(r.clone(), BackendId::Local, loc.clone(), WrapAlgorithm::MlKem768);
+    assert!(Envelope::builder().backend(local.clone()).kek(rsa).build().is_err());
+    // Route to an unregistered KEK, and a copy of another tenant.
+    assert!(Envelope::builder().backend(local.clone()).route(Route::new(r.clone())).build().is_err());
+    let other = kref("globex", "docs", 1);
+    let other_b = KekBinding::new(other.clone(), BackendId::Local, loc.clone(), WrapAlgorithm::Aes256Kw);
+    assert!(Envelope::builder()
+        .backend(local.clone())
+        .kek(b())
+        .kek(other_b)
+        .route(Route::new(r.clone()).with_copy(other))
+        .build()
+        .is_err());
+    // Two backends of one kind.
+    assert!(Envelope::builder().backend(local.clone()).backend(local).build().is_err());
+}
+
+#[tokio::test]
+async fn local_kek_is_bound_to_one_algorithm() {
+    let local = Arc::new(LocalBackend::new());
+    let loc = local.generate_aes256("k", WrapAlgorithm::Aes256Kw).unwrap();
+    let r = kref("acme", "docs", 1);
+    // Registered in the envelope as KWP, but the key was made for KW: the backend refuses.
+    let env = Envelope::builder()
+        .backend(local)
+        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, WrapAlgorithm::Aes256Kwp))
+        .route(Route::new(r))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        env.seal(&ctx("acme", "o", Classification::Public), b"x").await,
+        Err(Error::Backend(BackendError::UnsupportedAlgorithm { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn create_kek_makes_usable_keys() {
+    let local = Arc::new(LocalBackend::new());
+    for alg in LOCAL_ALGS {
+        let d = local.create_kek(&KekSpec::new(alg, "acme-docs")).await.unwrap();
+        assert!(local.contains(&d.locator));
+        assert_eq!(d.algorithm, alg);
+    }
+    assert!(local
+        .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "x"))
+        .await
+        .is_err());
+}
+
+#[test]
+fn envelope_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<Envelope>();
+}
+
+#[tokio::test]
+async fn envelope_is_shared_across_tasks() {
+    let (env, _) = envelope(WrapAlgorithm::Aes256Gcm);
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let env = env.clone();
+        handles.push(tokio::spawn(async move {
+            let c = ctx("acme", &format!("o{i}"), Classification::Internal);
+            let s = env.seal(&c, &[i as u8; 100]).await.unwrap();
+            env.open(&c, &s).await.unwrap()
+        }));
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.await.unwrap(), vec![i as u8; 100]);
+    }
+}
