@@ -1,0 +1,184 @@
+//! Regenerates `tests/data/vectors_v1.json`: sealed objects and wrapped DEKs under fixed
+//! local KEKs, plus negative vectors made by mutating them, each naming the error it
+//! must produce. Run: `cargo run --example make_vectors > tests/data/vectors_v1.json`.
+//!
+//! DEKs and nonces are random, so every run gives different (equally valid) bytes; the
+//! committed file pins one run so that later versions must keep opening it.
+
+use std::sync::Arc;
+
+use kekring::format::{SealedHeader, SealedObject, WrappedDek};
+use kekring::secret::Aes256KeyMaterial;
+use kekring::{
+    BackendId, Classification, Context, Envelope, KekBinding, KekRef, LocalBackend, Route,
+    WrapAlgorithm,
+};
+use serde_json::{Value, json};
+
+const KEKS: [(WrapAlgorithm, &str, &str); 3] = [
+    (
+        WrapAlgorithm::Aes256Kw,
+        "kw",
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    ),
+    (
+        WrapAlgorithm::Aes256Kwp,
+        "kwp",
+        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f",
+    ),
+    (
+        WrapAlgorithm::Aes256Gcm,
+        "gcm",
+        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f",
+    ),
+];
+
+fn ctx_json(tenant: &str, purpose: &str, object: &str, class: &str, aad: &[u8]) -> Value {
+    json!({"tenant": tenant, "purpose": purpose, "object_id": object,
+           "classification": class, "aad_hex": hex::encode(aad)})
+}
+
+fn class_of(s: &str) -> Classification {
+    match s {
+        "public" => Classification::Public,
+        "internal" => Classification::Internal,
+        "confidential" => Classification::Confidential,
+        "restricted" => Classification::Restricted,
+        other => Classification::custom(other).expect("label"),
+    }
+}
+
+fn ctx(tenant: &str, purpose: &str, object: &str, class: &str, aad: &[u8]) -> Context {
+    Context::new(tenant, purpose, object, class_of(class))
+        .and_then(|c| c.with_aad(aad))
+        .expect("context")
+}
+
+/// Replaces `len` bytes at `at`.
+fn splice(bytes: &[u8], at: usize, len: usize, with: &[u8]) -> Vec<u8> {
+    [&bytes[..at], with, &bytes[at + len..]].concat()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let local = Arc::new(LocalBackend::new());
+    let mut b = Envelope::builder().backend(local.clone());
+    let mut keks = Vec::new();
+    for (alg, purpose, key_hex) in KEKS {
+        let material = Aes256KeyMaterial::from_slice(&hex::decode(key_hex).unwrap()).unwrap();
+        let loc = local
+            .import_aes256(format!("vectors-{purpose}"), alg, material)
+            .unwrap();
+        let r = KekRef::new("acme", purpose, 1).unwrap();
+        b = b
+            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+            .route(Route::new(r));
+        keks.push(json!({"tenant": "acme", "purpose": purpose, "version": 1,
+                         "algorithm": alg.name(), "key_hex": key_hex}));
+    }
+    let env = b.build().unwrap();
+
+    let mut positive = Vec::new();
+    let mut negative = Vec::new();
+    let mut neg = |name: &str, kind: &str, c: Value, bytes: &[u8], expect: &str| {
+        negative.push(json!({"name": name, "kind": kind, "context": c,
+                             "bytes_hex": hex::encode(bytes), "expect": expect}));
+    };
+
+    for (alg, purpose, _) in KEKS {
+        for (i, (class, pt, aad)) in [
+            ("confidential", &b""[..], &b""[..]),
+            ("restricted", &b"kekring test vector"[..], &b"version=7"[..]),
+            ("public", &[0x5au8; 1024][..], &b""[..]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let object = format!("obj-{}-{i}", alg.name());
+            let c = ctx("acme", purpose, &object, class, aad);
+            let sealed = env.seal(&c, pt).await.unwrap();
+            positive.push(json!({"name": format!("sealed {} {class} {} bytes", alg.name(), pt.len()),
+                "kind": "sealed", "context": ctx_json("acme", purpose, &object, class, aad),
+                "bytes_hex": hex::encode(&sealed), "plaintext_hex": hex::encode(pt)}));
+        }
+        let object = format!("row-{}", alg.name());
+        let c = ctx("acme", purpose, &object, "internal", b"");
+        let g = env.generate_data_key(&c).await.unwrap();
+        positive.push(json!({"name": format!("wrapped DEK {}", alg.name()), "kind": "wrapped_dek",
+            "context": ctx_json("acme", purpose, &object, "internal", b""),
+            "bytes_hex": hex::encode(&g.wrapped), "dek_hex": hex::encode(g.key.expose_secret())}));
+    }
+
+    // Negative vectors, derived from a fresh sealed object under the KW KEK.
+    let cj = ctx_json("acme", "kw", "neg-1", "confidential", b"");
+    let c = ctx("acme", "kw", "neg-1", "confidential", b"");
+    let s = env.seal(&c, b"negative vector payload").await.unwrap();
+    let (h, hlen) = SealedHeader::decode_prefix(&s).unwrap();
+    // Offsets: magic 0..4, version 4, suite 5..7, flags 7, wrapped len 8..10, wrapped
+    // DEK from 10: magic 10..14, version 14, flags 15, classification 16, count 17,
+    // entry: alg 18..20, backend 20, tenant len 21, "acme" 22..26, purpose len 26,
+    // "kw" 27..29, version 29..33, params len 33..35, wrapped len 35..37, wrapped 37..77.
+    let wd = 10;
+    neg("bad magic", "sealed", cj.clone(), &splice(&s, 0, 4, b"KRSX"), "Malformed(BadMagic)");
+    neg("version 2", "sealed", cj.clone(), &splice(&s, 4, 1, &[2]), "Malformed(UnsupportedVersion)");
+    neg("unknown suite", "sealed", cj.clone(), &splice(&s, 5, 2, &[0, 2]), "Malformed(UnknownSuite)");
+    neg("reserved flag set", "sealed", cj.clone(), &splice(&s, 7, 1, &[1]), "Malformed(UnknownFlags)");
+    neg("wrapped DEK flag set", "sealed", cj.clone(), &splice(&s, wd + 5, 1, &[0x80]), "Malformed(UnknownFlags)");
+    neg("wrapped DEK version 0", "sealed", cj.clone(), &splice(&s, wd + 4, 1, &[0]), "Malformed(UnsupportedVersion)");
+    neg("unknown classification tag", "sealed", cj.clone(), &splice(&s, wd + 6, 1, &[5]), "Malformed(UnknownClassification)");
+    neg("zero wraps", "sealed", cj.clone(), &splice(&s, wd + 7, 1, &[0]), "Malformed(LengthOutOfRange)");
+    neg("nine wraps", "sealed", cj.clone(), &splice(&s, wd + 7, 1, &[9]), "Malformed(LengthOutOfRange)");
+    neg("unknown algorithm", "sealed", cj.clone(), &splice(&s, wd + 8, 2, &[0x00, 0x99]), "Malformed(UnknownAlgorithm)");
+    neg("unknown backend", "sealed", cj.clone(), &splice(&s, wd + 10, 1, &[9]), "Malformed(UnknownBackend)");
+    neg("tenant with a space", "sealed", cj.clone(), &splice(&s, wd + 12, 1, b" "), "Malformed(InvalidName)");
+    neg("KEK version 0", "sealed", cj.clone(), &splice(&s, wd + 19, 4, &[0, 0, 0, 0]), "Malformed(ZeroVersion)");
+    neg("params on a KW wrap", "sealed", cj.clone(), &splice(&s, wd + 23, 2, &[0, 1]), "Malformed(LengthOutOfRange)");
+    neg("truncated header", "sealed", cj.clone(), &s[..40], "Malformed(Truncated)");
+    neg("header only", "sealed", cj.clone(), &s[..hlen], "Malformed(MissingTag)");
+    neg("tag cut short", "sealed", cj.clone(), &s[..hlen + 15], "Malformed(MissingTag)");
+    // A wrapped DEK with one extra byte inside its declared length.
+    let wlen = u16::from_be_bytes([s[8], s[9]]);
+    let mut trailing = splice(&s, 8, 2, &(wlen + 1).to_be_bytes());
+    trailing.insert(10 + usize::from(wlen), 0);
+    neg("trailing byte inside the wrapped DEK", "sealed", cj.clone(), &trailing, "Malformed(TrailingBytes)");
+    let mut flipped = s.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    neg("tag bit flipped", "sealed", cj.clone(), &flipped, "Crypto");
+    let mut ct = s.clone();
+    ct[hlen] ^= 1;
+    neg("ciphertext bit flipped", "sealed", cj.clone(), &ct, "Crypto");
+    let mut cm = s.clone();
+    cm[hlen - 1] ^= 1;
+    neg("commitment bit flipped", "sealed", cj.clone(), &cm, "Crypto");
+    let mut wk = s.clone();
+    wk[wd + 27 + 10] ^= 1;
+    neg("wrapped key bit flipped", "sealed", cj.clone(), &wk, "Crypto");
+    neg("another tenant's context", "sealed",
+        ctx_json("globex", "kw", "neg-1", "confidential", b""), &s, "Context(Tenant)");
+    neg("another object's context", "sealed",
+        ctx_json("acme", "kw", "neg-2", "confidential", b""), &s, "Crypto");
+    neg("another classification's context", "sealed",
+        ctx_json("acme", "kw", "neg-1", "internal", b""), &s, "Context(Classification)");
+    neg("another purpose's context", "sealed",
+        ctx_json("acme", "kwp", "neg-1", "confidential", b""), &s, "Context(Purpose)");
+    // Relabel Confidential -> Internal in the header and open as Internal.
+    neg("relabelled to internal", "sealed",
+        ctx_json("acme", "kw", "neg-1", "internal", b""), &splice(&s, wd + 6, 1, &[2]), "Crypto");
+    neg("unknown KEK version", "sealed", cj.clone(), &splice(&s, wd + 19, 4, &[0, 0, 0, 2]), "KeyState(UnknownKek)");
+    // The same wrapped DEK standalone.
+    let w = h.wrapped_dek().encode();
+    neg("wrapped DEK trailing byte", "wrapped_dek", cj.clone(), &[w.clone(), vec![0]].concat(), "Malformed(TrailingBytes)");
+    neg("wrapped DEK bad magic", "wrapped_dek", cj.clone(), &splice(&w, 0, 1, b"X"), "Malformed(BadMagic)");
+    neg("empty input", "wrapped_dek", cj.clone(), b"", "Malformed(Truncated)");
+    assert!(WrappedDek::decode(&w).is_ok() && SealedObject::decode(&s).is_ok());
+
+    let doc = json!({
+        "about": "kekring wire format v1 test vectors. Produced by `cargo run --example make_vectors` (examples/make_vectors.rs) against the local backend with the fixed KEKs below; DEKs and nonces were random at generation time. Negative vectors are mutations of one sealed object; `expect` names the Error variant and, in parentheses, the inner variant.",
+        "format_version": 1,
+        "keks": keks,
+        "positive": positive,
+        "negative": negative,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+}

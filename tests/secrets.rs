@@ -1,0 +1,135 @@
+//! No key material in `Debug`, `Display` or error chains: format every public type that
+//! holds a secret (and the errors the secret-handling paths produce) and search the
+//! output for the key bytes in hex (both cases) and base64 (standard and URL-safe).
+#![cfg(feature = "local")]
+
+use std::sync::Arc;
+
+use base64::Engine;
+use kekring::providers::local::{Aes256Kek, LocalKek};
+use kekring::secret::Aes256KeyMaterial;
+use kekring::{
+    BackendId, Classification, Context, DataKey, Envelope, Error, KekBinding, KekRef,
+    LocalBackend, Route, WrapAlgorithm,
+};
+
+fn encodings(key: &[u8]) -> Vec<String> {
+    let mut out = vec![
+        hex::encode(key),
+        hex::encode_upper(key),
+        base64::engine::general_purpose::STANDARD.encode(key),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
+    ];
+    // Also any 8-byte window in hex: a partial leak is a leak.
+    for w in key.windows(8) {
+        out.push(hex::encode(w));
+    }
+    // And Rust's own `{:?}` of the byte array.
+    out.push(format!("{key:?}"));
+    out.push(format!("{:?}", &key[..8]).trim_end_matches(']').to_owned());
+    out
+}
+
+fn assert_clean(what: &str, text: &str, key: &[u8]) {
+    for needle in encodings(key) {
+        assert!(!text.contains(&needle), "{what} leaks key material: {text}");
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = format!("{e} / {e:?}");
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(" / {c} / {c:?}"));
+        cur = c.source();
+    }
+    s
+}
+
+#[tokio::test]
+async fn no_secret_in_debug_display_or_errors() {
+    let kek_bytes: Vec<u8> = (1..=32).collect();
+    let material = Aes256KeyMaterial::from_slice(&kek_bytes).unwrap();
+    assert_clean("Aes256KeyMaterial", &format!("{material:?}"), &kek_bytes);
+    let kek = Aes256Kek::new(WrapAlgorithm::Aes256Kw, material).unwrap();
+    assert_clean("Aes256Kek", &format!("{kek:?}"), &kek_bytes);
+    let lk = LocalKek::Aes256(kek);
+    assert_clean("LocalKek", &format!("{lk:?} {lk:#?}"), &kek_bytes);
+
+    let local = Arc::new(LocalBackend::new());
+    let loc = local
+        .import_aes256(
+            "k1",
+            WrapAlgorithm::Aes256Kw,
+            Aes256KeyMaterial::from_slice(&kek_bytes).unwrap(),
+        )
+        .unwrap();
+    assert_clean("LocalBackend", &format!("{local:?} {local:#?}"), &kek_bytes);
+    let r = KekRef::new("acme", "docs", 1).unwrap();
+    let builder = Envelope::builder()
+        .backend(local.clone())
+        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, WrapAlgorithm::Aes256Kw))
+        .route(Route::new(r));
+    assert_clean("EnvelopeBuilder", &format!("{builder:?}"), &kek_bytes);
+    let env = builder.build().unwrap();
+    assert_clean("Envelope", &format!("{env:?} {env:#?}"), &kek_bytes);
+
+    let ctx = Context::new("acme", "docs", "o", Classification::Confidential).unwrap();
+    let g = env.generate_data_key(&ctx).await.unwrap();
+    let dek = g.key.expose_secret().to_vec();
+    for (what, text) in [
+        ("GeneratedDataKey", format!("{g:?} {g:#?}")),
+        ("DataKey", format!("{:?}", g.key)),
+    ] {
+        assert_clean(what, &text, &dek);
+        assert_clean(what, &text, &kek_bytes);
+    }
+    let unwrapped = env.unwrap_data_key(&ctx, &g.wrapped).await.unwrap();
+    assert_clean("unwrapped DataKey", &format!("{unwrapped:?}"), &dek);
+
+    // Errors on the secret-handling paths: wrong context, tampered wrap, bad key import.
+    let other = Context::new("acme", "docs", "p", Classification::Confidential).unwrap();
+    let mut errors: Vec<Error> = vec![env.unwrap_data_key(&other, &g.wrapped).await.unwrap_err()];
+    let mut tampered = g.wrapped.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    errors.push(env.unwrap_data_key(&ctx, &tampered).await.unwrap_err());
+    errors.push(DataKey::from_slice(&dek[..31]).unwrap_err());
+    errors.push(Aes256KeyMaterial::from_slice(&[0u8; 32]).unwrap_err());
+    let sealed = env.seal(&ctx, b"secret payload").await.unwrap();
+    let mut bad = sealed.clone();
+    let n = bad.len() - 1;
+    bad[n] ^= 0x80;
+    errors.push(env.open(&ctx, &bad).await.unwrap_err());
+    for e in &errors {
+        let text = error_chain(e);
+        assert_clean("error", &text, &dek);
+        assert_clean("error", &text, &kek_bytes);
+        assert!(!text.contains("secret payload"));
+    }
+}
+
+#[test]
+fn datakey_debug_is_redacted_and_type_is_not_clone() {
+    let k = DataKey::from_array([0xAB; 32]);
+    assert_eq!(format!("{k:?}"), "DataKey([REDACTED])");
+    // `DataKey: !Clone` and `!Serialize` are compile-time facts; `duplicate` is the
+    // only, explicit way to copy one.
+    let d = k.duplicate();
+    assert_eq!(d.expose_secret(), k.expose_secret());
+}
+
+#[test]
+fn the_leak_check_itself_catches_leaks() {
+    let key: Vec<u8> = (100..132).collect();
+    for leaky in [
+        hex::encode(&key),
+        format!("prefix {} suffix", hex::encode_upper(&key)),
+        base64::engine::general_purpose::STANDARD.encode(&key),
+        format!("{key:?}"),
+        hex::encode(&key[10..20]),
+    ] {
+        let r = std::panic::catch_unwind(|| assert_clean("probe", &leaky, &key));
+        assert!(r.is_err(), "leak not detected in {leaky}");
+    }
+}

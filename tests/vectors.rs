@@ -1,0 +1,122 @@
+//! Runs the committed vectors in `tests/data/vectors_v1.json` (see that file's `about`
+//! for how it was produced): every positive vector opens to its plaintext (or DEK) and
+//! re-encodes byte for byte; every negative vector fails with the error it names.
+#![cfg(feature = "local")]
+
+use std::sync::Arc;
+
+use kekring::format::{SealedHeader, WrappedDek};
+use kekring::secret::Aes256KeyMaterial;
+use kekring::{
+    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, LocalBackend,
+    Route, WrapAlgorithm,
+};
+use serde_json::Value;
+
+fn load() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/vectors_v1.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn envelope(doc: &Value) -> Envelope {
+    let local = Arc::new(LocalBackend::new());
+    let mut b = Envelope::builder().backend(local.clone());
+    for k in doc["keks"].as_array().unwrap() {
+        let alg = WrapAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == k["algorithm"].as_str().unwrap())
+            .unwrap();
+        let material =
+            Aes256KeyMaterial::from_slice(&hex::decode(k["key_hex"].as_str().unwrap()).unwrap())
+                .unwrap();
+        let purpose = k["purpose"].as_str().unwrap();
+        let loc = local.import_aes256(format!("v-{purpose}"), alg, material).unwrap();
+        let r = KekRef::new(k["tenant"].as_str().unwrap(), purpose, 1).unwrap();
+        b = b
+            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+            .route(Route::new(r));
+    }
+    b.build().unwrap()
+}
+
+fn context(c: &Value) -> Context {
+    let class = match c["classification"].as_str().unwrap() {
+        "public" => Classification::Public,
+        "internal" => Classification::Internal,
+        "confidential" => Classification::Confidential,
+        "restricted" => Classification::Restricted,
+        other => Classification::custom(other).unwrap(),
+    };
+    Context::new(
+        c["tenant"].as_str().unwrap(),
+        c["purpose"].as_str().unwrap(),
+        c["object_id"].as_str().unwrap(),
+        class,
+    )
+    .unwrap()
+    .with_aad(hex::decode(c["aad_hex"].as_str().unwrap()).unwrap())
+    .unwrap()
+}
+
+/// `Outer(Inner)` from the Debug form of an error, e.g. `Malformed(BadMagic)`.
+fn kind(e: &Error) -> String {
+    let dbg = format!("{e:?}");
+    let ident = |s: &str| -> String { s.chars().take_while(|c| c.is_alphanumeric()).collect() };
+    let outer = ident(&dbg);
+    match dbg.find('(') {
+        Some(i) => format!("{outer}({})", ident(&dbg[i + 1..])),
+        None => outer,
+    }
+}
+
+#[tokio::test]
+async fn positive_vectors_open_and_reencode() {
+    let doc = load();
+    let env = envelope(&doc);
+    let mut n = 0;
+    for v in doc["positive"].as_array().unwrap() {
+        let bytes = hex::decode(v["bytes_hex"].as_str().unwrap()).unwrap();
+        let ctx = context(&v["context"]);
+        match v["kind"].as_str().unwrap() {
+            "sealed" => {
+                let pt = env.open(&ctx, &bytes).await.unwrap();
+                assert_eq!(hex::encode(pt), v["plaintext_hex"].as_str().unwrap());
+                let (h, len) = SealedHeader::decode_prefix(&bytes).unwrap();
+                assert_eq!(h.encode(), bytes[..len]);
+            }
+            "wrapped_dek" => {
+                let k = env.unwrap_data_key(&ctx, &bytes).await.unwrap();
+                assert_eq!(hex::encode(k.expose_secret()), v["dek_hex"].as_str().unwrap());
+                assert_eq!(WrappedDek::decode(&bytes).unwrap().encode(), bytes);
+            }
+            other => panic!("unknown kind {other}"),
+        }
+        n += 1;
+    }
+    assert!(n >= 12, "only {n} positive vectors");
+}
+
+#[tokio::test]
+async fn negative_vectors_fail_as_named() {
+    let doc = load();
+    let env = envelope(&doc);
+    let mut n = 0;
+    for v in doc["negative"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap();
+        let bytes = hex::decode(v["bytes_hex"].as_str().unwrap()).unwrap();
+        let ctx = context(&v["context"]);
+        let err = match v["kind"].as_str().unwrap() {
+            "sealed" => env.open(&ctx, &bytes).await.err(),
+            "wrapped_dek" => env.unwrap_data_key(&ctx, &bytes).await.err(),
+            other => panic!("unknown kind {other}"),
+        };
+        let err = err.unwrap_or_else(|| panic!("negative vector {name:?} was accepted"));
+        assert_eq!(kind(&err), v["expect"].as_str().unwrap(), "vector {name:?}: {err}");
+        n += 1;
+    }
+    assert!(n >= 25, "only {n} negative vectors");
+}
