@@ -5,6 +5,14 @@
 //! DEKs and nonces are random, so every run gives different (equally valid) bytes; the
 //! committed file pins one run so that later versions must keep opening it.
 
+// A developer tool over fixed inputs: a panic is the right way for it to fail.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::as_conversions
+)]
+
 use std::sync::Arc;
 
 use kekring::format::{SealedHeader, SealedObject, WrappedDek};
@@ -97,16 +105,20 @@ async fn main() {
             let object = format!("obj-{}-{i}", alg.name());
             let c = ctx("acme", purpose, &object, class, aad);
             let sealed = env.seal(&c, pt).await.unwrap();
-            positive.push(json!({"name": format!("sealed {} {class} {} bytes", alg.name(), pt.len()),
+            positive.push(
+                json!({"name": format!("sealed {} {class} {} bytes", alg.name(), pt.len()),
                 "kind": "sealed", "context": ctx_json("acme", purpose, &object, class, aad),
-                "bytes_hex": hex::encode(&sealed), "plaintext_hex": hex::encode(pt)}));
+                "bytes_hex": hex::encode(&sealed), "plaintext_hex": hex::encode(pt)}),
+            );
         }
         let object = format!("row-{}", alg.name());
         let c = ctx("acme", purpose, &object, "internal", b"");
         let g = env.generate_data_key(&c).await.unwrap();
-        positive.push(json!({"name": format!("wrapped DEK {}", alg.name()), "kind": "wrapped_dek",
+        positive.push(
+            json!({"name": format!("wrapped DEK {}", alg.name()), "kind": "wrapped_dek",
             "context": ctx_json("acme", purpose, &object, "internal", b""),
-            "bytes_hex": hex::encode(&g.wrapped), "dek_hex": hex::encode(g.key.expose_secret())}));
+            "bytes_hex": hex::encode(&g.wrapped), "dek_hex": hex::encode(g.key.expose_secret())}),
+        );
     }
 
     // Negative vectors, derived from a fresh sealed object under the KW KEK.
@@ -119,58 +131,233 @@ async fn main() {
     // entry: alg 18..20, backend 20, tenant len 21, "acme" 22..26, purpose len 26,
     // "kw" 27..29, version 29..33, params len 33..35, wrapped len 35..37, wrapped 37..77.
     let wd = 10;
-    neg("bad magic", "sealed", cj.clone(), &splice(&s, 0, 4, b"KRSX"), "Malformed(BadMagic)");
-    neg("version 2", "sealed", cj.clone(), &splice(&s, 4, 1, &[2]), "Malformed(UnsupportedVersion)");
-    neg("unknown suite", "sealed", cj.clone(), &splice(&s, 5, 2, &[0, 2]), "Malformed(UnknownSuite)");
-    neg("reserved flag set", "sealed", cj.clone(), &splice(&s, 7, 1, &[1]), "Malformed(UnknownFlags)");
-    neg("wrapped DEK flag set", "sealed", cj.clone(), &splice(&s, wd + 5, 1, &[0x80]), "Malformed(UnknownFlags)");
-    neg("wrapped DEK version 0", "sealed", cj.clone(), &splice(&s, wd + 4, 1, &[0]), "Malformed(UnsupportedVersion)");
-    neg("unknown classification tag", "sealed", cj.clone(), &splice(&s, wd + 6, 1, &[5]), "Malformed(UnknownClassification)");
-    neg("zero wraps", "sealed", cj.clone(), &splice(&s, wd + 7, 1, &[0]), "Malformed(LengthOutOfRange)");
-    neg("nine wraps", "sealed", cj.clone(), &splice(&s, wd + 7, 1, &[9]), "Malformed(LengthOutOfRange)");
-    neg("unknown algorithm", "sealed", cj.clone(), &splice(&s, wd + 8, 2, &[0x00, 0x99]), "Malformed(UnknownAlgorithm)");
-    neg("unknown backend", "sealed", cj.clone(), &splice(&s, wd + 10, 1, &[9]), "Malformed(UnknownBackend)");
-    neg("tenant with a space", "sealed", cj.clone(), &splice(&s, wd + 12, 1, b" "), "Malformed(InvalidName)");
-    neg("KEK version 0", "sealed", cj.clone(), &splice(&s, wd + 19, 4, &[0, 0, 0, 0]), "Malformed(ZeroVersion)");
-    neg("params on a KW wrap", "sealed", cj.clone(), &splice(&s, wd + 23, 2, &[0, 1]), "Malformed(LengthOutOfRange)");
-    neg("truncated header", "sealed", cj.clone(), &s[..40], "Malformed(Truncated)");
-    neg("header only", "sealed", cj.clone(), &s[..hlen], "Malformed(MissingTag)");
-    neg("tag cut short", "sealed", cj.clone(), &s[..hlen + 15], "Malformed(MissingTag)");
+    neg(
+        "bad magic",
+        "sealed",
+        cj.clone(),
+        &splice(&s, 0, 4, b"KRSX"),
+        "Malformed(BadMagic)",
+    );
+    neg(
+        "version 2",
+        "sealed",
+        cj.clone(),
+        &splice(&s, 4, 1, &[2]),
+        "Malformed(UnsupportedVersion)",
+    );
+    neg(
+        "unknown suite",
+        "sealed",
+        cj.clone(),
+        &splice(&s, 5, 2, &[0, 2]),
+        "Malformed(UnknownSuite)",
+    );
+    neg(
+        "reserved flag set",
+        "sealed",
+        cj.clone(),
+        &splice(&s, 7, 1, &[1]),
+        "Malformed(UnknownFlags)",
+    );
+    neg(
+        "wrapped DEK flag set",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 5, 1, &[0x80]),
+        "Malformed(UnknownFlags)",
+    );
+    neg(
+        "wrapped DEK version 0",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 4, 1, &[0]),
+        "Malformed(UnsupportedVersion)",
+    );
+    neg(
+        "unknown classification tag",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 6, 1, &[5]),
+        "Malformed(UnknownClassification)",
+    );
+    neg(
+        "zero wraps",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 7, 1, &[0]),
+        "Malformed(LengthOutOfRange)",
+    );
+    neg(
+        "nine wraps",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 7, 1, &[9]),
+        "Malformed(LengthOutOfRange)",
+    );
+    neg(
+        "unknown algorithm",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 8, 2, &[0x00, 0x99]),
+        "Malformed(UnknownAlgorithm)",
+    );
+    neg(
+        "unknown backend",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 10, 1, &[9]),
+        "Malformed(UnknownBackend)",
+    );
+    neg(
+        "tenant with a space",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 12, 1, b" "),
+        "Malformed(InvalidName)",
+    );
+    neg(
+        "KEK version 0",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 19, 4, &[0, 0, 0, 0]),
+        "Malformed(ZeroVersion)",
+    );
+    neg(
+        "params on a KW wrap",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 23, 2, &[0, 1]),
+        "Malformed(LengthOutOfRange)",
+    );
+    neg(
+        "truncated header",
+        "sealed",
+        cj.clone(),
+        &s[..40],
+        "Malformed(Truncated)",
+    );
+    neg(
+        "header only",
+        "sealed",
+        cj.clone(),
+        &s[..hlen],
+        "Malformed(MissingTag)",
+    );
+    neg(
+        "tag cut short",
+        "sealed",
+        cj.clone(),
+        &s[..hlen + 15],
+        "Malformed(MissingTag)",
+    );
     // A wrapped DEK with one extra byte inside its declared length.
     let wlen = u16::from_be_bytes([s[8], s[9]]);
     let mut trailing = splice(&s, 8, 2, &(wlen + 1).to_be_bytes());
     trailing.insert(10 + usize::from(wlen), 0);
-    neg("trailing byte inside the wrapped DEK", "sealed", cj.clone(), &trailing, "Malformed(TrailingBytes)");
+    neg(
+        "trailing byte inside the wrapped DEK",
+        "sealed",
+        cj.clone(),
+        &trailing,
+        "Malformed(TrailingBytes)",
+    );
     let mut flipped = s.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
     neg("tag bit flipped", "sealed", cj.clone(), &flipped, "Crypto");
     let mut ct = s.clone();
     ct[hlen] ^= 1;
-    neg("ciphertext bit flipped", "sealed", cj.clone(), &ct, "Crypto");
+    neg(
+        "ciphertext bit flipped",
+        "sealed",
+        cj.clone(),
+        &ct,
+        "Crypto",
+    );
     let mut cm = s.clone();
     cm[hlen - 1] ^= 1;
-    neg("commitment bit flipped", "sealed", cj.clone(), &cm, "Crypto");
+    neg(
+        "commitment bit flipped",
+        "sealed",
+        cj.clone(),
+        &cm,
+        "Crypto",
+    );
     let mut wk = s.clone();
     wk[wd + 27 + 10] ^= 1;
-    neg("wrapped key bit flipped", "sealed", cj.clone(), &wk, "Crypto");
-    neg("another tenant's context", "sealed",
-        ctx_json("globex", "kw", "neg-1", "confidential", b""), &s, "Context(Tenant)");
-    neg("another object's context", "sealed",
-        ctx_json("acme", "kw", "neg-2", "confidential", b""), &s, "Crypto");
-    neg("another classification's context", "sealed",
-        ctx_json("acme", "kw", "neg-1", "internal", b""), &s, "Context(Classification)");
-    neg("another purpose's context", "sealed",
-        ctx_json("acme", "kwp", "neg-1", "confidential", b""), &s, "Context(Purpose)");
+    neg(
+        "wrapped key bit flipped",
+        "sealed",
+        cj.clone(),
+        &wk,
+        "Crypto",
+    );
+    neg(
+        "another tenant's context",
+        "sealed",
+        ctx_json("globex", "kw", "neg-1", "confidential", b""),
+        &s,
+        "Context(Tenant)",
+    );
+    neg(
+        "another object's context",
+        "sealed",
+        ctx_json("acme", "kw", "neg-2", "confidential", b""),
+        &s,
+        "Crypto",
+    );
+    neg(
+        "another classification's context",
+        "sealed",
+        ctx_json("acme", "kw", "neg-1", "internal", b""),
+        &s,
+        "Context(Classification)",
+    );
+    neg(
+        "another purpose's context",
+        "sealed",
+        ctx_json("acme", "kwp", "neg-1", "confidential", b""),
+        &s,
+        "Context(Purpose)",
+    );
     // Relabel Confidential -> Internal in the header and open as Internal.
-    neg("relabelled to internal", "sealed",
-        ctx_json("acme", "kw", "neg-1", "internal", b""), &splice(&s, wd + 6, 1, &[2]), "Crypto");
-    neg("unknown KEK version", "sealed", cj.clone(), &splice(&s, wd + 19, 4, &[0, 0, 0, 2]), "KeyState(UnknownKek)");
+    neg(
+        "relabelled to internal",
+        "sealed",
+        ctx_json("acme", "kw", "neg-1", "internal", b""),
+        &splice(&s, wd + 6, 1, &[2]),
+        "Crypto",
+    );
+    neg(
+        "unknown KEK version",
+        "sealed",
+        cj.clone(),
+        &splice(&s, wd + 19, 4, &[0, 0, 0, 2]),
+        "KeyState(UnknownKek)",
+    );
     // The same wrapped DEK standalone.
     let w = h.wrapped_dek().encode();
-    neg("wrapped DEK trailing byte", "wrapped_dek", cj.clone(), &[w.clone(), vec![0]].concat(), "Malformed(TrailingBytes)");
-    neg("wrapped DEK bad magic", "wrapped_dek", cj.clone(), &splice(&w, 0, 1, b"X"), "Malformed(BadMagic)");
-    neg("empty input", "wrapped_dek", cj.clone(), b"", "Malformed(Truncated)");
+    neg(
+        "wrapped DEK trailing byte",
+        "wrapped_dek",
+        cj.clone(),
+        &[w.clone(), vec![0]].concat(),
+        "Malformed(TrailingBytes)",
+    );
+    neg(
+        "wrapped DEK bad magic",
+        "wrapped_dek",
+        cj.clone(),
+        &splice(&w, 0, 1, b"X"),
+        "Malformed(BadMagic)",
+    );
+    neg(
+        "empty input",
+        "wrapped_dek",
+        cj.clone(),
+        b"",
+        "Malformed(Truncated)",
+    );
     assert!(WrappedDek::decode(&w).is_ok() && SealedObject::decode(&s).is_ok());
 
     let doc = json!({

@@ -90,7 +90,11 @@ pub struct BackendInfo {
 
 impl BackendInfo {
     /// A description with no hardware backing and no FIPS claim.
-    pub fn new(id: BackendId, description: impl Into<String>, algorithms: Vec<WrapAlgorithm>) -> Self {
+    pub fn new(
+        id: BackendId,
+        description: impl Into<String>,
+        algorithms: Vec<WrapAlgorithm>,
+    ) -> Self {
         Self {
             id,
             description: description.into(),

@@ -445,14 +445,21 @@ impl Envelope {
                 .keks
                 .get(r)
                 .ok_or_else(|| KeyStateError::UnknownKek(r.clone()))?;
-            self.inner.profile.check(ctx.classification(), kek.algorithm)?;
+            self.inner
+                .profile
+                .check(ctx.classification(), kek.algorithm)?;
             plan.push(kek);
         }
         let mut entries = Vec::with_capacity(plan.len());
         for kek in plan {
             let backend = self.backend(kek.backend)?;
             let resp = backend
-                .wrap(WrapRequest::new(&kek.locator, kek.algorithm, dek, ctx.binding()))
+                .wrap(WrapRequest::new(
+                    &kek.locator,
+                    kek.algorithm,
+                    dek,
+                    ctx.binding(),
+                ))
                 .await?;
             if resp.kek != kek.locator {
                 return Err(BackendError::KeyMismatch {

@@ -142,7 +142,9 @@ pub enum ContextError {
     },
     /// The header's claim about a KEK (backend, algorithm) disagrees with the
     /// configured KEK of that name.
-    #[error("header claims {claimed_algorithm} on {claimed_backend} for {kek}, which is not how that KEK is configured")]
+    #[error(
+        "header claims {claimed_algorithm} on {claimed_backend} for {kek}, which is not how that KEK is configured"
+    )]
     KekClaim {
         /// The KEK.
         kek: KekRef,

@@ -18,9 +18,7 @@ pub use ids::{
     BackendId, Classification, Family, KekRef, Label, MAX_LABEL_LEN, MAX_NAME_LEN,
     MAX_OPAQUE_WRAPPED_LEN, Name, Suite, WrapAlgorithm,
 };
-pub use sealed::{
-    COMMITMENT_LEN, NONCE_LEN, SEALED_MAGIC, SealedHeader, SealedObject, TAG_LEN,
-};
+pub use sealed::{COMMITMENT_LEN, NONCE_LEN, SEALED_MAGIC, SealedHeader, SealedObject, TAG_LEN};
 pub use wrapped::{MAX_WRAPS, WRAPPED_DEK_MAGIC, WrappedDek, WrappedEntry};
 
 /// The only format version this crate writes and reads.

@@ -1,5 +1,8 @@
 #![cfg_attr(feature = "local", doc = include_str!("../README.md"))]
-#![cfg_attr(not(feature = "local"), doc = "kekring: envelope encryption. See README.md.")]
+#![cfg_attr(
+    not(feature = "local"),
+    doc = "kekring: envelope encryption. See README.md."
+)]
 //!
 //! # Crate map
 //!

@@ -119,7 +119,11 @@ impl Profile {
     /// Removes a family from a classification's rule.
     #[must_use]
     pub fn deny_family(mut self, class: Classification, family: Family) -> Self {
-        self.rules.entry(class).or_default().families.remove(&family);
+        self.rules
+            .entry(class)
+            .or_default()
+            .families
+            .remove(&family);
         self
     }
 
@@ -151,7 +155,11 @@ impl Profile {
     /// # Errors
     /// [`PolicyError::AlgorithmNotAllowed`], or [`PolicyError::UnknownClassification`]
     /// when the profile has no rule for `class`.
-    pub fn check(&self, class: &Classification, algorithm: WrapAlgorithm) -> Result<(), PolicyError> {
+    pub fn check(
+        &self,
+        class: &Classification,
+        algorithm: WrapAlgorithm,
+    ) -> Result<(), PolicyError> {
         let rule = self
             .rules
             .get(class)
@@ -187,10 +195,16 @@ mod tests {
             assert_eq!(p.check(&Confidential, alg).is_ok(), !classical, "{alg}");
             assert_eq!(p.check(&Restricted, alg).is_ok(), !classical, "{alg}");
         }
-        assert!(p.check(&Restricted, WrapAlgorithm::RsaOaepSha256_4096).is_err());
+        assert!(
+            p.check(&Restricted, WrapAlgorithm::RsaOaepSha256_4096)
+                .is_err()
+        );
         assert!(p.check(&Restricted, WrapAlgorithm::P256EcdhEs).is_err());
         assert!(p.check(&Restricted, WrapAlgorithm::MlKem768).is_ok());
-        assert!(p.check(&Restricted, WrapAlgorithm::HybridP256MlKem768).is_ok());
+        assert!(
+            p.check(&Restricted, WrapAlgorithm::HybridP256MlKem768)
+                .is_ok()
+        );
         assert!(p.check(&Restricted, WrapAlgorithm::Aes256Kw).is_ok());
     }
 
@@ -216,6 +230,9 @@ mod tests {
         assert!(p.check(&Restricted, WrapAlgorithm::MlKem768).is_err());
         assert!(p.check(&Restricted, WrapAlgorithm::MlKem1024).is_ok());
         let p = p.allow_algorithm(Restricted, WrapAlgorithm::RsaOaepSha256_4096);
-        assert!(p.check(&Restricted, WrapAlgorithm::RsaOaepSha256_4096).is_ok());
+        assert!(
+            p.check(&Restricted, WrapAlgorithm::RsaOaepSha256_4096)
+                .is_ok()
+        );
     }
 }

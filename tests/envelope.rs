@@ -1,6 +1,14 @@
 //! End-to-end properties of `Envelope` with the local backend: round trips, binding to
 //! tenant / object / classification, profile enforcement before any backend call, fail
 //! closed on bad input and on lying backends.
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::as_conversions,
+    clippy::panic
+)]
 #![cfg(feature = "local")]
 
 use std::sync::Arc;
@@ -8,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use kekring::backend::{
-    BackendError, BackendInfo, KekDescriptor, KekSpec, UnwrapRequest, UnwrapResponse,
-    WrapRequest, WrapResponse,
+    BackendError, BackendInfo, KekDescriptor, KekSpec, UnwrapRequest, UnwrapResponse, WrapRequest,
+    WrapResponse,
 };
 use kekring::format::{SealedHeader, WrappedDek};
 use kekring::{
@@ -57,7 +65,10 @@ async fn round_trip_every_size_and_algorithm() {
                 .unwrap();
             let sealed = env.seal(&c, &pt).await.unwrap();
             if size >= 16 {
-                assert!(!sealed.windows(16).any(|w| w == &pt[..16]), "plaintext visible");
+                assert!(
+                    !sealed.windows(16).any(|w| w == &pt[..16]),
+                    "plaintext visible"
+                );
             }
             assert_eq!(env.open(&c, &sealed).await.unwrap(), pt, "{alg} {size}");
 
@@ -127,13 +138,15 @@ async fn flipping_any_bit_is_rejected() {
         for i in 0..sealed.len() * 8 {
             let mut m = sealed.clone();
             m[i / 8] ^= 1 << (i % 8);
-            match env.open(&c, &m).await {
-                Ok(p) => panic!("{alg}: bit {i} flipped and open returned {} bytes", p.len()),
-                Err(_) => {}
+            if let Ok(p) = env.open(&c, &m).await {
+                panic!("{alg}: bit {i} flipped and open returned {} bytes", p.len());
             }
             let mut m2 = m.clone();
             assert!(env.open_in_place(&c, &mut m2).await.is_err());
-            assert_eq!(m2, m, "a failed open_in_place must leave the buffer unchanged");
+            assert_eq!(
+                m2, m,
+                "a failed open_in_place must leave the buffer unchanged"
+            );
         }
         let g = env.generate_data_key(&c).await.unwrap();
         for i in 0..g.wrapped.len() * 8 {
@@ -183,8 +196,10 @@ async fn blobs_do_not_move_between_tenants_objects_or_classes() {
         e.wrapped().to_vec(),
     )
     .unwrap();
-    let forged_dek = WrappedDek::new(h.wrapped_dek().classification().clone(), vec![forged_entry]).unwrap();
-    let forged_header = SealedHeader::new(h.suite(), forged_dek, *h.nonce(), *h.commitment()).encode();
+    let forged_dek =
+        WrappedDek::new(h.wrapped_dek().classification().clone(), vec![forged_entry]).unwrap();
+    let forged_header =
+        SealedHeader::new(h.suite(), forged_dek, *h.nonce(), *h.commitment()).encode();
     let forged = [forged_header, obj.ciphertext().to_vec(), obj.tag().to_vec()].concat();
     assert!(matches!(env.open(&b, &forged).await, Err(Error::Crypto)));
     assert!(matches!(
@@ -194,19 +209,31 @@ async fn blobs_do_not_move_between_tenants_objects_or_classes() {
 
     // Another object id of the same tenant.
     let other = ctx("acme", "invoice-2", Classification::Confidential);
-    assert!(matches!(env.open(&other, &sealed).await, Err(Error::Crypto)));
+    assert!(matches!(
+        env.open(&other, &sealed).await,
+        Err(Error::Crypto)
+    ));
 
     // Different associated data.
     let aad = a.clone().with_aad(b"x").unwrap();
     assert!(matches!(env.open(&aad, &sealed).await, Err(Error::Crypto)));
 
     // Relabel: rewrite the classification in the header to Internal and open as Internal.
-    let relabelled_dek = WrappedDek::new(Classification::Internal, h.wrapped_dek().entries().to_vec()).unwrap();
+    let relabelled_dek =
+        WrappedDek::new(Classification::Internal, h.wrapped_dek().entries().to_vec()).unwrap();
     let relabelled_header =
         SealedHeader::new(h.suite(), relabelled_dek, *h.nonce(), *h.commitment()).encode();
-    let relabelled = [relabelled_header, obj.ciphertext().to_vec(), obj.tag().to_vec()].concat();
+    let relabelled = [
+        relabelled_header,
+        obj.ciphertext().to_vec(),
+        obj.tag().to_vec(),
+    ]
+    .concat();
     let internal = ctx("acme", "invoice-1", Classification::Internal);
-    assert!(matches!(env.open(&internal, &relabelled).await, Err(Error::Crypto)));
+    assert!(matches!(
+        env.open(&internal, &relabelled).await,
+        Err(Error::Crypto)
+    ));
     assert!(matches!(
         env.open(&internal, &sealed).await,
         Err(Error::Context(ContextError::Classification { .. }))
@@ -314,9 +341,18 @@ impl KeyBackend for TestBackend {
         let inner_loc = KekLocator::new("inner");
         let r = self
             .inner
-            .wrap(WrapRequest::new(&inner_loc, WrapAlgorithm::Aes256Gcm, req.dek, req.binding))
+            .wrap(WrapRequest::new(
+                &inner_loc,
+                WrapAlgorithm::Aes256Gcm,
+                req.dek,
+                req.binding,
+            ))
             .await?;
-        Ok(WrapResponse::new(self.answer(req.kek), Vec::new(), [r.params, r.wrapped].concat()))
+        Ok(WrapResponse::new(
+            self.answer(req.kek),
+            Vec::new(),
+            [r.params, r.wrapped].concat(),
+        ))
     }
     async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -324,7 +360,13 @@ impl KeyBackend for TestBackend {
         let (nonce, w) = req.wrapped.split_at(12);
         let r = self
             .inner
-            .unwrap(UnwrapRequest::new(&inner_loc, WrapAlgorithm::Aes256Gcm, nonce, w, req.binding))
+            .unwrap(UnwrapRequest::new(
+                &inner_loc,
+                WrapAlgorithm::Aes256Gcm,
+                nonce,
+                w,
+                req.binding,
+            ))
             .await?;
         Ok(UnwrapResponse::new(self.answer(req.kek), r.dek))
     }
@@ -337,7 +379,12 @@ fn opaque_envelope(backend: Arc<TestBackend>, alg: WrapAlgorithm) -> Envelope {
     let r = kref("acme", "docs", 1);
     Envelope::builder()
         .backend(backend)
-        .kek(KekBinding::new(r.clone(), BackendId::Pkcs11, KekLocator::new("hsm-key-1"), alg))
+        .kek(KekBinding::new(
+            r.clone(),
+            BackendId::Pkcs11,
+            KekLocator::new("hsm-key-1"),
+            alg,
+        ))
         .route(Route::new(r))
         .build()
         .unwrap()
@@ -361,7 +408,11 @@ async fn profile_refuses_before_any_backend_call() {
             Err(Error::Policy(_))
         ));
     }
-    assert_eq!(backend.calls.load(Ordering::SeqCst), 0, "no backend call before the profile check");
+    assert_eq!(
+        backend.calls.load(Ordering::SeqCst),
+        0,
+        "no backend call before the profile check"
+    );
     // A custom label the profile does not name fails closed, also before any call.
     let pci = ctx("acme", "o", Classification::custom("pci").unwrap());
     assert!(matches!(
@@ -370,7 +421,9 @@ async fn profile_refuses_before_any_backend_call() {
     ));
     assert_eq!(backend.calls.load(Ordering::SeqCst), 0);
     // Internal data may use a classical KEK: the backend is called.
-    let _ = env.seal(&ctx("acme", "o", Classification::Internal), b"x").await;
+    let _ = env
+        .seal(&ctx("acme", "o", Classification::Internal), b"x")
+        .await;
     assert_eq!(backend.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -402,14 +455,28 @@ async fn a_backend_answering_for_another_key_is_refused() {
 #[tokio::test]
 async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
     let local = Arc::new(LocalBackend::new());
-    let p = local.generate_aes256("primary", WrapAlgorithm::Aes256Kw).unwrap();
-    let dr = local.generate_aes256("dr", WrapAlgorithm::Aes256Gcm).unwrap();
+    let p = local
+        .generate_aes256("primary", WrapAlgorithm::Aes256Kw)
+        .unwrap();
+    let dr = local
+        .generate_aes256("dr", WrapAlgorithm::Aes256Gcm)
+        .unwrap();
     let rp = kref("acme", "docs", 1);
     let rd = kref("acme", "docs-dr", 1);
     let env = Envelope::builder()
         .backend(local.clone())
-        .kek(KekBinding::new(rp.clone(), BackendId::Local, p, WrapAlgorithm::Aes256Kw))
-        .kek(KekBinding::new(rd.clone(), BackendId::Local, dr.clone(), WrapAlgorithm::Aes256Gcm))
+        .kek(KekBinding::new(
+            rp.clone(),
+            BackendId::Local,
+            p,
+            WrapAlgorithm::Aes256Kw,
+        ))
+        .kek(KekBinding::new(
+            rd.clone(),
+            BackendId::Local,
+            dr.clone(),
+            WrapAlgorithm::Aes256Gcm,
+        ))
         .route(Route::new(rp).with_copy(rd.clone()))
         .build()
         .unwrap();
@@ -420,7 +487,12 @@ async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
 
     let dr_only = Envelope::builder()
         .backend(local)
-        .kek(KekBinding::new(rd, BackendId::Local, dr, WrapAlgorithm::Aes256Gcm))
+        .kek(KekBinding::new(
+            rd,
+            BackendId::Local,
+            dr,
+            WrapAlgorithm::Aes256Gcm,
+        ))
         .build()
         .unwrap();
     assert_eq!(dr_only.open(&c, &sealed).await.unwrap(), b"replicated");
@@ -431,30 +503,74 @@ async fn builder_rejects_bad_configuration() {
     let local = Arc::new(LocalBackend::new());
     let loc = local.generate_aes256("k", WrapAlgorithm::Aes256Kw).unwrap();
     let r = kref("acme", "docs", 1);
-    let b = || KekBinding::new(r.clone(), BackendId::Local, loc.clone(), WrapAlgorithm::Aes256Kw);
+    let b = || {
+        KekBinding::new(
+            r.clone(),
+            BackendId::Local,
+            loc.clone(),
+            WrapAlgorithm::Aes256Kw,
+        )
+    };
     // KEK on a backend that is not configured.
     assert!(matches!(
         Envelope::builder().kek(b()).build(),
         Err(Error::Misuse(_))
     ));
     // Registered twice.
-    assert!(Envelope::builder().backend(local.clone()).kek(b()).kek(b()).build().is_err());
+    assert!(
+        Envelope::builder()
+            .backend(local.clone())
+            .kek(b())
+            .kek(b())
+            .build()
+            .is_err()
+    );
     // Algorithm the backend does not offer.
-    let rsa = KekBinding::new(r.clone(), BackendId::Local, loc.clone(), WrapAlgorithm::MlKem768);
-    assert!(Envelope::builder().backend(local.clone()).kek(rsa).build().is_err());
+    let rsa = KekBinding::new(
+        r.clone(),
+        BackendId::Local,
+        loc.clone(),
+        WrapAlgorithm::MlKem768,
+    );
+    assert!(
+        Envelope::builder()
+            .backend(local.clone())
+            .kek(rsa)
+            .build()
+            .is_err()
+    );
     // Route to an unregistered KEK, and a copy of another tenant.
-    assert!(Envelope::builder().backend(local.clone()).route(Route::new(r.clone())).build().is_err());
+    assert!(
+        Envelope::builder()
+            .backend(local.clone())
+            .route(Route::new(r.clone()))
+            .build()
+            .is_err()
+    );
     let other = kref("globex", "docs", 1);
-    let other_b = KekBinding::new(other.clone(), BackendId::Local, loc.clone(), WrapAlgorithm::Aes256Kw);
-    assert!(Envelope::builder()
-        .backend(local.clone())
-        .kek(b())
-        .kek(other_b)
-        .route(Route::new(r.clone()).with_copy(other))
-        .build()
-        .is_err());
+    let other_b = KekBinding::new(
+        other.clone(),
+        BackendId::Local,
+        loc.clone(),
+        WrapAlgorithm::Aes256Kw,
+    );
+    assert!(
+        Envelope::builder()
+            .backend(local.clone())
+            .kek(b())
+            .kek(other_b)
+            .route(Route::new(r.clone()).with_copy(other))
+            .build()
+            .is_err()
+    );
     // Two backends of one kind.
-    assert!(Envelope::builder().backend(local.clone()).backend(local).build().is_err());
+    assert!(
+        Envelope::builder()
+            .backend(local.clone())
+            .backend(local)
+            .build()
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -465,12 +581,18 @@ async fn local_kek_is_bound_to_one_algorithm() {
     // Registered in the envelope as KWP, but the key was made for KW: the backend refuses.
     let env = Envelope::builder()
         .backend(local)
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, WrapAlgorithm::Aes256Kwp))
+        .kek(KekBinding::new(
+            r.clone(),
+            BackendId::Local,
+            loc,
+            WrapAlgorithm::Aes256Kwp,
+        ))
         .route(Route::new(r))
         .build()
         .unwrap();
     assert!(matches!(
-        env.seal(&ctx("acme", "o", Classification::Public), b"x").await,
+        env.seal(&ctx("acme", "o", Classification::Public), b"x")
+            .await,
         Err(Error::Backend(BackendError::UnsupportedAlgorithm { .. }))
     ));
 }
@@ -479,14 +601,19 @@ async fn local_kek_is_bound_to_one_algorithm() {
 async fn create_kek_makes_usable_keys() {
     let local = Arc::new(LocalBackend::new());
     for alg in LOCAL_ALGS {
-        let d = local.create_kek(&KekSpec::new(alg, "acme-docs")).await.unwrap();
+        let d = local
+            .create_kek(&KekSpec::new(alg, "acme-docs"))
+            .await
+            .unwrap();
         assert!(local.contains(&d.locator));
         assert_eq!(d.algorithm, alg);
     }
-    assert!(local
-        .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "x"))
-        .await
-        .is_err());
+    assert!(
+        local
+            .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "x"))
+            .await
+            .is_err()
+    );
 }
 
 #[test]

@@ -1,6 +1,14 @@
 //! Property tests of the wire format: canonical round trips of arbitrary valid
 //! structures, and arbitrary bytes that never panic and, when accepted, re-encode to
 //! exactly themselves.
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::as_conversions,
+    clippy::panic
+)]
 
 use kekring::format::{
     BackendId, Classification, KekRef, SealedHeader, SealedObject, Suite, WrapAlgorithm,
@@ -68,10 +76,10 @@ fn entry(tenant: String) -> impl Strategy<Value = WrappedEntry> {
 
 fn wrapped_dek() -> impl Strategy<Value = WrappedDek> {
     (name(), classification()).prop_flat_map(|(tenant, class)| {
-        proptest::collection::vec(entry(tenant), 1..=4).prop_filter_map(
-            "duplicate KEK",
-            move |entries| WrappedDek::new(class.clone(), entries).ok(),
-        )
+        proptest::collection::vec(entry(tenant), 1..=4)
+            .prop_filter_map("duplicate KEK", move |entries| {
+                WrappedDek::new(class.clone(), entries).ok()
+            })
     })
 }
 

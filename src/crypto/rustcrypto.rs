@@ -1,8 +1,8 @@
 //! The default provider: the pure-Rust RustCrypto crates.
 
+use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::aead::KeyInit;
-use aes_gcm::Aes256Gcm;
 use aes_kw::{KwAes256, KwpAes256};
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -19,13 +19,13 @@ pub(crate) struct RustCrypto;
 // "unwraps" it to an empty key; Wycheproof (aes_wrap tc 108, aes_kwp tc 253) marks those
 // invalid, and so do we.
 fn kw_input_ok(key: &[u8]) -> bool {
-    key.len() >= 16 && key.len() % 8 == 0
+    key.len() >= 16 && key.len().is_multiple_of(8)
 }
 fn kw_wrapped_ok(wrapped: &[u8]) -> bool {
-    wrapped.len() >= 24 && wrapped.len() % 8 == 0
+    wrapped.len() >= 24 && wrapped.len().is_multiple_of(8)
 }
 fn kwp_wrapped_ok(wrapped: &[u8]) -> bool {
-    wrapped.len() >= 16 && wrapped.len() % 8 == 0
+    wrapped.len() >= 16 && wrapped.len().is_multiple_of(8)
 }
 
 /// RFC 3394 / 5649 never produce more than the input plus one 8-byte block (plus
@@ -59,12 +59,7 @@ impl CryptoProvider for RustCrypto {
     ) -> Result<(), CryptoFailure> {
         let cipher = Aes256Gcm::new(key.into());
         cipher
-            .decrypt_inout_detached(
-                nonce.into(),
-                aad,
-                buf.into(),
-                tag.into(),
-            )
+            .decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
             .map_err(|_| CryptoFailure)
     }
 

@@ -496,7 +496,11 @@ impl KekRef {
     /// [`FormatError::InvalidName`] for an ill-formed name, [`FormatError::ZeroVersion`]
     /// for version 0.
     pub fn new(tenant: &str, purpose: &str, version: u32) -> Result<Self, FormatError> {
-        Self::from_parts(Name::new("tenant", tenant)?, Name::new("purpose", purpose)?, version)
+        Self::from_parts(
+            Name::new("tenant", tenant)?,
+            Name::new("purpose", purpose)?,
+            version,
+        )
     }
 
     /// Builds a reference from validated names.
@@ -562,7 +566,10 @@ mod tests {
         for b in BackendId::ALL {
             assert_eq!(BackendId::from_id(b.id()), Ok(b));
         }
-        assert_eq!(WrapAlgorithm::from_id(0), Err(FormatError::UnknownAlgorithm(0)));
+        assert_eq!(
+            WrapAlgorithm::from_id(0),
+            Err(FormatError::UnknownAlgorithm(0))
+        );
         assert_eq!(BackendId::from_id(0), Err(FormatError::UnknownBackend(0)));
         assert_eq!(Suite::from_id(2), Err(FormatError::UnknownSuite(2)));
     }

@@ -95,7 +95,12 @@ pub(crate) fn check_len(
     max: usize,
 ) -> Result<(), FormatError> {
     if len < min || len > max {
-        Err(FormatError::LengthOutOfRange { field, len, min, max })
+        Err(FormatError::LengthOutOfRange {
+            field,
+            len,
+            min,
+            max,
+        })
     } else {
         Ok(())
     }

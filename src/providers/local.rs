@@ -144,7 +144,10 @@ impl LocalBackend {
         material: Aes256KeyMaterial,
     ) -> Result<KekLocator, Error> {
         let locator = KekLocator::new(locator);
-        self.insert(locator.clone(), LocalKek::Aes256(Aes256Kek::new(algorithm, material)?))?;
+        self.insert(
+            locator.clone(),
+            LocalKek::Aes256(Aes256Kek::new(algorithm, material)?),
+        )?;
         Ok(locator)
     }
 

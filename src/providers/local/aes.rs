@@ -80,7 +80,12 @@ impl Aes256Kek {
         };
         let mut k = Zeroizing::new([0u8; KEY_LEN]);
         crypto
-            .hkdf_sha256(salt, self.key.bytes(), &[binding.canonical_bytes()], k.as_mut_slice())
+            .hkdf_sha256(
+                salt,
+                self.key.bytes(),
+                &[binding.canonical_bytes()],
+                k.as_mut_slice(),
+            )
             .map_err(|_| BackendError::Rejected)?;
         Ok(k)
     }
