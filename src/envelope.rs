@@ -22,7 +22,7 @@ use crate::format::{
 };
 use crate::payload;
 use crate::policy::Profile;
-use crate::secret::DataKey;
+use crate::secret::{DataKey, KEY_LEN};
 
 /// The payload suite new objects are sealed with.
 const SUITE: Suite = Suite::Aes256GcmHkdfSha256Commit;
@@ -388,10 +388,14 @@ impl Envelope {
         &self,
         ctx: &Context,
     ) -> Result<(Vec<u8>, zeroize::Zeroizing<[u8; 32]>, [u8; NONCE_LEN]), Error> {
-        let dek = DataKey::generate()?;
-        let wrapped = self.wrap_dek(ctx, &dek).await?;
+        // One OS RNG call for the DEK and the nonce: each getrandom call is a syscall.
+        let mut seed = zeroize::Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
+        crypto::fill_random(seed.as_mut_slice())?;
+        let (dek_bytes, nonce_bytes) = seed.split_at(KEY_LEN);
+        let dek = DataKey::from_slice(dek_bytes)?;
         let mut nonce = [0u8; NONCE_LEN];
-        crypto::fill_random(&mut nonce)?;
+        nonce.copy_from_slice(nonce_bytes);
+        let wrapped = self.wrap_dek(ctx, &dek).await?;
         let keys = payload::derive(self.inner.crypto, &dek, SUITE, &nonce)?;
         let header = SealedHeader::new(SUITE, wrapped, nonce, keys.commitment).encode();
         Ok((header, keys.key, nonce))

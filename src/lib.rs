@@ -8,7 +8,7 @@
 //!
 //! | module | what it owns |
 //! |---|---|
-//! | [`format`] | the versioned binary encodings and their byte-level spec |
+//! | [`format`](mod@format) | the versioned binary encodings and their byte-level spec |
 //! | [`secret`] | [`DataKey`] and symmetric key material |
 //! | [`backend`] | the [`KeyBackend`] trait and what a backend declares about itself |
 //! | [`providers`] | one backend per file, each behind a feature |
@@ -18,6 +18,8 @@
 
 pub mod backend;
 mod context;
+// The key-wrap primitives serve only local KEKs.
+#[cfg_attr(not(feature = "local"), allow(dead_code))]
 pub(crate) mod crypto;
 pub mod envelope;
 mod error;

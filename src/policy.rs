@@ -3,7 +3,7 @@
 //! A [`Profile`] maps each classification to a rule: a set of allowed algorithm families,
 //! plus algorithms allowed or denied one by one. The `Envelope` checks the profile for
 //! every KEK a DEK is about to be wrapped under, before any backend is called; a refusal
-//! is [`PolicyError`](crate::PolicyError). A classification the profile does not name
+//! is [`PolicyError`]. A classification the profile does not name
 //! is refused (fail closed), so every custom label needs a rule.
 //!
 //! # The default profile

@@ -57,6 +57,13 @@ impl DataKey {
     }
 }
 
+/// Interoperates with code written against `secrecy`.
+impl secrecy::ExposeSecret<[u8; KEY_LEN]> for DataKey {
+    fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
 impl fmt::Debug for DataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("DataKey([REDACTED])")
@@ -95,12 +102,20 @@ impl Aes256KeyMaterial {
         Ok(Self(arr))
     }
 
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
 
     /// The raw key, for export into a key store. Named so that every use stands out.
     pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+/// Interoperates with code written against `secrecy`.
+impl secrecy::ExposeSecret<[u8; KEY_LEN]> for Aes256KeyMaterial {
+    fn expose_secret(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
 }
@@ -121,6 +136,13 @@ mod tests {
         let b = DataKey::generate().unwrap();
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert_eq!(format!("{a:?}"), "DataKey([REDACTED])");
+    }
+
+    #[test]
+    fn secrecy_trait_exposes_the_same_bytes() {
+        use secrecy::ExposeSecret;
+        let k = DataKey::from_array([3; 32]);
+        assert_eq!(ExposeSecret::expose_secret(&k), &[3; 32]);
     }
 
     #[test]

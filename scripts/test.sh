@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The one command that runs every test. Installs what it needs by itself.
+#   scripts/test.sh                 # everything (about 10 minutes on 2 cores from cold)
+#   FUZZ_SECONDS=0 scripts/test.sh  # skip the fuzzing smoke run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+rustc --version
+for c in rustfmt clippy; do
+  if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$c"
+  fi
+done
+if ! command -v cc >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
+  step "installing a C/C++ compiler"
+  apt-get update -qq && apt-get install -y -qq gcc g++
+fi
+command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (all targets, all features, warnings are errors)"
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "clippy without default features"
+cargo clippy --no-default-features --lib -- -D warnings
+
+step "tests (all features)"
+cargo test --all-features
+
+step "tests without default features"
+cargo test --no-default-features
+
+step "docs (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+
+step "quickstart"
+cargo run --example quickstart
+
+step "benchmarks build"
+cargo bench --no-run
+
+seconds="${FUZZ_SECONDS:-30}"
+if [ "$seconds" -gt 0 ]; then
+  step "fuzzing smoke run (${seconds}s per target)"
+  FUZZ_SECONDS="$seconds" scripts/fuzz.sh
+fi
+
+step "all tests passed"
