@@ -18,8 +18,8 @@ use std::sync::Arc;
 use kekring::format::{SealedHeader, SealedObject, WrappedDek};
 use kekring::secret::Aes256KeyMaterial;
 use kekring::{
-    BackendId, Classification, Context, Envelope, KekBinding, KekRef, LocalBackend, Route,
-    WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Family, KekBinding, KekRef, LocalBackend,
+    Profile, Route, WrapAlgorithm,
 };
 use serde_json::{Value, json};
 
@@ -84,7 +84,9 @@ async fn main() {
         keks.push(json!({"tenant": "acme", "purpose": purpose, "version": 1,
                          "algorithm": alg.name(), "key_hex": key_hex}));
     }
-    let env = b.build().unwrap();
+    // The custom label "pci" (tag 0x80) needs a rule: symmetric KEKs only.
+    let profile = Profile::default().allow_family(class_of("pci"), Family::Symmetric256);
+    let env = b.profile(profile).build().unwrap();
 
     let mut positive = Vec::new();
     let mut negative = Vec::new();
@@ -98,6 +100,7 @@ async fn main() {
             ("confidential", &b""[..], &b""[..]),
             ("restricted", &b"kekring test vector"[..], &b"version=7"[..]),
             ("public", &[0x5au8; 1024][..], &b""[..]),
+            ("pci", &b"4111 1111 1111 1111"[..], &b""[..]),
         ]
         .into_iter()
         .enumerate()
@@ -361,7 +364,7 @@ async fn main() {
     assert!(WrappedDek::decode(&w).is_ok() && SealedObject::decode(&s).is_ok());
 
     let doc = json!({
-        "about": "kekring wire format v1 test vectors. Produced by `cargo run --example make_vectors` (examples/make_vectors.rs) against the local backend with the fixed KEKs below; DEKs and nonces were random at generation time. Negative vectors are mutations of one sealed object; `expect` names the Error variant and, in parentheses, the inner variant.",
+        "about": "kekring wire format v1 test vectors. Produced by `cargo run --example make_vectors` (examples/make_vectors.rs) against the local backend with the fixed KEKs below and the default profile plus a rule admitting symmetric KEKs for the custom classification `pci`; DEKs and nonces were random at generation time. Negative vectors are mutations of one sealed object; `expect` names the Error variant and, in parentheses, the inner variant.",
         "format_version": 1,
         "keks": keks,
         "positive": positive,

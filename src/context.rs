@@ -1,6 +1,6 @@
 //! The caller's context: who an object belongs to and how it is classified.
 
-use crate::error::{Error, MisuseError};
+use crate::error::Error;
 use crate::format::{BindingContext, Classification, Name};
 
 /// Tenant, purpose, object id, classification and optional associated data.
@@ -25,13 +25,12 @@ impl Context {
         classification: Classification,
     ) -> Result<Self, Error> {
         let binding = BindingContext::new(
-            Name::new("tenant", tenant).map_err(MisuseError::from)?,
-            Name::new("purpose", purpose).map_err(MisuseError::from)?,
+            Name::new("tenant", tenant)?,
+            Name::new("purpose", purpose)?,
             object_id.as_ref(),
             classification,
             &[],
-        )
-        .map_err(MisuseError::from)?;
+        )?;
         Ok(Self { binding })
     }
 
@@ -48,8 +47,7 @@ impl Context {
             b.object_id(),
             b.classification().clone(),
             aad.as_ref(),
-        )
-        .map_err(MisuseError::from)?;
+        )?;
         Ok(Self { binding })
     }
 

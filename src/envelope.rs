@@ -28,10 +28,15 @@ use crate::secret::{DataKey, KEY_LEN};
 const SUITE: Suite = Suite::Aes256GcmHkdfSha256Commit;
 
 /// A KEK the `Envelope` may use: its name, where it lives and its algorithm.
+///
+/// The backend is named by kind ([`BackendId`], written into every wrapped DEK) and,
+/// when several backends of one kind are configured (two KMS regions or accounts), by the
+/// instance name given to [`EnvelopeBuilder::backend_instance`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KekBinding {
     reference: KekRef,
     backend: BackendId,
+    instance: Option<String>,
     locator: KekLocator,
     algorithm: WrapAlgorithm,
 }
@@ -47,9 +52,24 @@ impl KekBinding {
         Self {
             reference,
             backend,
+            instance: None,
             locator,
             algorithm,
         }
+    }
+
+    /// Uses the backend configured under `instance` (see
+    /// [`EnvelopeBuilder::backend_instance`]) instead of the default instance of its kind.
+    #[must_use]
+    pub fn on_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// The backend instance name: the one set by [`KekBinding::on_instance`], or the
+    /// backend kind's name.
+    pub fn instance(&self) -> &str {
+        self.instance.as_deref().unwrap_or(self.backend.name())
     }
 
     /// The KEK's name.
@@ -123,7 +143,7 @@ pub struct SealedParts {
 
 /// Builds an [`Envelope`].
 pub struct EnvelopeBuilder {
-    backends: Vec<Arc<dyn KeyBackend>>,
+    backends: Vec<(String, Arc<dyn KeyBackend>)>,
     keks: Vec<KekBinding>,
     routes: Vec<Route>,
     profile: Profile,
@@ -141,10 +161,25 @@ impl fmt::Debug for EnvelopeBuilder {
 }
 
 impl EnvelopeBuilder {
-    /// Adds a backend (one per [`BackendId`]).
+    /// Adds a backend as the default instance of its kind (named after its
+    /// [`BackendId`], e.g. `aws-kms`).
     #[must_use]
     pub fn backend(mut self, backend: Arc<dyn KeyBackend>) -> Self {
-        self.backends.push(backend);
+        let name = backend.info().id.name().to_owned();
+        self.backends.push((name, backend));
+        self
+    }
+
+    /// Adds a backend under an instance name, for several backends of one kind (for
+    /// example a second KMS region holding disaster-recovery KEKs). KEKs select it with
+    /// [`KekBinding::on_instance`].
+    #[must_use]
+    pub fn backend_instance(
+        mut self,
+        name: impl Into<String>,
+        backend: Arc<dyn KeyBackend>,
+    ) -> Self {
+        self.backends.push((name.into(), backend));
         self
     }
 
@@ -172,22 +207,34 @@ impl EnvelopeBuilder {
     /// Checks the configuration and builds the envelope.
     ///
     /// # Errors
-    /// [`Error::Misuse`] for two backends of one kind, a KEK registered twice, a KEK
-    /// whose backend is missing or does not offer its algorithm, or a route that names
-    /// an unregistered KEK, mixes tenants or repeats a tenant and purpose.
+    /// [`Error::Misuse`] for two backends under one instance name, a KEK registered
+    /// twice, a KEK whose backend instance is missing, of another kind, or does not
+    /// offer its algorithm, or a route that names an unregistered KEK, mixes tenants or
+    /// repeats a tenant and purpose.
     pub fn build(self) -> Result<Envelope, Error> {
-        let mut backends: HashMap<BackendId, Arc<dyn KeyBackend>> = HashMap::new();
-        for b in self.backends {
-            let id = b.info().id;
-            if backends.insert(id, b).is_some() {
-                return Err(MisuseError::DuplicateBackend(id).into());
+        let mut backends: HashMap<String, Arc<dyn KeyBackend>> = HashMap::new();
+        for (name, b) in self.backends {
+            if backends.contains_key(&name) {
+                return Err(MisuseError::DuplicateBackend(name).into());
             }
+            backends.insert(name, b);
         }
         let mut keks = HashMap::new();
         for k in self.keks {
             let backend = backends
-                .get(&k.backend)
-                .ok_or(MisuseError::NoBackend(k.backend))?;
+                .get(k.instance())
+                .ok_or_else(|| match &k.instance {
+                    Some(name) => MisuseError::NoBackendInstance(name.clone()),
+                    None => MisuseError::NoBackend(k.backend),
+                })?;
+            if backend.info().id != k.backend {
+                return Err(MisuseError::BackendKind {
+                    instance: k.instance().to_owned(),
+                    expected: k.backend,
+                    found: backend.info().id,
+                }
+                .into());
+            }
             if !backend.info().offers(k.algorithm) {
                 return Err(MisuseError::AlgorithmNotOffered {
                     backend: k.backend,
@@ -241,7 +288,7 @@ impl EnvelopeBuilder {
 }
 
 struct Inner {
-    backends: HashMap<BackendId, Arc<dyn KeyBackend>>,
+    backends: HashMap<String, Arc<dyn KeyBackend>>,
     keks: HashMap<KekRef, KekBinding>,
     routes: HashMap<(Name, Name), Vec<KekRef>>,
     profile: Profile,
@@ -364,6 +411,30 @@ impl Envelope {
         Ok(body)
     }
 
+    /// Opens an object sealed with [`Envelope::seal_in_place`] from its separate parts:
+    /// decrypts `buf` in place. On any error `buf` is left unchanged.
+    ///
+    /// # Errors
+    /// As [`Envelope::open`].
+    pub async fn open_detached(
+        &self,
+        ctx: &Context,
+        header: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), Error> {
+        let (h, header_len) = SealedHeader::decode_prefix(header)?;
+        if header_len != header.len() {
+            return Err(crate::FormatError::TrailingBytes.into());
+        }
+        let (key, nonce) = self.open_header(ctx, &h).await?;
+        let aad = payload::aad(header, ctx.binding());
+        self.inner
+            .crypto
+            .aes256_gcm_open(&key, &nonce, &aad, buf, tag)
+            .map_err(|_| Error::Crypto)
+    }
+
     /// Generates a fresh DEK and wraps it for `ctx`, for callers that encrypt data
     /// themselves and store the wrapped DEK (for example in a database column).
     ///
@@ -456,7 +527,7 @@ impl Envelope {
         }
         let mut entries = Vec::with_capacity(plan.len());
         for kek in plan {
-            let backend = self.backend(kek.backend)?;
+            let backend = self.backend(kek)?;
             let resp = backend
                 .wrap(WrapRequest::new(
                     &kek.locator,
@@ -528,7 +599,7 @@ impl Envelope {
                 }
                 .into());
             }
-            let backend = self.backend(kek.backend)?;
+            let backend = self.backend(kek)?;
             let req = UnwrapRequest::new(
                 &kek.locator,
                 kek.algorithm,
@@ -546,17 +617,24 @@ impl Envelope {
                     .into());
                 }
                 Err(BackendError::Rejected) => return Err(Error::Crypto),
-                Err(err @ BackendError::Unavailable { .. }) => last_err = Some(err.into()),
+                // The next copy may live elsewhere: a backend that is down, or that no
+                // longer holds the KEK (deleted, region lost), is what copies are for.
+                // A rejected wrap is not: the bytes are bad, and trying further keys
+                // would only turn `open` into an oracle across them.
+                Err(err @ (BackendError::Unavailable { .. } | BackendError::KeyNotFound(_))) => {
+                    last_err = Some(err.into());
+                }
                 Err(err) => return Err(err.into()),
             }
         }
         Err(last_err.unwrap_or_else(|| KeyStateError::UnknownKek(primary.kek().clone()).into()))
     }
 
-    fn backend(&self, id: BackendId) -> Result<&Arc<dyn KeyBackend>, Error> {
+    fn backend(&self, kek: &KekBinding) -> Result<&Arc<dyn KeyBackend>, Error> {
+        // `build` checked that every registered KEK's instance exists.
         self.inner
             .backends
-            .get(&id)
-            .ok_or_else(|| MisuseError::NoBackend(id).into())
+            .get(kek.instance())
+            .ok_or_else(|| MisuseError::NoBackendInstance(kek.instance().to_owned()).into())
     }
 }

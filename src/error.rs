@@ -13,8 +13,11 @@
 //! No message carries key material.
 
 use crate::backend::BackendError;
+use crate::backend::KekLocator;
 pub use crate::format::FormatError;
-use crate::format::{BackendId, Classification, Family, KekRef, Name, WrapAlgorithm};
+use crate::format::{
+    ArgumentError, BackendId, Classification, Family, KekRef, Name, WrapAlgorithm,
+};
 
 /// Everything that can go wrong in kekring.
 #[derive(Debug, thiserror::Error)]
@@ -80,9 +83,25 @@ pub enum MisuseError {
     /// No backend of this kind was configured.
     #[error("no backend configured for {0}")]
     NoBackend(BackendId),
-    /// Two backends of the same kind were configured.
-    #[error("two backends configured for {0}")]
-    DuplicateBackend(BackendId),
+    /// Two backends were configured under one instance name.
+    #[error("two backends configured as {0:?}")]
+    DuplicateBackend(String),
+    /// No backend is configured under this instance name.
+    #[error("no backend instance named {0:?}")]
+    NoBackendInstance(String),
+    /// A KEK names a backend instance of another kind than the KEK's backend.
+    #[error("backend instance {instance:?} is {found}, the KEK says {expected}")]
+    BackendKind {
+        /// The instance name.
+        instance: String,
+        /// The kind the KEK binding says.
+        expected: BackendId,
+        /// The kind the instance is.
+        found: BackendId,
+    },
+    /// A backend already holds a KEK under this locator.
+    #[error("a KEK already exists under locator {0}")]
+    DuplicateLocator(KekLocator),
     /// The same KEK was registered twice.
     #[error("KEK {0} registered twice")]
     DuplicateKek(KekRef),
@@ -106,9 +125,15 @@ pub enum MisuseError {
     },
 }
 
-impl From<FormatError> for MisuseError {
-    fn from(e: FormatError) -> Self {
-        MisuseError::InvalidArgument(e)
+impl From<ArgumentError> for MisuseError {
+    fn from(e: ArgumentError) -> Self {
+        MisuseError::InvalidArgument(e.0)
+    }
+}
+
+impl From<ArgumentError> for Error {
+    fn from(e: ArgumentError) -> Self {
+        Error::Misuse(e.into())
     }
 }
 

@@ -21,6 +21,13 @@ pub use ids::{
 pub use sealed::{COMMITMENT_LEN, NONCE_LEN, SEALED_MAGIC, SealedHeader, SealedObject, TAG_LEN};
 pub use wrapped::{MAX_WRAPS, WRAPPED_DEK_MAGIC, WrappedDek, WrappedEntry};
 
+/// A value handed to a constructor of this module is ill-formed or out of bounds: the
+/// caller's mistake, not untrusted input. Converts into
+/// [`Error::Misuse`](crate::Error::Misuse); the inner [`FormatError`] says what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid argument: {0}")]
+pub struct ArgumentError(pub FormatError);
+
 /// The only format version this crate writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
 

@@ -15,11 +15,11 @@
 //! | `Confidential` | symmetric-256, hybrid, post-quantum |
 //! | `Restricted` | symmetric-256, post-quantum, hybrid |
 //!
-//! Restricted data must be wrapped by a post-quantum KEM; the hybrid (P-256 + ML-KEM-768)
-//! counts, since it stays secure while its ML-KEM half holds. Confidential data admits the
-//! same families: in the default profile the two classes differ only in what a
-//! caller adds to them (for example [`Profile::deny_algorithm`] of ML-KEM-768 for
-//! Restricted to require ML-KEM-1024).
+//! Asymmetric wraps of Restricted data must use a post-quantum KEM; the hybrid
+//! (P-256 + ML-KEM-768) counts, since it stays secure while its ML-KEM half holds, and
+//! RSA-OAEP or P-256 alone are refused. Confidential data admits the same families by
+//! default: the two classes differ in what a caller adds (for example
+//! [`Profile::deny_algorithm`] of ML-KEM-768 for Restricted, to require ML-KEM-1024).
 //!
 //! Symmetric 256-bit KEKs (AES-256 locally, in a KMS or an HSM) are allowed for every
 //! class: Grover's algorithm leaves them about 128-bit security against a quantum
@@ -89,7 +89,7 @@ impl Profile {
     }
 
     /// The default profile without symmetric KEKs for `Restricted`: Restricted data only
-    /// under a post-quantum or hybrid KEM.
+    /// under ML-KEM or the hybrid KEM.
     pub fn strict_post_quantum() -> Self {
         let mut p = Self::default().deny_family(Classification::Restricted, Family::Symmetric256);
         p.name = "strict-post-quantum".to_owned();

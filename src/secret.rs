@@ -15,6 +15,12 @@ pub const KEY_LEN: usize = 32;
 /// A 256-bit data encryption key (DEK). One is drawn from the OS RNG for every object.
 ///
 /// Zeroized on drop; `Debug` prints `DataKey([REDACTED])`; no `Clone`, no `Serialize`.
+/// A copy is made only through [`DataKey::duplicate`]:
+///
+/// ```compile_fail
+/// let k = kekring::DataKey::from_array([7; 32]);
+/// let copy = k.clone(); // DataKey is not Clone
+/// ```
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct DataKey([u8; KEY_LEN]);
 

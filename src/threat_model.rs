@@ -10,7 +10,9 @@
 //! from being wrapped under algorithms it does not allow, such as classical RSA or ECDH
 //! for data that must survive a quantum adversary.
 //!
-//! **Not protected.** A compromised process that holds a DEK or can call the backend; a
+//! **Not protected.** The metadata in headers is plaintext: anyone holding a blob can read
+//! its tenant, purpose, KEK version, classification and wrap algorithm (they are
+//! authenticated, not encrypted). A compromised process that holds a DEK or can call the backend; a
 //! KEK backend that is itself compromised; traffic analysis (object sizes are visible);
 //! rollback of a whole object to an older valid version of itself (bind a version into the
 //! associated data to detect it); denial of service by deleting blobs.

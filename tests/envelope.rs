@@ -322,6 +322,10 @@ impl TestBackend {
             inner,
         }
     }
+    fn kind(mut self, id: BackendId) -> Self {
+        self.info = BackendInfo::new(id, "test backend", self.info.algorithms.clone());
+        self
+    }
     fn answer(&self, asked: &KekLocator) -> KekLocator {
         if self.lie {
             KekLocator::new("some-other-key")
@@ -637,4 +641,138 @@ async fn envelope_is_shared_across_tasks() {
     for (i, h) in handles.into_iter().enumerate() {
         assert_eq!(h.await.unwrap(), vec![i as u8; 100]);
     }
+}
+
+#[tokio::test]
+async fn profile_is_checked_for_every_kek_before_any_backend_call() {
+    // An allowed primary (symmetric, on "Vault") and a forbidden copy (RSA, on "PKCS#11").
+    let primary = Arc::new(
+        TestBackend::new(WrapAlgorithm::Aes256Opaque, false).kind(BackendId::VaultTransit),
+    );
+    let copy = Arc::new(TestBackend::new(WrapAlgorithm::RsaOaepSha256_3072, false));
+    let rp = kref("acme", "docs", 1);
+    let rc = kref("acme", "docs-dr", 1);
+    let env = Envelope::builder()
+        .backend(primary.clone())
+        .backend(copy.clone())
+        .kek(KekBinding::new(
+            rp.clone(),
+            BackendId::VaultTransit,
+            KekLocator::new("transit/acme-docs"),
+            WrapAlgorithm::Aes256Opaque,
+        ))
+        .kek(KekBinding::new(
+            rc.clone(),
+            BackendId::Pkcs11,
+            KekLocator::new("hsm/acme-dr"),
+            WrapAlgorithm::RsaOaepSha256_3072,
+        ))
+        .route(Route::new(rp).with_copy(rc))
+        .build()
+        .unwrap();
+    let err = env
+        .seal(&ctx("acme", "o", Classification::Confidential), b"x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Policy(PolicyError::AlgorithmNotAllowed { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        primary.calls.load(Ordering::SeqCst),
+        0,
+        "primary wrapped before the copy was checked"
+    );
+    assert_eq!(copy.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn two_backends_of_one_kind_as_named_instances() {
+    let eu = Arc::new(LocalBackend::new());
+    let us = Arc::new(LocalBackend::new());
+    let p = eu
+        .generate_aes256("eu-key", WrapAlgorithm::Aes256Kw)
+        .unwrap();
+    let d = us
+        .generate_aes256("us-key", WrapAlgorithm::Aes256Gcm)
+        .unwrap();
+    let rp = kref("acme", "docs", 1);
+    let rd = kref("acme", "docs-dr", 1);
+    let dr_binding = KekBinding::new(rd.clone(), BackendId::Local, d, WrapAlgorithm::Aes256Gcm)
+        .on_instance("local-us");
+    let env = Envelope::builder()
+        .backend_instance("local-eu", eu.clone())
+        .backend_instance("local-us", us.clone())
+        .kek(
+            KekBinding::new(rp.clone(), BackendId::Local, p, WrapAlgorithm::Aes256Kw)
+                .on_instance("local-eu"),
+        )
+        .kek(dr_binding.clone())
+        .route(Route::new(rp).with_copy(rd))
+        .build()
+        .unwrap();
+    let c = ctx("acme", "o", Classification::Restricted);
+    let sealed = env.seal(&c, b"two regions").await.unwrap();
+    // The US region alone opens it through the copy.
+    let us_only = Envelope::builder()
+        .backend_instance("local-us", us)
+        .kek(dr_binding)
+        .build()
+        .unwrap();
+    assert_eq!(us_only.open(&c, &sealed).await.unwrap(), b"two regions");
+    // A KEK naming an instance that does not exist, or one of another kind.
+    let k = KekBinding::new(
+        kref("acme", "x", 1),
+        BackendId::Local,
+        KekLocator::new("k"),
+        WrapAlgorithm::Aes256Kw,
+    );
+    assert!(matches!(
+        Envelope::builder()
+            .backend(eu.clone())
+            .kek(k.clone().on_instance("nowhere"))
+            .build(),
+        Err(Error::Misuse(kekring::MisuseError::NoBackendInstance(_)))
+    ));
+    let hsm = Arc::new(TestBackend::new(WrapAlgorithm::Aes256Kw, false));
+    assert!(matches!(
+        Envelope::builder()
+            .backend_instance("hsm", hsm)
+            .kek(k.on_instance("hsm"))
+            .build(),
+        Err(Error::Misuse(kekring::MisuseError::BackendKind { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn open_detached_matches_seal_in_place() {
+    let (env, _) = envelope(WrapAlgorithm::Aes256Gcm);
+    let c = ctx("acme", "o", Classification::Internal);
+    let pt = vec![7u8; 5000];
+    let mut buf = pt.clone();
+    let parts = env.seal_in_place(&c, &mut buf).await.unwrap();
+    assert_ne!(buf, pt);
+    let mut tampered = buf.clone();
+    tampered[10] ^= 1;
+    let before = tampered.clone();
+    assert!(matches!(
+        env.open_detached(&c, &parts.header, &mut tampered, &parts.tag)
+            .await,
+        Err(Error::Crypto)
+    ));
+    assert_eq!(
+        tampered, before,
+        "a failed open_detached leaves the buffer unchanged"
+    );
+    let mut longer_header = parts.header.clone();
+    longer_header.push(0);
+    assert!(matches!(
+        env.open_detached(&c, &longer_header, &mut buf, &parts.tag)
+            .await,
+        Err(Error::Malformed(_))
+    ));
+    env.open_detached(&c, &parts.header, &mut buf, &parts.tag)
+        .await
+        .unwrap();
+    assert_eq!(buf, pt);
 }

@@ -133,6 +133,39 @@ proptest! {
     }
 
     #[test]
+    fn magic_prefixed_bytes_are_canonical_when_accepted(
+        tail in proptest::collection::vec(any::<u8>(), 0..400),
+        sealed in any::<bool>(),
+    ) {
+        // Past the magic and version, so the decoder's deeper branches are reached.
+        let head: &[u8] = if sealed { b"KRSO\x01\x00\x01\x00" } else { b"KRWD\x01\x00" };
+        let bytes = [head, &tail[..]].concat();
+        if let Ok(d) = WrappedDek::decode(&bytes) {
+            prop_assert_eq!(d.encode(), bytes.clone());
+        }
+        if let Ok((h, len)) = SealedHeader::decode_prefix(&bytes) {
+            prop_assert_eq!(h.encode(), bytes[..len].to_vec());
+        }
+    }
+
+    #[test]
+    fn mutated_sealed_headers_never_panic_and_stay_canonical(
+        dek in wrapped_dek(),
+        nonce in any::<[u8; 12]>(),
+        pos in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let h = SealedHeader::new(Suite::Aes256GcmHkdfSha256Commit, dek, nonce, [5; 32]);
+        let mut bytes = h.encode();
+        let i = pos.index(bytes.len());
+        bytes[i] = byte;
+        if let Ok((back, len)) = SealedHeader::decode_prefix(&bytes) {
+            prop_assert_eq!(back.encode(), bytes[..len].to_vec());
+        }
+        let _ = SealedObject::decode(&bytes);
+    }
+
+    #[test]
     fn mutated_valid_encodings_never_panic(
         dek in wrapped_dek(),
         pos in any::<prop::sample::Index>(),

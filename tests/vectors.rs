@@ -16,8 +16,8 @@ use std::sync::Arc;
 use kekring::format::{SealedHeader, WrappedDek};
 use kekring::secret::Aes256KeyMaterial;
 use kekring::{
-    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, LocalBackend, Route,
-    WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Error, Family, KekBinding, KekRef, LocalBackend,
+    Profile, Route, WrapAlgorithm,
 };
 use serde_json::Value;
 
@@ -50,7 +50,10 @@ fn envelope(doc: &Value) -> Envelope {
             .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
             .route(Route::new(r));
     }
-    b.build().unwrap()
+    let pci = Classification::custom("pci").unwrap();
+    b.profile(Profile::default().allow_family(pci, Family::Symmetric256))
+        .build()
+        .unwrap()
 }
 
 fn context(c: &Value) -> Context {

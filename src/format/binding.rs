@@ -1,7 +1,7 @@
 //! The binding context: the canonical bytes that tie a wrap and a payload to the caller's
 //! context (tenant, purpose, object id, classification, associated data).
 
-use super::FormatError;
+use super::ArgumentError;
 use super::ids::{Classification, Name};
 use super::reader::{check_len, put_vec_u8, put_vec_u16, put_vec_u32};
 
@@ -33,17 +33,20 @@ impl BindingContext {
     /// Builds a binding context.
     ///
     /// # Errors
-    /// [`FormatError::LengthOutOfRange`] for an empty or over-long object id or
-    /// over-long associated data.
+    /// [`FormatError::LengthOutOfRange`](super::FormatError::LengthOutOfRange) (in an [`ArgumentError`]) for an empty or
+    /// over-long object id or over-long associated data.
     pub fn new(
         tenant: Name,
         purpose: Name,
         object_id: &[u8],
         classification: Classification,
         aad: &[u8],
-    ) -> Result<Self, FormatError> {
-        check_len("object id", object_id.len(), 1, MAX_OBJECT_ID_LEN)?;
-        check_len("associated data", aad.len(), 0, MAX_AAD_LEN)?;
+    ) -> Result<Self, ArgumentError> {
+        let check = |field, len, min, max| -> Result<(), ArgumentError> {
+            check_len(field, len, min, max).map_err(ArgumentError)
+        };
+        check("object id", object_id.len(), 1, MAX_OBJECT_ID_LEN)?;
+        check("associated data", aad.len(), 0, MAX_AAD_LEN)?;
         let mut canonical =
             Vec::with_capacity(BINDING_LABEL.len() + 140 + object_id.len() + aad.len());
         canonical.extend_from_slice(BINDING_LABEL);

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::FormatError;
+use super::{ArgumentError, FormatError};
 
 /// The family of a wrap algorithm: what the classification profiles reason about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -336,10 +336,10 @@ impl Name {
     /// Validates `s` as a tenant or purpose name.
     ///
     /// # Errors
-    /// [`FormatError::InvalidName`] if `s` is empty, longer than 64 bytes, or holds a
-    /// character outside the alphabet.
-    pub fn new(field: &'static str, s: &str) -> Result<Self, FormatError> {
-        Self::from_bytes(field, s.as_bytes())
+    /// [`FormatError::InvalidName`] (in an [`ArgumentError`]) if `s` is empty, longer
+    /// than 64 bytes, or holds a character outside the alphabet.
+    pub fn new(field: &'static str, s: &str) -> Result<Self, ArgumentError> {
+        Self::from_bytes(field, s.as_bytes()).map_err(ArgumentError)
     }
 
     pub(crate) fn from_bytes(field: &'static str, b: &[u8]) -> Result<Self, FormatError> {
@@ -394,9 +394,9 @@ impl Classification {
     /// A custom classification.
     ///
     /// # Errors
-    /// [`FormatError::InvalidLabel`] for an empty, over-long or ill-formed label, or one
-    /// that spells a built-in level (compared without case).
-    pub fn custom(label: &str) -> Result<Self, FormatError> {
+    /// [`FormatError::InvalidLabel`] (in an [`ArgumentError`]) for an empty, over-long or
+    /// ill-formed label, or one that spells a built-in level (compared without case).
+    pub fn custom(label: &str) -> Result<Self, ArgumentError> {
         Ok(Classification::Custom(Label::new(label)?))
     }
 
@@ -454,9 +454,9 @@ impl Label {
     /// Validates a custom label.
     ///
     /// # Errors
-    /// [`FormatError::InvalidLabel`] as for [`Classification::custom`].
-    pub fn new(s: &str) -> Result<Self, FormatError> {
-        Self::from_bytes(s.as_bytes())
+    /// As for [`Classification::custom`].
+    pub fn new(s: &str) -> Result<Self, ArgumentError> {
+        Self::from_bytes(s.as_bytes()).map_err(ArgumentError)
     }
 
     fn from_bytes(b: &[u8]) -> Result<Self, FormatError> {
@@ -493,9 +493,9 @@ impl KekRef {
     /// A reference to version `version` (at least 1) of the KEK for `tenant` and `purpose`.
     ///
     /// # Errors
-    /// [`FormatError::InvalidName`] for an ill-formed name, [`FormatError::ZeroVersion`]
-    /// for version 0.
-    pub fn new(tenant: &str, purpose: &str, version: u32) -> Result<Self, FormatError> {
+    /// An [`ArgumentError`]: [`FormatError::InvalidName`] for an ill-formed name,
+    /// [`FormatError::ZeroVersion`] for version 0.
+    pub fn new(tenant: &str, purpose: &str, version: u32) -> Result<Self, ArgumentError> {
         Self::from_parts(
             Name::new("tenant", tenant)?,
             Name::new("purpose", purpose)?,
@@ -506,8 +506,12 @@ impl KekRef {
     /// Builds a reference from validated names.
     ///
     /// # Errors
-    /// [`FormatError::ZeroVersion`] for version 0.
-    pub fn from_parts(tenant: Name, purpose: Name, version: u32) -> Result<Self, FormatError> {
+    /// [`FormatError::ZeroVersion`] (in an [`ArgumentError`]) for version 0.
+    pub fn from_parts(tenant: Name, purpose: Name, version: u32) -> Result<Self, ArgumentError> {
+        Self::checked(tenant, purpose, version).map_err(ArgumentError)
+    }
+
+    fn checked(tenant: Name, purpose: Name, version: u32) -> Result<Self, FormatError> {
         if version == 0 {
             return Err(FormatError::ZeroVersion);
         }
@@ -542,7 +546,7 @@ impl KekRef {
     pub(crate) fn decode(r: &mut super::reader::Reader<'_>) -> Result<Self, FormatError> {
         let tenant = Name::from_bytes("tenant", r.vec_u8("tenant", 1, MAX_NAME_LEN)?)?;
         let purpose = Name::from_bytes("purpose", r.vec_u8("purpose", 1, MAX_NAME_LEN)?)?;
-        Self::from_parts(tenant, purpose, r.u32()?)
+        Self::checked(tenant, purpose, r.u32()?)
     }
 }
 
@@ -595,6 +599,9 @@ mod tests {
         assert!(Classification::custom("Restricted").is_err());
         assert!(Classification::custom("PUBLIC").is_err());
         assert!(Classification::custom("a/b").is_err());
-        assert_eq!(KekRef::new("a", "b", 0), Err(FormatError::ZeroVersion));
+        assert_eq!(
+            KekRef::new("a", "b", 0),
+            Err(ArgumentError(FormatError::ZeroVersion))
+        );
     }
 }

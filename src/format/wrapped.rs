@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::ids::{BackendId, Classification, KekRef, WrapAlgorithm};
 use super::reader::{Reader, check_len, put_vec_u16};
-use super::{FORMAT_VERSION, FormatError};
+use super::{ArgumentError, FORMAT_VERSION, FormatError};
 
 /// Magic bytes that open every wrapped DEK: `KRWD`.
 pub const WRAPPED_DEK_MAGIC: [u8; 4] = *b"KRWD";
@@ -27,17 +27,18 @@ impl WrappedEntry {
     /// fixes.
     ///
     /// # Errors
-    /// [`FormatError::LengthOutOfRange`] when a length does not fit the algorithm.
+    /// [`FormatError::LengthOutOfRange`] (in an [`ArgumentError`]) when a length does not
+    /// fit the algorithm.
     pub fn new(
         algorithm: WrapAlgorithm,
         backend: BackendId,
         kek: KekRef,
         params: Vec<u8>,
         wrapped: Vec<u8>,
-    ) -> Result<Self, FormatError> {
+    ) -> Result<Self, ArgumentError> {
         let l = algorithm.lengths();
-        check_len("params", params.len(), l.params.0, l.params.1)?;
-        check_len("wrapped key", wrapped.len(), l.wrapped.0, l.wrapped.1)?;
+        check_len("params", params.len(), l.params.0, l.params.1).map_err(ArgumentError)?;
+        check_len("wrapped key", wrapped.len(), l.wrapped.0, l.wrapped.1).map_err(ArgumentError)?;
         Ok(Self {
             algorithm,
             backend,
@@ -125,9 +126,17 @@ impl WrappedDek {
     /// Builds a wrapped DEK from its entries (the first is the primary copy).
     ///
     /// # Errors
-    /// [`FormatError::LengthOutOfRange`] for zero or more than [`MAX_WRAPS`] entries,
-    /// [`FormatError::DuplicateKek`] if two entries name the same KEK.
+    /// An [`ArgumentError`]: [`FormatError::LengthOutOfRange`] for zero or more than
+    /// [`MAX_WRAPS`] entries, [`FormatError::DuplicateKek`] if two entries name the same
+    /// KEK.
     pub fn new(
+        classification: Classification,
+        entries: Vec<WrappedEntry>,
+    ) -> Result<Self, ArgumentError> {
+        Self::checked(classification, entries).map_err(ArgumentError)
+    }
+
+    fn checked(
         classification: Classification,
         entries: Vec<WrappedEntry>,
     ) -> Result<Self, FormatError> {
@@ -185,7 +194,7 @@ impl WrappedDek {
         for _ in 0..count {
             entries.push(WrappedEntry::decode(r)?);
         }
-        Self::new(classification, entries)
+        Self::checked(classification, entries)
     }
 
     /// The canonical encoding.

@@ -127,7 +127,7 @@ impl LocalBackend {
     pub fn insert(&self, locator: KekLocator, kek: LocalKek) -> Result<(), Error> {
         let mut keys = self.keys.write().map_err(|_| poisoned())?;
         if keys.contains_key(&locator) {
-            return Err(MisuseError::InvalidArgument(crate::FormatError::DuplicateKek).into());
+            return Err(MisuseError::DuplicateLocator(locator).into());
         }
         keys.insert(locator, Arc::new(kek));
         Ok(())

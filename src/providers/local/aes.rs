@@ -86,8 +86,17 @@ impl Aes256Kek {
                 &[binding.canonical_bytes()],
                 k.as_mut_slice(),
             )
-            .map_err(|_| BackendError::Rejected)?;
+            .map_err(|_| internal("key derivation"))?;
         Ok(k)
+    }
+}
+
+/// A failure of the local primitives that no input can cause (e.g. HKDF refusing an output
+/// length): reported as the backend failing, never as a rejected wrap.
+fn internal(what: &str) -> BackendError {
+    BackendError::Unavailable {
+        message: format!("local {what} failed"),
+        source: None,
     }
 }
 
@@ -120,7 +129,7 @@ impl LocalAlgorithm for Aes256Kek {
                 let mut buf = Zeroizing::new(dek.expose_secret().to_vec());
                 let tag = crypto
                     .aes256_gcm_seal(self.key.bytes(), &nonce, &gcm_aad(binding), &mut buf)
-                    .map_err(|_| BackendError::Rejected)?;
+                    .map_err(|_| internal("wrap"))?;
                 let mut wrapped = Vec::with_capacity(KEY_LEN + 16);
                 wrapped.extend_from_slice(buf.as_slice());
                 wrapped.extend_from_slice(&tag);
@@ -130,14 +139,14 @@ impl LocalAlgorithm for Aes256Kek {
                 let wk = self.wrapping_key(crypto, binding)?;
                 let w = crypto
                     .aes256_kwp_wrap(&wk, dek.expose_secret())
-                    .map_err(|_| BackendError::Rejected)?;
+                    .map_err(|_| internal("wrap"))?;
                 Ok((Vec::new(), w))
             }
             _ => {
                 let wk = self.wrapping_key(crypto, binding)?;
                 let w = crypto
                     .aes256_kw_wrap(&wk, dek.expose_secret())
-                    .map_err(|_| BackendError::Rejected)?;
+                    .map_err(|_| internal("wrap"))?;
                 Ok((Vec::new(), w))
             }
         }
