@@ -276,6 +276,9 @@ pub enum BackendError {
         /// The algorithm.
         algorithm: WrapAlgorithm,
     },
+    /// The KEK is public-only here: it can wrap but not unwrap.
+    #[error("KEK {0} holds no private key here: it can wrap, not unwrap")]
+    PublicOnly(KekLocator),
     /// The backend refused the wrapped key: it was tampered with, bound to another
     /// context, or wrapped under another key. Surfaced by the `Envelope` as the opaque
     /// [`Error::Crypto`](crate::Error::Crypto).

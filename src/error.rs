@@ -66,6 +66,12 @@ pub enum MisuseError {
     /// Degenerate key material (for example all zero bytes).
     #[error("key material is degenerate")]
     WeakKey,
+    /// Imported key material is malformed, of the wrong type or too weak.
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why (never any key bytes).
+        reason: &'static str,
+    },
     /// A payload larger than AES-GCM allows in one object.
     #[error("payload of {len} bytes exceeds the single-object limit")]
     PayloadTooLarge {

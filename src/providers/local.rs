@@ -9,6 +9,15 @@
 //! | [`WrapAlgorithm::Aes256Kw`] | `aes.rs` | the wrapping key is HKDF-SHA-256(KEK, info = binding) |
 //! | [`WrapAlgorithm::Aes256Kwp`] | `aes.rs` | as above, with its own salt |
 //! | [`WrapAlgorithm::Aes256Gcm`] | `aes.rs` | the binding is the AES-GCM AAD |
+//! | [`WrapAlgorithm::RsaOaepSha256_3072`], [`WrapAlgorithm::RsaOaepSha256_4096`] | `rsa.rs` | the binding is the OAEP label |
+//! | [`WrapAlgorithm::P256EcdhEs`] | `p256.rs` | HKDF info: ephemeral key, recipient key, binding |
+//! | [`WrapAlgorithm::MlKem768`], [`WrapAlgorithm::MlKem1024`] | `mlkem.rs` | HKDF info: KEM ciphertext, binding |
+//! | [`WrapAlgorithm::HybridP256MlKem768`] | `hybrid.rs` | HKDF info: hybrid ciphertext, binding |
+//!
+//! Every KEM-style algorithm derives `wrapping key = HKDF-SHA-256(salt = "kekring/v1/local/"
+//! || algorithm name, IKM = shared secret, info = transcript || binding context)` and wraps
+//! the DEK with RFC 3394 under it. Asymmetric KEKs may be public-only: they wrap (a service
+//! that only seals holds no private key) and refuse to unwrap.
 //!
 //! Key material zeroizes on drop and never prints.
 
@@ -25,11 +34,20 @@ use crate::backend::{
 use crate::crypto::{self, CryptoProvider};
 use crate::error::{Error, MisuseError};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
-use crate::secret::{Aes256KeyMaterial, DataKey};
+use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
+use zeroize::Zeroizing;
 
 mod aes;
+mod hybrid;
+mod mlkem;
+mod p256;
+mod rsa;
 
 pub use aes::Aes256Kek;
+pub use hybrid::{HYBRID_SEED_LEN, HybridKek};
+pub use mlkem::{MLKEM_SEED_LEN, MlKemKek};
+pub use p256::P256Kek;
+pub use rsa::RsaKek;
 
 /// What one local key algorithm does.
 trait LocalAlgorithm: Send + Sync {
@@ -49,20 +67,96 @@ trait LocalAlgorithm: Send + Sync {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError>;
+
+    /// Whether the private half is present (public-only KEKs wrap but cannot unwrap).
+    fn can_unwrap(&self) -> bool {
+        true
+    }
+}
+
+/// The wrapping key every KEM-style local algorithm (and the AES key wraps) derives:
+/// `HKDF-SHA-256(salt = "kekring/v1/local/" || algorithm name, IKM = ikm,
+/// info = transcript... || binding context)`.
+fn derive_wrapping_key(
+    crypto: &dyn CryptoProvider,
+    algorithm: WrapAlgorithm,
+    ikm: &[u8],
+    transcript: &[&[u8]],
+    binding: &BindingContext,
+) -> Result<Zeroizing<[u8; KEY_LEN]>, BackendError> {
+    let salt = [b"kekring/v1/local/".as_slice(), algorithm.name().as_bytes()].concat();
+    let mut info: Vec<&[u8]> = transcript.to_vec();
+    info.push(binding.canonical_bytes());
+    let mut k = Zeroizing::new([0u8; KEY_LEN]);
+    crypto
+        .hkdf_sha256(&salt, ikm, &info, k.as_mut_slice())
+        .map_err(|_| internal("key derivation"))?;
+    Ok(k)
+}
+
+/// RFC 3394 wrap of the DEK under a derived key (40 bytes).
+fn kw_wrap(
+    crypto: &dyn CryptoProvider,
+    wrapping_key: &[u8; KEY_LEN],
+    dek: &DataKey,
+) -> Result<Vec<u8>, BackendError> {
+    crypto
+        .aes256_kw_wrap(wrapping_key, dek.expose_secret())
+        .map_err(|_| internal("key wrap"))
+}
+
+/// RFC 3394 unwrap; any failure is a rejected wrap.
+fn kw_unwrap(
+    crypto: &dyn CryptoProvider,
+    wrapping_key: &[u8; KEY_LEN],
+    wrapped: &[u8],
+) -> Result<DataKey, BackendError> {
+    let key = crypto
+        .aes256_kw_unwrap(wrapping_key, wrapped)
+        .map_err(|_| BackendError::Rejected)?;
+    DataKey::from_slice(&key).map_err(|_| BackendError::Rejected)
+}
+
+/// A failure of the local primitives that no input can cause (e.g. HKDF refusing an output
+/// length, the OS RNG failing): reported as the backend failing, never as a rejected wrap.
+fn internal(what: &str) -> BackendError {
+    BackendError::Unavailable {
+        message: format!("local {what} failed"),
+        source: None,
+    }
+}
+
+/// Fresh bytes from the OS RNG, as a backend error on failure.
+fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, BackendError> {
+    let mut b = Zeroizing::new([0u8; N]);
+    crypto::fill_random(b.as_mut_slice()).map_err(|_| internal("OS RNG"))?;
+    Ok(b)
 }
 
 /// A local KEK of any algorithm.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LocalKek {
-    /// An AES-256 KEK.
+    /// An AES-256 KEK (key wrap or AES-GCM).
     Aes256(Aes256Kek),
+    /// An RSA-OAEP-SHA-256 KEK (3072 or 4096 bits).
+    Rsa(RsaKek),
+    /// A P-256 ECDH-ES KEK.
+    P256(P256Kek),
+    /// An ML-KEM-768 or ML-KEM-1024 KEK.
+    MlKem(MlKemKek),
+    /// The P-256 + ML-KEM-768 hybrid KEK.
+    Hybrid(HybridKek),
 }
 
 impl LocalKek {
     fn inner(&self) -> &dyn LocalAlgorithm {
         match self {
             LocalKek::Aes256(k) => k,
+            LocalKek::Rsa(k) => k,
+            LocalKek::P256(k) => k,
+            LocalKek::MlKem(k) => k,
+            LocalKek::Hybrid(k) => k,
         }
     }
 
@@ -71,16 +165,52 @@ impl LocalKek {
         self.inner().algorithm()
     }
 
-    fn generate(algorithm: WrapAlgorithm) -> Result<Self, Error> {
-        Ok(LocalKek::Aes256(Aes256Kek::generate(algorithm)?))
+    /// Whether this KEK holds its private half (a public-only KEK wraps but never
+    /// unwraps).
+    pub fn can_unwrap(&self) -> bool {
+        self.inner().can_unwrap()
+    }
+
+    /// Generates a fresh KEK for `algorithm`.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for an algorithm the local backend does not offer,
+    /// [`Error::Rng`] if the OS RNG fails.
+    pub fn generate(algorithm: WrapAlgorithm) -> Result<Self, Error> {
+        Ok(match algorithm {
+            WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp | WrapAlgorithm::Aes256Gcm => {
+                LocalKek::Aes256(Aes256Kek::generate(algorithm)?)
+            }
+            WrapAlgorithm::RsaOaepSha256_3072 | WrapAlgorithm::RsaOaepSha256_4096 => {
+                LocalKek::Rsa(RsaKek::generate(algorithm)?)
+            }
+            WrapAlgorithm::P256EcdhEs => LocalKek::P256(P256Kek::generate()?),
+            WrapAlgorithm::MlKem768 | WrapAlgorithm::MlKem1024 => {
+                LocalKek::MlKem(MlKemKek::generate(algorithm)?)
+            }
+            WrapAlgorithm::HybridP256MlKem768 => LocalKek::Hybrid(HybridKek::generate()?),
+            other => {
+                return Err(MisuseError::AlgorithmNotOffered {
+                    backend: BackendId::Local,
+                    algorithm: other,
+                }
+                .into());
+            }
+        })
     }
 }
 
 /// The algorithms the local backend offers.
-pub const LOCAL_ALGORITHMS: [WrapAlgorithm; 3] = [
+pub const LOCAL_ALGORITHMS: [WrapAlgorithm; 9] = [
     WrapAlgorithm::Aes256Kw,
     WrapAlgorithm::Aes256Kwp,
     WrapAlgorithm::Aes256Gcm,
+    WrapAlgorithm::RsaOaepSha256_3072,
+    WrapAlgorithm::RsaOaepSha256_4096,
+    WrapAlgorithm::P256EcdhEs,
+    WrapAlgorithm::MlKem768,
+    WrapAlgorithm::MlKem1024,
+    WrapAlgorithm::HybridP256MlKem768,
 ];
 
 /// Software KEKs in process memory, addressed by locator strings the caller chooses.
@@ -125,12 +255,7 @@ impl LocalBackend {
     /// # Errors
     /// [`Error::Misuse`] if a KEK already has that locator.
     pub fn insert(&self, locator: KekLocator, kek: LocalKek) -> Result<(), Error> {
-        let mut keys = self.keys.write().map_err(|_| poisoned())?;
-        if keys.contains_key(&locator) {
-            return Err(MisuseError::DuplicateLocator(locator).into());
-        }
-        keys.insert(locator, Arc::new(kek));
-        Ok(())
+        self.insert_shared(locator, Arc::new(kek))
     }
 
     /// Imports raw AES-256 key material as a KEK for `algorithm` under `locator`.
@@ -149,6 +274,39 @@ impl LocalBackend {
             LocalKek::Aes256(Aes256Kek::new(algorithm, material)?),
         )?;
         Ok(locator)
+    }
+
+    /// Generates a fresh KEK of any local algorithm under `locator`.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for an algorithm the local backend does not offer or a locator
+    /// already in use, [`Error::Rng`].
+    pub fn generate(
+        &self,
+        locator: impl Into<String>,
+        algorithm: WrapAlgorithm,
+    ) -> Result<KekLocator, Error> {
+        let locator = KekLocator::new(locator);
+        self.insert(locator.clone(), LocalKek::generate(algorithm)?)?;
+        Ok(locator)
+    }
+
+    /// Adds a KEK shared with its owner (for example the embedded key store).
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] if a KEK already has that locator.
+    pub fn insert_shared(&self, locator: KekLocator, kek: Arc<LocalKek>) -> Result<(), Error> {
+        let mut keys = self.keys.write().map_err(|_| poisoned())?;
+        if keys.contains_key(&locator) {
+            return Err(MisuseError::DuplicateLocator(locator).into());
+        }
+        keys.insert(locator, kek);
+        Ok(())
+    }
+
+    /// The KEK under `locator`, shared.
+    pub fn get_shared(&self, locator: &KekLocator) -> Option<Arc<LocalKek>> {
+        self.keys.read().ok()?.get(locator).cloned()
     }
 
     /// Generates a fresh AES-256 KEK for `algorithm` under `locator`.
@@ -219,6 +377,9 @@ impl KeyBackend for LocalBackend {
 
     async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
         let kek = self.get_for(req.kek, req.algorithm)?;
+        if !kek.can_unwrap() {
+            return Err(BackendError::PublicOnly(req.kek.clone()));
+        }
         let dek = kek
             .inner()
             .unwrap(self.crypto, req.params, req.wrapped, req.binding)?;

@@ -14,7 +14,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::LocalAlgorithm;
+use super::{LocalAlgorithm, derive_wrapping_key, internal};
 use crate::backend::BackendError;
 use crate::crypto::{self, CryptoProvider};
 use crate::error::{Error, MisuseError};
@@ -74,29 +74,7 @@ impl Aes256Kek {
         crypto: &dyn CryptoProvider,
         binding: &BindingContext,
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, BackendError> {
-        let salt: &[u8] = match self.algorithm {
-            WrapAlgorithm::Aes256Kwp => b"kekring/v1/local/aes256-kwp",
-            _ => b"kekring/v1/local/aes256-kw",
-        };
-        let mut k = Zeroizing::new([0u8; KEY_LEN]);
-        crypto
-            .hkdf_sha256(
-                salt,
-                self.key.bytes(),
-                &[binding.canonical_bytes()],
-                k.as_mut_slice(),
-            )
-            .map_err(|_| internal("key derivation"))?;
-        Ok(k)
-    }
-}
-
-/// A failure of the local primitives that no input can cause (e.g. HKDF refusing an output
-/// length): reported as the backend failing, never as a rejected wrap.
-fn internal(what: &str) -> BackendError {
-    BackendError::Unavailable {
-        message: format!("local {what} failed"),
-        source: None,
+        derive_wrapping_key(crypto, self.algorithm, self.key.bytes(), &[], binding)
     }
 }
 

@@ -1,0 +1,249 @@
+//! Local ML-KEM KEKs (FIPS 203, ML-KEM-768 and ML-KEM-1024): encapsulate to the KEK's
+//! encapsulation key with 32 bytes from the OS RNG, then `wrapping key =
+//! HKDF-SHA-256(salt = "kekring/v1/local/" || algorithm name, IKM = shared secret,
+//! info = KEM ciphertext || binding)` and RFC 3394 of the DEK. `params` is the KEM
+//! ciphertext (1088 or 1568 bytes).
+//!
+//! Keys import and export in the FIPS 203 seed form (`d || z`, 64 bytes) and the
+//! encapsulation key (1184 or 1568 bytes); a KEK imported from its encapsulation key is
+//! public-only.
+
+use std::fmt;
+
+use ml_kem::kem::{Decapsulate, KeyExport};
+use ml_kem::{B32, MlKem768, MlKem1024, Seed};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{LocalAlgorithm, derive_wrapping_key, kw_unwrap, kw_wrap, random};
+use crate::backend::BackendError;
+use crate::crypto::CryptoProvider;
+use crate::error::{Error, MisuseError};
+use crate::format::{BindingContext, WrapAlgorithm};
+use crate::secret::DataKey;
+
+/// Length of the FIPS 203 seed (`d || z`).
+pub const MLKEM_SEED_LEN: usize = 64;
+
+type Ek768 = ml_kem::EncapsulationKey<MlKem768>;
+type Dk768 = ml_kem::DecapsulationKey<MlKem768>;
+type Ek1024 = ml_kem::EncapsulationKey<MlKem1024>;
+type Dk1024 = ml_kem::DecapsulationKey<MlKem1024>;
+
+enum Keys {
+    K768 {
+        ek: Box<Ek768>,
+        dk: Option<Box<Dk768>>,
+    },
+    K1024 {
+        ek: Box<Ek1024>,
+        dk: Option<Box<Dk1024>>,
+    },
+}
+
+/// A local ML-KEM-768 or ML-KEM-1024 KEK; public-only when imported from an
+/// encapsulation key.
+pub struct MlKemKek {
+    keys: Keys,
+}
+
+impl fmt::Debug for MlKemKek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MlKemKek")
+            .field("algorithm", &self.algorithm())
+            .field("private", &self.can_unwrap().then_some("[REDACTED]"))
+            .finish()
+    }
+}
+
+fn invalid(reason: &'static str) -> Error {
+    MisuseError::InvalidKey { reason }.into()
+}
+
+/// ML-KEM-768 encapsulation with OS randomness; the shared secret is zeroizing.
+pub(super) fn encaps768(ek: &Ek768) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
+    let m = random::<32>()?;
+    let (ct, mut ss) = ek.encapsulate_deterministic(&B32::from(*m));
+    let out = Zeroizing::new(<[u8; 32]>::from(ss));
+    ss.as_mut_slice().zeroize();
+    Ok((ct.to_vec(), out))
+}
+
+/// ML-KEM-768 decapsulation (implicit rejection: a bad ciphertext gives a random-looking
+/// secret, which then fails the key unwrap).
+pub(super) fn decaps768(dk: &Dk768, ct: &[u8]) -> Result<Zeroizing<[u8; 32]>, BackendError> {
+    let ct = ml_kem::ml_kem_768::Ciphertext::try_from(ct).map_err(|_| BackendError::Rejected)?;
+    let mut ss = dk.decapsulate(&ct);
+    let out = Zeroizing::new(<[u8; 32]>::from(ss));
+    ss.as_mut_slice().zeroize();
+    Ok(out)
+}
+
+pub(super) fn dk768_from_seed(seed: &[u8]) -> Result<Dk768, Error> {
+    let seed = Seed::try_from(seed).map_err(|_| invalid("ML-KEM seed must be 64 bytes"))?;
+    Ok(Dk768::from_seed(seed))
+}
+
+impl MlKemKek {
+    /// Generates a fresh KEK for `algorithm` (ML-KEM-768 or ML-KEM-1024).
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for another algorithm, [`Error::Rng`] if the OS RNG fails.
+    pub fn generate(algorithm: WrapAlgorithm) -> Result<Self, Error> {
+        let mut seed = Zeroizing::new([0u8; MLKEM_SEED_LEN]);
+        crate::crypto::fill_random(seed.as_mut_slice())?;
+        Self::from_seed(algorithm, seed.as_slice())
+    }
+
+    /// Imports the FIPS 203 seed form `d || z` (64 bytes).
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for a wrong length or a non-ML-KEM algorithm.
+    pub fn from_seed(algorithm: WrapAlgorithm, seed: &[u8]) -> Result<Self, Error> {
+        let keys = match algorithm {
+            WrapAlgorithm::MlKem768 => {
+                let dk = dk768_from_seed(seed)?;
+                Keys::K768 {
+                    ek: Box::new(dk.encapsulation_key().clone()),
+                    dk: Some(Box::new(dk)),
+                }
+            }
+            WrapAlgorithm::MlKem1024 => {
+                let seed =
+                    Seed::try_from(seed).map_err(|_| invalid("ML-KEM seed must be 64 bytes"))?;
+                let dk = Dk1024::from_seed(seed);
+                Keys::K1024 {
+                    ek: Box::new(dk.encapsulation_key().clone()),
+                    dk: Some(Box::new(dk)),
+                }
+            }
+            _ => return Err(invalid("not an ML-KEM algorithm")),
+        };
+        Ok(Self { keys })
+    }
+
+    /// Imports an encapsulation key (1184 bytes for ML-KEM-768, 1568 for ML-KEM-1024):
+    /// a public-only KEK. The key is checked as FIPS 203 requires (coefficients reduced).
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for a wrong length or a key that fails the check.
+    pub fn from_encapsulation_key(algorithm: WrapAlgorithm, ek: &[u8]) -> Result<Self, Error> {
+        let keys = match algorithm {
+            WrapAlgorithm::MlKem768 => {
+                let arr = ml_kem::array::Array::try_from(ek)
+                    .map_err(|_| invalid("ML-KEM-768 encapsulation key must be 1184 bytes"))?;
+                Keys::K768 {
+                    ek: Box::new(Ek768::new(&arr).map_err(|_| invalid("invalid ML-KEM-768 key"))?),
+                    dk: None,
+                }
+            }
+            WrapAlgorithm::MlKem1024 => {
+                let arr = ml_kem::array::Array::try_from(ek)
+                    .map_err(|_| invalid("ML-KEM-1024 encapsulation key must be 1568 bytes"))?;
+                Keys::K1024 {
+                    ek: Box::new(
+                        Ek1024::new(&arr).map_err(|_| invalid("invalid ML-KEM-1024 key"))?,
+                    ),
+                    dk: None,
+                }
+            }
+            _ => return Err(invalid("not an ML-KEM algorithm")),
+        };
+        Ok(Self { keys })
+    }
+
+    /// The seed `d || z` (64 bytes), for export into a key store.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for a public-only KEK.
+    pub fn to_seed(&self) -> Result<Zeroizing<[u8; MLKEM_SEED_LEN]>, Error> {
+        let seed = match &self.keys {
+            Keys::K768 { dk: Some(dk), .. } => dk.to_seed(),
+            Keys::K1024 { dk: Some(dk), .. } => dk.to_seed(),
+            _ => None,
+        }
+        .ok_or_else(|| invalid("public-only KEK"))?;
+        Ok(Zeroizing::new(<[u8; MLKEM_SEED_LEN]>::from(seed)))
+    }
+
+    /// The encapsulation key (the public half).
+    pub fn encapsulation_key(&self) -> Vec<u8> {
+        match &self.keys {
+            Keys::K768 { ek, .. } => ek.to_bytes().to_vec(),
+            Keys::K1024 { ek, .. } => ek.to_bytes().to_vec(),
+        }
+    }
+
+    /// A public-only copy.
+    pub fn public_only(&self) -> Self {
+        let keys = match &self.keys {
+            Keys::K768 { ek, .. } => Keys::K768 {
+                ek: ek.clone(),
+                dk: None,
+            },
+            Keys::K1024 { ek, .. } => Keys::K1024 {
+                ek: ek.clone(),
+                dk: None,
+            },
+        };
+        Self { keys }
+    }
+}
+
+impl LocalAlgorithm for MlKemKek {
+    fn algorithm(&self) -> WrapAlgorithm {
+        match self.keys {
+            Keys::K768 { .. } => WrapAlgorithm::MlKem768,
+            Keys::K1024 { .. } => WrapAlgorithm::MlKem1024,
+        }
+    }
+
+    fn can_unwrap(&self) -> bool {
+        match &self.keys {
+            Keys::K768 { dk, .. } => dk.is_some(),
+            Keys::K1024 { dk, .. } => dk.is_some(),
+        }
+    }
+
+    fn wrap(
+        &self,
+        crypto: &dyn CryptoProvider,
+        dek: &DataKey,
+        binding: &BindingContext,
+    ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+        let (ct, ss) = match &self.keys {
+            Keys::K768 { ek, .. } => encaps768(ek)?,
+            Keys::K1024 { ek, .. } => {
+                let m = random::<32>()?;
+                let (ct, mut ss) = ek.encapsulate_deterministic(&B32::from(*m));
+                let out = Zeroizing::new(<[u8; 32]>::from(ss));
+                ss.as_mut_slice().zeroize();
+                (ct.to_vec(), out)
+            }
+        };
+        let wk = derive_wrapping_key(crypto, self.algorithm(), ss.as_slice(), &[&ct], binding)?;
+        Ok((ct, kw_wrap(crypto, &wk, dek)?))
+    }
+
+    fn unwrap(
+        &self,
+        crypto: &dyn CryptoProvider,
+        params: &[u8],
+        wrapped: &[u8],
+        binding: &BindingContext,
+    ) -> Result<DataKey, BackendError> {
+        let ss = match &self.keys {
+            Keys::K768 { dk: Some(dk), .. } => decaps768(dk, params)?,
+            Keys::K1024 { dk: Some(dk), .. } => {
+                let ct = ml_kem::ml_kem_1024::Ciphertext::try_from(params)
+                    .map_err(|_| BackendError::Rejected)?;
+                let mut ss = dk.decapsulate(&ct);
+                let out = Zeroizing::new(<[u8; 32]>::from(ss));
+                ss.as_mut_slice().zeroize();
+                out
+            }
+            _ => return Err(BackendError::Rejected),
+        };
+        let wk = derive_wrapping_key(crypto, self.algorithm(), ss.as_slice(), &[params], binding)?;
+        kw_unwrap(crypto, &wk, wrapped)
+    }
+}

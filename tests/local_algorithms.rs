@@ -1,0 +1,228 @@
+//! Every local KEK algorithm: round trips at 0 B, 1 KiB and 1 MiB; a wrapped DEK moved
+//! to another tenant, object or classification is refused; public-only KEKs wrap and
+//! refuse to unwrap; the default profile keeps Restricted data off RSA and P-256.
+#![cfg(feature = "local")]
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::as_conversions,
+    clippy::panic
+)]
+
+use std::sync::{Arc, OnceLock};
+
+use kekring::backend::BackendError;
+use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
+use kekring::{
+    BackendId, Classification, Context, ContextError, Envelope, Error, KekBinding, KekRef,
+    LocalBackend, PolicyError, Route, WrapAlgorithm,
+};
+
+/// One backend holding a KEK of every local algorithm (RSA generation is slow: once).
+fn backend() -> &'static Arc<LocalBackend> {
+    static B: OnceLock<Arc<LocalBackend>> = OnceLock::new();
+    B.get_or_init(|| {
+        let b = Arc::new(LocalBackend::new());
+        for alg in LOCAL_ALGORITHMS {
+            b.generate(alg.name(), alg).unwrap();
+        }
+        b
+    })
+}
+
+fn purpose(alg: WrapAlgorithm) -> String {
+    alg.name().to_owned()
+}
+
+fn envelope_for(tenants: &[&str], backend: Arc<LocalBackend>) -> Envelope {
+    let mut b = Envelope::builder().backend(backend);
+    for t in tenants {
+        for alg in LOCAL_ALGORITHMS {
+            let r = KekRef::new(t, &purpose(alg), 1).unwrap();
+            b = b
+                .kek(KekBinding::new(
+                    r.clone(),
+                    BackendId::Local,
+                    kekring::KekLocator::new(alg.name()),
+                    alg,
+                ))
+                .route(Route::new(r));
+        }
+    }
+    b.build().unwrap()
+}
+
+fn ctx(tenant: &str, alg: WrapAlgorithm, object: &str, class: Classification) -> Context {
+    Context::new(tenant, &purpose(alg), object, class).unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_every_algorithm_and_size() {
+    let env = envelope_for(&["acme"], backend().clone());
+    for alg in LOCAL_ALGORITHMS {
+        // Internal data allows every family, so every algorithm is exercised.
+        let c = ctx("acme", alg, "obj", Classification::Internal);
+        for size in [0usize, 1024, 1 << 20] {
+            let pt: Vec<u8> = (0..size).map(|i| (i * 7 % 256) as u8).collect();
+            let sealed = env.seal(&c, &pt).await.unwrap();
+            assert_eq!(env.open(&c, &sealed).await.unwrap(), pt, "{alg} {size}");
+        }
+        let g = env.generate_data_key(&c).await.unwrap();
+        let k = env.unwrap_data_key(&c, &g.wrapped).await.unwrap();
+        assert_eq!(k.expose_secret(), g.key.expose_secret(), "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn wrapped_deks_do_not_move_for_any_algorithm() {
+    // Both tenants' KEKs are the *same* keys, so only the binding can tell them apart.
+    let env = envelope_for(&["acme", "globex"], backend().clone());
+    for alg in LOCAL_ALGORITHMS {
+        let c = ctx("acme", alg, "row-1", Classification::Internal);
+        let g = env.generate_data_key(&c).await.unwrap();
+        let w = kekring::format::WrappedDek::decode(&g.wrapped).unwrap();
+
+        let other_object = ctx("acme", alg, "row-2", Classification::Internal);
+        assert!(
+            matches!(
+                env.unwrap_data_key(&other_object, &g.wrapped).await,
+                Err(Error::Crypto)
+            ),
+            "{alg}: another object"
+        );
+
+        // Relabel the header to tenant globex (whose KEK is the same key): refused by the
+        // binding, not by metadata.
+        let e = &w.entries()[0];
+        let forged = kekring::format::WrappedDek::new(
+            w.classification().clone(),
+            vec![
+                kekring::format::WrappedEntry::new(
+                    e.algorithm(),
+                    e.backend(),
+                    KekRef::new("globex", &purpose(alg), 1).unwrap(),
+                    e.params().to_vec(),
+                    e.wrapped().to_vec(),
+                )
+                .unwrap(),
+            ],
+        )
+        .unwrap()
+        .encode();
+        let globex = ctx("globex", alg, "row-1", Classification::Internal);
+        assert!(
+            matches!(
+                env.unwrap_data_key(&globex, &forged).await,
+                Err(Error::Crypto)
+            ),
+            "{alg}: another tenant"
+        );
+        assert!(matches!(
+            env.unwrap_data_key(&globex, &g.wrapped).await,
+            Err(Error::Context(ContextError::Tenant { .. }))
+        ));
+
+        // Relabel the classification to Public and open as Public: the binding refuses.
+        let relabelled =
+            kekring::format::WrappedDek::new(Classification::Public, w.entries().to_vec())
+                .unwrap()
+                .encode();
+        let public = ctx("acme", alg, "row-1", Classification::Public);
+        assert!(
+            matches!(
+                env.unwrap_data_key(&public, &relabelled).await,
+                Err(Error::Crypto)
+            ),
+            "{alg}: another classification"
+        );
+    }
+}
+
+#[tokio::test]
+async fn default_profile_keeps_restricted_off_classical_kems() {
+    let env = envelope_for(&["acme"], backend().clone());
+    for alg in LOCAL_ALGORITHMS {
+        let c = ctx("acme", alg, "secret", Classification::Restricted);
+        let r = env.seal(&c, b"restricted").await;
+        match alg.family() {
+            kekring::Family::ClassicalAsymmetric => assert!(
+                matches!(
+                    r,
+                    Err(Error::Policy(PolicyError::AlgorithmNotAllowed { .. }))
+                ),
+                "{alg} must be refused for Restricted"
+            ),
+            _ => assert_eq!(env.open(&c, &r.unwrap()).await.unwrap(), b"restricted"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn public_only_keks_wrap_but_do_not_unwrap() {
+    let full = backend();
+    let sealer = Arc::new(LocalBackend::new());
+    for alg in [
+        WrapAlgorithm::RsaOaepSha256_3072,
+        WrapAlgorithm::P256EcdhEs,
+        WrapAlgorithm::MlKem768,
+        WrapAlgorithm::MlKem1024,
+    ] {
+        let kek = full
+            .get_shared(&kekring::KekLocator::new(alg.name()))
+            .unwrap();
+        let public = match kek.as_ref() {
+            LocalKek::Rsa(k) => LocalKek::Rsa(k.public_only()),
+            LocalKek::P256(k) => LocalKek::P256(k.public_only()),
+            LocalKek::MlKem(k) => LocalKek::MlKem(k.public_only()),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert!(!public.can_unwrap());
+        sealer
+            .insert(kekring::KekLocator::new(alg.name()), public)
+            .unwrap();
+    }
+    let seal_only = envelope_for(&["acme"], sealer);
+    let full_env = envelope_for(&["acme"], full.clone());
+    for alg in [
+        WrapAlgorithm::RsaOaepSha256_3072,
+        WrapAlgorithm::P256EcdhEs,
+        WrapAlgorithm::MlKem768,
+        WrapAlgorithm::MlKem1024,
+    ] {
+        let c = ctx("acme", alg, "o", Classification::Internal);
+        let sealed = seal_only
+            .seal(&c, b"sealed by a service with no private key")
+            .await
+            .unwrap();
+        assert!(matches!(
+            seal_only.open(&c, &sealed).await,
+            Err(Error::Backend(BackendError::PublicOnly(_)))
+        ));
+        assert_eq!(
+            full_env.open(&c, &sealed).await.unwrap(),
+            b"sealed by a service with no private key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_kek_works_for_fast_algorithms() {
+    let b = Arc::new(LocalBackend::new());
+    use kekring::KeyBackend;
+    use kekring::backend::KekSpec;
+    for alg in [
+        WrapAlgorithm::P256EcdhEs,
+        WrapAlgorithm::MlKem768,
+        WrapAlgorithm::MlKem1024,
+    ] {
+        let d = b.create_kek(&KekSpec::new(alg, "acme")).await.unwrap();
+        assert_eq!(b.get_shared(&d.locator).unwrap().algorithm(), alg);
+    }
+    assert!(
+        b.create_kek(&KekSpec::new(WrapAlgorithm::XWing, "x"))
+            .await
+            .is_err()
+    );
+}
