@@ -20,6 +20,8 @@ if ! command -v cc >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq gcc g++
 fi
 command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3; }
+# The bring-your-own-key tests generate keys with openssl at test time.
+command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl; }
 
 step "format"
 cargo fmt --all -- --check
