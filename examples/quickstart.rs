@@ -1,112 +1,142 @@
-//! Quickstart: seal and open an object under a local AES-256 KEK, show that the blob
-//! does not open under another tenant's or object's context, and show a classification
-//! profile refusing a wrap.
+//! Quickstart on the embedded local backend, no cloud account.
 //!
-//! Run: `cargo run --example quickstart`. Needs nothing but this repository: the KEK is
-//! generated in memory for the run (the persistent embedded key store is planned).
+//! First run: creates a key store (`.kekring-quickstart/keys.kks`) holding an ML-KEM-768
+//! KEK and an RSA-3072 KEK, seals a Restricted object under ML-KEM-768 and writes it to
+//! `.kekring-quickstart/payroll.sealed`, and shows the default profile refusing the RSA
+//! KEK for Restricted data. Second run: reopens the store and opens the object.
+//!
+//! The master secret comes from `KEKRING_MASTER_SECRET` (or a file named by
+//! `KEKRING_MASTER_SECRET_FILE`). Without either, the quickstart uses a fixed demo secret
+//! and says so: fine for a demo, never for real keys. Delete `.kekring-quickstart/` to
+//! start again.
+//!
+//! Run: `cargo run --example quickstart` (twice).
 
+use std::path::Path;
 use std::sync::Arc;
 
-use kekring::format::SealedHeader;
+use kekring::keystore::{KdfParams, KeyStore, KeyStoreError, MasterSecret};
 use kekring::{
-    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, LocalBackend, Profile,
-    Route, WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, Route, WrapAlgorithm,
 };
+
+const DIR: &str = ".kekring-quickstart";
+const DEMO_SECRET: &str = "kekring quickstart demo secret - not for real keys";
+
+fn master_secret() -> Result<MasterSecret, KeyStoreError> {
+    match MasterSecret::from_env_or_file() {
+        Err(KeyStoreError::MissingSecret) => {
+            println!(
+                "note: KEKRING_MASTER_SECRET is not set; using the built-in demo secret \
+                 (set it for anything real)"
+            );
+            MasterSecret::new(DEMO_SECRET)
+        }
+        other => other,
+    }
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // 1. A local backend with one AES-256 KEK for tenant "acme", purpose "invoices".
-    let local = Arc::new(LocalBackend::new());
-    let locator = local.generate_aes256("acme-invoices-v1", WrapAlgorithm::Aes256Kw)?;
-    let kek = KekRef::new("acme", "invoices", 1)?;
-    let binding = KekBinding::new(
-        kek.clone(),
-        BackendId::Local,
-        locator,
-        WrapAlgorithm::Aes256Kw,
+    std::fs::create_dir_all(DIR)?;
+    let store_path = Path::new(DIR).join("keys.kks");
+    let object_path = Path::new(DIR).join("payroll.sealed");
+
+    // 1. The key store: created on first run, reopened afterwards. A wrong secret is an
+    //    error, never a fresh store.
+    let secret = master_secret()?;
+    let mut store = KeyStore::open_or_create(&store_path, &secret, KdfParams::default())?;
+    if store.get("acme/payroll/v1").is_none() {
+        println!("first run: generating an ML-KEM-768 KEK and an RSA-3072 KEK");
+        store.generate("acme/payroll/v1", WrapAlgorithm::MlKem768)?;
+        store.generate("acme/payroll-rsa/v1", WrapAlgorithm::RsaOaepSha256_3072)?;
+        store.save()?;
+    }
+    println!(
+        "key store {} holds: {}",
+        store.path().display(),
+        store.locators().collect::<Vec<_>>().join(", ")
     );
 
+    // 2. An envelope over the store's keys: payroll data of tenant "acme" is wrapped
+    //    under the ML-KEM-768 KEK; the RSA KEK serves purpose "payroll-rsa".
+    let backend = Arc::new(store.backend()?);
+    let mlkem = KekRef::new("acme", "payroll", 1)?;
+    let rsa = KekRef::new("acme", "payroll-rsa", 1)?;
     let envelope = Envelope::builder()
-        .backend(local.clone())
-        .kek(binding.clone())
-        .route(Route::new(kek.clone()))
+        .backend(backend)
+        .kek(KekBinding::new(
+            mlkem.clone(),
+            BackendId::Local,
+            kekring::KekLocator::new("acme/payroll/v1"),
+            WrapAlgorithm::MlKem768,
+        ))
+        .kek(KekBinding::new(
+            rsa.clone(),
+            BackendId::Local,
+            kekring::KekLocator::new("acme/payroll-rsa/v1"),
+            WrapAlgorithm::RsaOaepSha256_3072,
+        ))
+        .route(Route::new(mlkem))
+        .route(Route::new(rsa))
         .build()?;
 
-    // 2. Seal: a fresh DEK per object, wrapped under the KEK, bound to this context.
+    // 3. Seal on the first run, open on every later one.
     let ctx = Context::new(
         "acme",
-        "invoices",
-        "invoice-2026-0042",
-        Classification::Confidential,
-    )?;
-    let plaintext = b"Invoice 2026-0042: 1,250.00 EUR, due 2026-12-31";
-    let sealed = envelope.seal(&ctx, plaintext).await?;
-    let (header, header_len) = SealedHeader::decode_prefix(&sealed)?;
-    let entry = header
-        .wrapped_dek()
-        .entries()
-        .first()
-        .ok_or("a sealed object always has a primary wrap")?;
-    println!(
-        "sealed {} bytes into {} bytes (header {header_len} bytes): KEK {} ({}), classification {}",
-        plaintext.len(),
-        sealed.len(),
-        entry.kek(),
-        entry.algorithm(),
-        header.wrapped_dek().classification(),
-    );
-
-    // 3. Open it again.
-    let opened = envelope.open(&ctx, &sealed).await?;
-    assert_eq!(opened, plaintext);
-    println!("opened: {}", String::from_utf8_lossy(&opened));
-
-    // 4. The same bytes under another tenant or object are refused.
-    let other_tenant = Context::new(
-        "globex",
-        "invoices",
-        "invoice-2026-0042",
-        Classification::Confidential,
-    )?;
-    match envelope.open(&other_tenant, &sealed).await {
-        Err(e @ Error::Context(_)) => println!("another tenant's context: refused ({e})"),
-        other => return Err(format!("expected a context refusal, got {other:?}").into()),
-    }
-    let other_object = Context::new(
-        "acme",
-        "invoices",
-        "invoice-2026-0043",
-        Classification::Confidential,
-    )?;
-    match envelope.open(&other_object, &sealed).await {
-        Err(e @ Error::Crypto) => println!("another object's context: refused ({e})"),
-        other => return Err(format!("expected a crypto refusal, got {other:?}").into()),
-    }
-
-    // 5. A profile refusal: under the strict post-quantum profile, Restricted data may
-    //    not be wrapped under a symmetric KEK (only ML-KEM or the hybrid). The check runs
-    //    before any backend call.
-    let strict = Envelope::builder()
-        .backend(local)
-        .kek(binding)
-        .route(Route::new(kek))
-        .profile(Profile::strict_post_quantum())
-        .build()?;
-    let restricted = Context::new(
-        "acme",
-        "invoices",
+        "payroll",
         "payroll-2026-11",
         Classification::Restricted,
     )?;
-    match strict.seal(&restricted, b"salaries").await {
-        Err(e @ Error::Policy(_)) => println!("Restricted under the strict profile: {e}"),
+    if object_path.exists() {
+        let sealed = std::fs::read(&object_path)?;
+        let opened = envelope.open(&ctx, &sealed).await?;
+        println!(
+            "opened {} ({} bytes): {}",
+            object_path.display(),
+            sealed.len(),
+            String::from_utf8_lossy(&opened)
+        );
+    } else {
+        let sealed = envelope
+            .seal(&ctx, b"November 2026 payroll: 42 employees, 187,300.00 EUR")
+            .await?;
+        std::fs::write(&object_path, &sealed)?;
+        println!(
+            "sealed a Restricted object under ML-KEM-768 into {} ({} bytes); run again to open it",
+            object_path.display(),
+            sealed.len()
+        );
+    }
+
+    // 4. The same bytes under another tenant's context are refused.
+    let sealed = std::fs::read(&object_path)?;
+    let other = Context::new(
+        "globex",
+        "payroll",
+        "payroll-2026-11",
+        Classification::Restricted,
+    )?;
+    match envelope.open(&other, &sealed).await {
+        Err(e @ Error::Context(_)) => println!("another tenant's context: refused ({e})"),
+        other => return Err(format!("expected a context refusal, got {other:?}").into()),
+    }
+
+    // 5. The default profile refuses to wrap Restricted data under the RSA KEK (classical,
+    //    breakable by a quantum computer), before the backend is called.
+    let rsa_ctx = Context::new(
+        "acme",
+        "payroll-rsa",
+        "payroll-2026-11",
+        Classification::Restricted,
+    )?;
+    match envelope.seal(&rsa_ctx, b"salaries").await {
+        Err(e @ Error::Policy(_)) => println!("Restricted under RSA-3072: {e}"),
         other => return Err(format!("expected a policy refusal, got {other:?}").into()),
     }
-    // The default profile allows it: AES-256 is quantum-resistant.
-    let ok = envelope.seal(&restricted, b"salaries").await?;
-    println!(
-        "Restricted under the default profile: sealed {} bytes",
-        ok.len()
-    );
+    // Internal data may use it.
+    let internal = Context::new("acme", "payroll-rsa", "handbook", Classification::Internal)?;
+    let ok = envelope.seal(&internal, b"employee handbook").await?;
+    println!("Internal under RSA-3072: sealed {} bytes", ok.len());
     Ok(())
 }

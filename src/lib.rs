@@ -14,6 +14,7 @@
 //! | [`providers`] | one backend per file, each behind a feature |
 //! | [`policy`] | classification [`Profile`]s |
 //! | [`envelope`] | [`Envelope`]: seal / open, generate / unwrap data keys |
+//! | `keystore` | the embedded key store (feature `keystore`) |
 //! | [`threat_model`] | what kekring defends against, and what it does not |
 
 pub mod backend;
@@ -24,6 +25,8 @@ pub(crate) mod crypto;
 pub mod envelope;
 mod error;
 pub mod format;
+#[cfg(feature = "keystore")]
+pub mod keystore;
 mod payload;
 pub mod policy;
 pub mod providers;

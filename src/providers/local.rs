@@ -200,6 +200,109 @@ impl LocalKek {
     }
 }
 
+/// Whether exported key material is a private key or only the public half.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MaterialKind {
+    /// The private key (or the symmetric key): wraps and unwraps.
+    Private,
+    /// The public half only: wraps, never unwraps.
+    Public,
+}
+
+impl LocalKek {
+    /// Exports the key material in its canonical form:
+    ///
+    /// | algorithm | private | public |
+    /// |---|---|---|
+    /// | AES-256 | raw 32 bytes | — |
+    /// | RSA-OAEP | PKCS#8 DER | SPKI DER |
+    /// | P-256 | PKCS#8 DER | SPKI DER |
+    /// | ML-KEM | FIPS 203 seed `d \|\| z` (64 bytes) | encapsulation key |
+    /// | hybrid | 32-byte seed | encapsulation key (1249 bytes) |
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] if the key cannot be encoded.
+    pub fn export_material(&self) -> Result<(MaterialKind, Zeroizing<Vec<u8>>), Error> {
+        let private = self.can_unwrap();
+        let kind = if private {
+            MaterialKind::Private
+        } else {
+            MaterialKind::Public
+        };
+        let bytes = match self {
+            LocalKek::Aes256(k) => Zeroizing::new(k.material().expose_secret().to_vec()),
+            LocalKek::Rsa(k) if private => k.to_pkcs8_der()?,
+            LocalKek::Rsa(k) => Zeroizing::new(k.public_key_der()?),
+            LocalKek::P256(k) if private => k.to_pkcs8_der()?,
+            LocalKek::P256(k) => Zeroizing::new(k.public_key_der()?),
+            LocalKek::MlKem(k) if private => Zeroizing::new(k.to_seed()?.to_vec()),
+            LocalKek::MlKem(k) => Zeroizing::new(k.encapsulation_key()),
+            LocalKek::Hybrid(k) if private => Zeroizing::new(k.to_seed()?.to_vec()),
+            LocalKek::Hybrid(k) => Zeroizing::new(k.encapsulation_key()),
+        };
+        Ok((kind, bytes))
+    }
+
+    /// Imports key material in the form [`LocalKek::export_material`] produces.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for an algorithm the local backend does not offer, a public
+    /// AES key, or material that does not parse or fails validation.
+    pub fn import_material(
+        algorithm: WrapAlgorithm,
+        kind: MaterialKind,
+        bytes: &[u8],
+    ) -> Result<Self, Error> {
+        use MaterialKind::{Private, Public};
+        let kek = match (algorithm, kind) {
+            (
+                WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp | WrapAlgorithm::Aes256Gcm,
+                Private,
+            ) => LocalKek::Aes256(Aes256Kek::new(
+                algorithm,
+                Aes256KeyMaterial::from_slice(bytes)?,
+            )?),
+            (WrapAlgorithm::RsaOaepSha256_3072 | WrapAlgorithm::RsaOaepSha256_4096, Private) => {
+                LocalKek::Rsa(RsaKek::from_pkcs8_der(bytes)?)
+            }
+            (WrapAlgorithm::RsaOaepSha256_3072 | WrapAlgorithm::RsaOaepSha256_4096, Public) => {
+                LocalKek::Rsa(RsaKek::from_public_key_der(bytes)?)
+            }
+            (WrapAlgorithm::P256EcdhEs, Private) => LocalKek::P256(P256Kek::from_pkcs8_der(bytes)?),
+            (WrapAlgorithm::P256EcdhEs, Public) => {
+                LocalKek::P256(P256Kek::from_public_key_der(bytes)?)
+            }
+            (WrapAlgorithm::MlKem768 | WrapAlgorithm::MlKem1024, Private) => {
+                LocalKek::MlKem(MlKemKek::from_seed(algorithm, bytes)?)
+            }
+            (WrapAlgorithm::MlKem768 | WrapAlgorithm::MlKem1024, Public) => {
+                LocalKek::MlKem(MlKemKek::from_encapsulation_key(algorithm, bytes)?)
+            }
+            (WrapAlgorithm::HybridP256MlKem768, Private) => {
+                LocalKek::Hybrid(HybridKek::from_seed(bytes)?)
+            }
+            (WrapAlgorithm::HybridP256MlKem768, Public) => {
+                LocalKek::Hybrid(HybridKek::from_encapsulation_key(bytes)?)
+            }
+            _ => {
+                return Err(MisuseError::InvalidKey {
+                    reason: "no such key material for this algorithm",
+                }
+                .into());
+            }
+        };
+        // RSA's algorithm follows from the modulus; it must be the one asked for.
+        if kek.algorithm() != algorithm {
+            return Err(MisuseError::InvalidKey {
+                reason: "key material is for another algorithm",
+            }
+            .into());
+        }
+        Ok(kek)
+    }
+}
+
 /// The algorithms the local backend offers.
 pub const LOCAL_ALGORITHMS: [WrapAlgorithm; 9] = [
     WrapAlgorithm::Aes256Kw,

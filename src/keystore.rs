@@ -1,0 +1,617 @@
+//! The embedded key store: local KEKs kept in one file, sealed under a master secret
+//! stretched with Argon2id, written atomically. For users with no cloud account.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use kekring::keystore::{KdfParams, KeyStore, MasterSecret};
+//! use kekring::WrapAlgorithm;
+//!
+//! let secret = MasterSecret::from_env_or_file()?; // KEKRING_MASTER_SECRET(_FILE)
+//! let mut store = KeyStore::open_or_create("keys.kks", &secret, KdfParams::default())?;
+//! if store.get("acme/docs/v1").is_none() {
+//!     store.generate("acme/docs/v1", WrapAlgorithm::MlKem768)?;
+//!     store.save()?;
+//! }
+//! let backend = store.backend()?; // a LocalBackend sharing the store's keys
+//! # Ok(()) }
+//! ```
+#![doc = include_str!("../docs/KEYSTORE.md")]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use zeroize::Zeroizing;
+
+use crate::backend::KekLocator;
+use crate::crypto;
+use crate::error::Error;
+use crate::format::reader::{Reader, put_vec_u16};
+use crate::format::{FormatError, WrapAlgorithm};
+use crate::providers::local::{LocalBackend, LocalKek, MaterialKind};
+
+const MAGIC: [u8; 4] = *b"KRKS";
+const VERSION: u8 = 1;
+const KDF_ARGON2ID: u8 = 1;
+const HEADER_LEN: usize = 46;
+const MAX_FILE_LEN: usize = 64 << 20;
+const MAX_LOCATOR_LEN: usize = 1024;
+const MAX_MATERIAL_LEN: usize = 8192;
+
+/// Environment variable holding the master secret.
+pub const SECRET_ENV: &str = "KEKRING_MASTER_SECRET";
+/// Environment variable naming a file that holds the master secret.
+pub const SECRET_FILE_ENV: &str = "KEKRING_MASTER_SECRET_FILE";
+/// Shortest master secret accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// Why a key store operation failed. Messages never carry the secret or key bytes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStoreError {
+    /// `open` found no file: a missing store is never silently replaced by an empty one.
+    #[error("no key store at {0}")]
+    NotFound(PathBuf),
+    /// `create` found a file already there.
+    #[error("a key store already exists at {0}")]
+    AlreadyExists(PathBuf),
+    /// Neither master-secret variable is set.
+    #[error("no master secret: set {SECRET_ENV} or {SECRET_FILE_ENV}")]
+    MissingSecret,
+    /// The master secret is shorter than 16 bytes.
+    #[error("the master secret must be at least {MIN_SECRET_LEN} bytes")]
+    WeakSecret,
+    /// The KDF parameters are below the floor or above the ceiling.
+    #[error("KDF parameters out of range: {0}")]
+    KdfParams(&'static str),
+    /// The secret is wrong or the file was modified (the AEAD cannot tell which).
+    #[error("wrong master secret, or the key store file was modified")]
+    WrongSecretOrTampered,
+    /// The file is truncated or malformed.
+    #[error("key store file is malformed: {0}")]
+    Malformed(#[from] FormatError),
+    /// A stored key failed to import, or a key could not be exported.
+    #[error("key store entry: {0}")]
+    Key(#[source] Box<Error>),
+    /// A locator is already in the store.
+    #[error("locator {0:?} is already in the key store")]
+    DuplicateLocator(String),
+    /// Reading or writing the file failed.
+    #[error("key store I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<Error> for KeyStoreError {
+    fn from(e: Error) -> Self {
+        KeyStoreError::Key(Box::new(e))
+    }
+}
+
+/// The master secret: zeroized on drop, never printed.
+pub struct MasterSecret(Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for MasterSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterSecret([REDACTED])")
+    }
+}
+
+impl MasterSecret {
+    /// Takes a secret (at least 16 bytes; use a long random passphrase or key).
+    ///
+    /// # Errors
+    /// [`KeyStoreError::WeakSecret`] when shorter than 16 bytes.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, KeyStoreError> {
+        let s = Zeroizing::new(secret.into());
+        if s.len() < MIN_SECRET_LEN {
+            return Err(KeyStoreError::WeakSecret);
+        }
+        Ok(Self(s))
+    }
+
+    /// Reads the secret from the environment variable `var`.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::MissingSecret`] if unset or not UTF-8, or as [`MasterSecret::new`].
+    pub fn from_env(var: &str) -> Result<Self, KeyStoreError> {
+        let v = std::env::var(var).map_err(|_| KeyStoreError::MissingSecret)?;
+        Self::new(v.into_bytes())
+    }
+
+    /// Reads the secret from a file (one trailing newline is dropped).
+    ///
+    /// # Errors
+    /// [`KeyStoreError::Io`], or as [`MasterSecret::new`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyStoreError> {
+        let mut bytes = Zeroizing::new(fs::read(path)?);
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        Self::new(bytes.to_vec())
+    }
+
+    /// `KEKRING_MASTER_SECRET`, else the file named by `KEKRING_MASTER_SECRET_FILE`.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::MissingSecret`] when neither is set.
+    pub fn from_env_or_file() -> Result<Self, KeyStoreError> {
+        if std::env::var_os(SECRET_ENV).is_some() {
+            return Self::from_env(SECRET_ENV);
+        }
+        match std::env::var_os(SECRET_FILE_ENV) {
+            Some(p) => Self::from_file(p),
+            None => Err(KeyStoreError::MissingSecret),
+        }
+    }
+}
+
+/// Argon2id cost parameters, recorded in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Passes.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl Default for KdfParams {
+    /// 64 MiB, 3 passes, 1 lane (RFC 9106's second recommended option, single lane).
+    fn default() -> Self {
+        Self {
+            m_cost_kib: 64 * 1024,
+            t_cost: 3,
+            p_cost: 1,
+        }
+    }
+}
+
+impl KdfParams {
+    /// The floor: 19 MiB, 2 passes, 1 lane (OWASP's minimum for Argon2id). For tests and
+    /// constrained machines.
+    pub const MINIMUM: KdfParams = KdfParams {
+        m_cost_kib: 19 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
+
+    fn check(&self) -> Result<(), KeyStoreError> {
+        if !(19 * 1024..=1024 * 1024).contains(&self.m_cost_kib) {
+            return Err(KeyStoreError::KdfParams("memory must be 19 MiB..=1 GiB"));
+        }
+        if !(2..=64).contains(&self.t_cost) {
+            return Err(KeyStoreError::KdfParams("passes must be 2..=64"));
+        }
+        if !(1..=16).contains(&self.p_cost) {
+            return Err(KeyStoreError::KdfParams("lanes must be 1..=16"));
+        }
+        Ok(())
+    }
+
+    fn derive(
+        &self,
+        secret: &MasterSecret,
+        salt: &[u8; 16],
+    ) -> Result<Zeroizing<[u8; 32]>, KeyStoreError> {
+        self.check()?;
+        let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
+            .map_err(|_| KeyStoreError::KdfParams("rejected by Argon2"))?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(&secret.0, salt, key.as_mut_slice())
+            .map_err(|_| KeyStoreError::KdfParams("rejected by Argon2"))?;
+        Ok(key)
+    }
+}
+
+/// Local KEKs in one sealed file. Keys are shared (`Arc`) with the [`LocalBackend`]s
+/// made by [`KeyStore::backend`].
+pub struct KeyStore {
+    path: PathBuf,
+    params: KdfParams,
+    salt: [u8; 16],
+    key: Zeroizing<[u8; 32]>,
+    keys: BTreeMap<String, Arc<LocalKek>>,
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("path", &self.path)
+            .field("params", &self.params)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Where a save may be made to fail in tests (crash simulation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailPoint {
+    None,
+    #[cfg(test)]
+    AfterTempWrite,
+}
+
+impl KeyStore {
+    /// Creates a new, empty store and writes it.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::AlreadyExists`] if the file exists; KDF or I/O errors.
+    pub fn create(
+        path: impl Into<PathBuf>,
+        secret: &MasterSecret,
+        params: KdfParams,
+    ) -> Result<Self, KeyStoreError> {
+        let path = path.into();
+        if path.exists() {
+            return Err(KeyStoreError::AlreadyExists(path));
+        }
+        let mut salt = [0u8; 16];
+        crypto::fill_random(&mut salt).map_err(KeyStoreError::from)?;
+        let key = params.derive(secret, &salt)?;
+        let store = Self {
+            path,
+            params,
+            salt,
+            key,
+            keys: BTreeMap::new(),
+        };
+        store.save()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::NotFound`], [`KeyStoreError::WrongSecretOrTampered`],
+    /// [`KeyStoreError::Malformed`], [`KeyStoreError::Key`] for an entry that fails to
+    /// import, I/O errors.
+    pub fn open(path: impl Into<PathBuf>, secret: &MasterSecret) -> Result<Self, KeyStoreError> {
+        let path = path.into();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(KeyStoreError::NotFound(path));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Self::decode(path, &bytes, secret)
+    }
+
+    /// Opens the store, or creates an empty one if the file does not exist. A wrong
+    /// secret or a damaged file is an error, never a fresh store.
+    ///
+    /// # Errors
+    /// As [`KeyStore::open`] and [`KeyStore::create`].
+    pub fn open_or_create(
+        path: impl Into<PathBuf>,
+        secret: &MasterSecret,
+        params: KdfParams,
+    ) -> Result<Self, KeyStoreError> {
+        let path = path.into();
+        match Self::open(path.clone(), secret) {
+            Err(KeyStoreError::NotFound(_)) => Self::create(path, secret, params),
+            other => other,
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The KDF parameters recorded in the file.
+    pub fn kdf_params(&self) -> KdfParams {
+        self.params
+    }
+
+    /// Generates a KEK of any local algorithm under `locator` (not saved until
+    /// [`KeyStore::save`]).
+    ///
+    /// # Errors
+    /// [`KeyStoreError::DuplicateLocator`], or a generation error.
+    pub fn generate(
+        &mut self,
+        locator: &str,
+        algorithm: WrapAlgorithm,
+    ) -> Result<KekLocator, KeyStoreError> {
+        self.insert(locator, LocalKek::generate(algorithm)?)?;
+        Ok(KekLocator::new(locator))
+    }
+
+    /// Adds a KEK (for example one imported from PEM).
+    ///
+    /// # Errors
+    /// [`KeyStoreError::DuplicateLocator`], or [`KeyStoreError::Malformed`] for an empty
+    /// or over-long locator.
+    pub fn insert(&mut self, locator: &str, kek: LocalKek) -> Result<(), KeyStoreError> {
+        if locator.is_empty() || locator.len() > MAX_LOCATOR_LEN {
+            return Err(FormatError::LengthOutOfRange {
+                field: "locator",
+                len: locator.len(),
+                min: 1,
+                max: MAX_LOCATOR_LEN,
+            }
+            .into());
+        }
+        if self.keys.contains_key(locator) {
+            return Err(KeyStoreError::DuplicateLocator(locator.to_owned()));
+        }
+        self.keys.insert(locator.to_owned(), Arc::new(kek));
+        Ok(())
+    }
+
+    /// Removes a KEK (not saved until [`KeyStore::save`]). Returns whether it existed.
+    pub fn remove(&mut self, locator: &str) -> bool {
+        self.keys.remove(locator).is_some()
+    }
+
+    /// The KEK under `locator`.
+    pub fn get(&self, locator: &str) -> Option<&Arc<LocalKek>> {
+        self.keys.get(locator)
+    }
+
+    /// The locators, sorted.
+    pub fn locators(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// A [`LocalBackend`] holding (sharing) every key of the store.
+    ///
+    /// # Errors
+    /// Never in practice (locators are unique); kept fallible for the backend's API.
+    pub fn backend(&self) -> Result<LocalBackend, KeyStoreError> {
+        let b = LocalBackend::new();
+        for (loc, kek) in &self.keys {
+            b.insert_shared(KekLocator::new(loc.clone()), kek.clone())?;
+        }
+        Ok(b)
+    }
+
+    /// Writes the store atomically: temporary file, `fsync`, rename, directory `fsync`.
+    ///
+    /// # Errors
+    /// I/O errors (the previous file is then intact), export errors.
+    pub fn save(&self) -> Result<(), KeyStoreError> {
+        self.save_inner(FailPoint::None)
+    }
+
+    fn save_inner(&self, fail: FailPoint) -> Result<(), KeyStoreError> {
+        let bytes = self.encode()?;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut suffix = [0u8; 6];
+        crypto::fill_random(&mut suffix).map_err(KeyStoreError::from)?;
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "keystore".to_owned());
+        let tmp = dir.join(format!(
+            ".{name}.tmp-{}",
+            suffix
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ));
+        let result = (|| -> Result<(), KeyStoreError> {
+            let mut opts = OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            drop(f);
+            #[cfg(test)]
+            if fail == FailPoint::AfterTempWrite {
+                return Err(std::io::Error::other("injected crash before rename").into());
+            }
+            fs::rename(&tmp, &self.path)?;
+            File::open(&dir)?.sync_all()?;
+            Ok(())
+        })();
+        match &result {
+            // A real crash runs no cleanup; the injected one must not either.
+            Err(_) if fail == FailPoint::None => {
+                let _ = fs::remove_file(&tmp);
+            }
+            Err(_) => {}
+            Ok(()) => remove_strays(&dir, &name),
+        }
+        result
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, KeyStoreError> {
+        let mut plain = Zeroizing::new(Vec::new());
+        plain.extend_from_slice(
+            &u16::try_from(self.keys.len())
+                .map_err(|_| KeyStoreError::KdfParams("too many keys"))?
+                .to_be_bytes(),
+        );
+        for (loc, kek) in &self.keys {
+            let (kind, material) = kek.export_material()?;
+            put_vec_u16(&mut plain, loc.as_bytes());
+            plain.extend_from_slice(&kek.algorithm().id().to_be_bytes());
+            plain.push(match kind {
+                MaterialKind::Private => 1,
+                _ => 2,
+            });
+            put_vec_u16(&mut plain, &material);
+        }
+        let mut nonce = [0u8; 12];
+        crypto::fill_random(&mut nonce).map_err(KeyStoreError::from)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + 4 + plain.len() + 16);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.push(KDF_ARGON2ID);
+        out.extend_from_slice(&self.params.m_cost_kib.to_be_bytes());
+        out.extend_from_slice(&self.params.t_cost.to_be_bytes());
+        out.extend_from_slice(&self.params.p_cost.to_be_bytes());
+        out.extend_from_slice(&self.salt);
+        out.extend_from_slice(&nonce);
+        let mut body = plain.to_vec();
+        let tag = crypto::default_provider()
+            .aes256_gcm_seal(&self.key, &nonce, &out, &mut body)
+            .map_err(|_| KeyStoreError::from(Error::Crypto))?;
+        out.extend_from_slice(
+            &u32::try_from(body.len())
+                .map_err(|_| KeyStoreError::KdfParams("store too large"))?
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    fn decode(path: PathBuf, bytes: &[u8], secret: &MasterSecret) -> Result<Self, KeyStoreError> {
+        if bytes.len() > MAX_FILE_LEN {
+            return Err(FormatError::LengthOutOfRange {
+                field: "key store file",
+                len: bytes.len(),
+                min: 0,
+                max: MAX_FILE_LEN,
+            }
+            .into());
+        }
+        let mut r = Reader::new(bytes);
+        if r.array::<4>()? != MAGIC {
+            return Err(FormatError::BadMagic {
+                expected: "key store",
+            }
+            .into());
+        }
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(FormatError::UnsupportedVersion(version).into());
+        }
+        let kdf = r.u8()?;
+        if kdf != KDF_ARGON2ID {
+            return Err(FormatError::UnknownFlags(kdf).into());
+        }
+        let params = KdfParams {
+            m_cost_kib: r.u32()?,
+            t_cost: r.u32()?,
+            p_cost: r.u32()?,
+        };
+        params.check()?;
+        let salt = r.array::<16>()?;
+        let nonce = r.array::<12>()?;
+        let header = bytes.get(..HEADER_LEN).ok_or(FormatError::Truncated)?;
+        let len = usize::try_from(r.u32()?).map_err(|_| FormatError::Truncated)?;
+        let mut body = Zeroizing::new(r.take(len)?.to_vec());
+        let tag = r.array::<16>()?;
+        r.finish()?;
+        let key = params.derive(secret, &salt)?;
+        crypto::default_provider()
+            .aes256_gcm_open(&key, &nonce, header, &mut body, &tag)
+            .map_err(|_| KeyStoreError::WrongSecretOrTampered)?;
+
+        let mut p = Reader::new(&body);
+        let count = p.u16()?;
+        let mut keys = BTreeMap::new();
+        let mut last: Option<String> = None;
+        for _ in 0..count {
+            let loc = p.vec_u16("locator", 1, MAX_LOCATOR_LEN)?;
+            let loc = std::str::from_utf8(loc)
+                .map_err(|_| FormatError::InvalidName { field: "locator" })?
+                .to_owned();
+            if last.as_ref().is_some_and(|l| *l >= loc) {
+                // Sorted and unique: one canonical encoding per store.
+                return Err(FormatError::DuplicateKek.into());
+            }
+            let algorithm = WrapAlgorithm::from_id(p.u16()?)?;
+            let kind = match p.u8()? {
+                1 => MaterialKind::Private,
+                2 => MaterialKind::Public,
+                other => return Err(FormatError::UnknownFlags(other).into()),
+            };
+            let material = p.vec_u16("key material", 1, MAX_MATERIAL_LEN)?;
+            let kek = LocalKek::import_material(algorithm, kind, material)?;
+            last = Some(loc.clone());
+            keys.insert(loc, Arc::new(kek));
+        }
+        p.finish()?;
+        Ok(Self {
+            path,
+            params,
+            salt,
+            key,
+            keys,
+        })
+    }
+}
+
+/// Removes temporary files left by earlier interrupted saves (best effort).
+fn remove_strays(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kekring-ks-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn interrupted_write_keeps_the_previous_store() {
+        let d = dir("crash");
+        let path = d.join("keys.kks");
+        let secret = MasterSecret::new("correct horse battery staple").unwrap();
+        let mut store = KeyStore::create(&path, &secret, KdfParams::MINIMUM).unwrap();
+        store.generate("one", WrapAlgorithm::Aes256Kw).unwrap();
+        store.save().unwrap();
+        let before = fs::read(&path).unwrap();
+
+        store.generate("two", WrapAlgorithm::MlKem768).unwrap();
+        let err = store.save_inner(FailPoint::AfterTempWrite).unwrap_err();
+        assert!(matches!(err, KeyStoreError::Io(_)));
+        // The crash left a complete temporary file beside an untouched store.
+        assert_eq!(fs::read(&path).unwrap(), before);
+        let strays: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert_eq!(strays.len(), 1);
+        let reopened = KeyStore::open(&path, &secret).unwrap();
+        assert_eq!(reopened.locators().collect::<Vec<_>>(), ["one"]);
+
+        // The next save succeeds, clears the stray file, and the store has both keys.
+        store.save().unwrap();
+        assert!(
+            fs::read_dir(&d)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .all(|e| !e.file_name().to_string_lossy().contains(".tmp-"))
+        );
+        let reopened = KeyStore::open(&path, &secret).unwrap();
+        assert_eq!(reopened.locators().collect::<Vec<_>>(), ["one", "two"]);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
