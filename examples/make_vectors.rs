@@ -16,11 +16,12 @@
 use std::sync::Arc;
 
 use kekring::format::{SealedHeader, SealedObject, WrappedDek};
-use kekring::secret::Aes256KeyMaterial;
+use kekring::providers::local::{LocalKek, MaterialKind};
 use kekring::{
-    BackendId, Classification, Context, Envelope, Family, KekBinding, KekRef, LocalBackend,
-    Profile, Route, WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Family, KekBinding, KekLocator, KekRef,
+    LocalBackend, Profile, Route, WrapAlgorithm,
 };
+use p256::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 
 const KEKS: [(WrapAlgorithm, &str, &str); 3] = [
@@ -67,22 +68,56 @@ fn splice(bytes: &[u8], at: usize, len: usize, with: &[u8]) -> Vec<u8> {
     [&bytes[..at], with, &bytes[at + len..]].concat()
 }
 
+/// Fixed private key material for the asymmetric KEKs (RSA keys are generated: the
+/// file records whatever keys the run made).
+fn asymmetric_keks() -> Vec<(WrapAlgorithm, &'static str, Vec<u8>)> {
+    let seed = |start: u8, n: u8| (0..n).map(|i| start.wrapping_add(i)).collect::<Vec<u8>>();
+    let p256 = p256::SecretKey::from_slice(&[0x11; 32]).unwrap();
+    let rsa = LocalKek::generate(WrapAlgorithm::RsaOaepSha256_3072).unwrap();
+    let rsa4096 = LocalKek::generate(WrapAlgorithm::RsaOaepSha256_4096).unwrap();
+    vec![
+        (
+            WrapAlgorithm::RsaOaepSha256_3072,
+            "rsa3072",
+            rsa.export_material().unwrap().1.to_vec(),
+        ),
+        (
+            WrapAlgorithm::RsaOaepSha256_4096,
+            "rsa4096",
+            rsa4096.export_material().unwrap().1.to_vec(),
+        ),
+        (
+            WrapAlgorithm::P256EcdhEs,
+            "p256",
+            p256.to_pkcs8_der().unwrap().as_bytes().to_vec(),
+        ),
+        (WrapAlgorithm::MlKem768, "mlkem768", seed(0x60, 64)),
+        (WrapAlgorithm::MlKem1024, "mlkem1024", seed(0xa0, 64)),
+        (WrapAlgorithm::HybridP256MlKem768, "hybrid", seed(0xe0, 32)),
+    ]
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let local = Arc::new(LocalBackend::new());
     let mut b = Envelope::builder().backend(local.clone());
     let mut keks = Vec::new();
-    for (alg, purpose, key_hex) in KEKS {
-        let material = Aes256KeyMaterial::from_slice(&hex::decode(key_hex).unwrap()).unwrap();
-        let loc = local
-            .import_aes256(format!("vectors-{purpose}"), alg, material)
-            .unwrap();
+    let all: Vec<(WrapAlgorithm, &str, Vec<u8>)> = KEKS
+        .iter()
+        .map(|(a, p, k)| (*a, *p, hex::decode(k).unwrap()))
+        .chain(asymmetric_keks())
+        .collect();
+    for (alg, purpose, material) in &all {
+        let kek = LocalKek::import_material(*alg, MaterialKind::Private, material).unwrap();
+        let loc = KekLocator::new(format!("vectors-{purpose}"));
+        local.insert(loc.clone(), kek).unwrap();
         let r = KekRef::new("acme", purpose, 1).unwrap();
         b = b
-            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, *alg))
             .route(Route::new(r));
         keks.push(json!({"tenant": "acme", "purpose": purpose, "version": 1,
-                         "algorithm": alg.name(), "key_hex": key_hex}));
+                         "algorithm": alg.name(), "kind": "private",
+                         "material_hex": hex::encode(material)}));
     }
     // The custom label "pci" (tag 0x80) needs a rule: symmetric KEKs only.
     let profile = Profile::default().allow_family(class_of("pci"), Family::Symmetric256);
@@ -114,6 +149,26 @@ async fn main() {
                 "bytes_hex": hex::encode(&sealed), "plaintext_hex": hex::encode(pt)}),
             );
         }
+        let object = format!("row-{}", alg.name());
+        let c = ctx("acme", purpose, &object, "internal", b"");
+        let g = env.generate_data_key(&c).await.unwrap();
+        positive.push(
+            json!({"name": format!("wrapped DEK {}", alg.name()), "kind": "wrapped_dek",
+            "context": ctx_json("acme", purpose, &object, "internal", b""),
+            "bytes_hex": hex::encode(&g.wrapped), "dek_hex": hex::encode(g.key.expose_secret())}),
+        );
+    }
+
+    // Every asymmetric algorithm: one sealed object (Internal data allows them all) and
+    // one wrapped DEK.
+    for (alg, purpose, _) in all.iter().skip(KEKS.len()) {
+        let object = format!("obj-{}", alg.name());
+        let c = ctx("acme", purpose, &object, "internal", b"aad");
+        let pt = format!("sealed under {}", alg.name());
+        let sealed = env.seal(&c, pt.as_bytes()).await.unwrap();
+        positive.push(json!({"name": format!("sealed {} internal", alg.name()),
+            "kind": "sealed", "context": ctx_json("acme", purpose, &object, "internal", b"aad"),
+            "bytes_hex": hex::encode(&sealed), "plaintext_hex": hex::encode(pt.as_bytes())}));
         let object = format!("row-{}", alg.name());
         let c = ctx("acme", purpose, &object, "internal", b"");
         let g = env.generate_data_key(&c).await.unwrap();
@@ -364,7 +419,7 @@ async fn main() {
     assert!(WrappedDek::decode(&w).is_ok() && SealedObject::decode(&s).is_ok());
 
     let doc = json!({
-        "about": "kekring wire format v1 test vectors. Produced by `cargo run --example make_vectors` (examples/make_vectors.rs) against the local backend with the fixed KEKs below and the default profile plus a rule admitting symmetric KEKs for the custom classification `pci`; DEKs and nonces were random at generation time. Negative vectors are mutations of one sealed object; `expect` names the Error variant and, in parentheses, the inner variant.",
+        "about": "kekring wire format v1 test vectors. Produced by `cargo run --example make_vectors` (examples/make_vectors.rs) against the local backend with the KEKs below (material as LocalKek::export_material gives it; fixed AES keys, P-256 scalar and ML-KEM / hybrid seeds, RSA-3072 and RSA-4096 keys generated by that run) and the default profile plus a rule admitting symmetric KEKs for the custom classification `pci`; DEKs and nonces were random at generation time. Negative vectors are mutations of one sealed object; `expect` names the Error variant and, in parentheses, the inner variant.",
         "format_version": 1,
         "keks": keks,
         "positive": positive,

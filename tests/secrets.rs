@@ -146,3 +146,81 @@ fn the_leak_check_itself_catches_leaks() {
         assert!(r.is_err(), "leak not detected in {leaky}");
     }
 }
+
+#[cfg(feature = "keystore")]
+#[tokio::test]
+async fn no_secret_of_any_local_key_type_leaks() {
+    use kekring::keystore::{KdfParams, KeyStore, MasterSecret};
+    use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
+    use p256::pkcs8::DecodePrivateKey;
+
+    let dir = std::env::temp_dir().join(format!("kekring-leak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let master = b"master secret that must never print".to_vec();
+    let secret = MasterSecret::new(master.clone()).unwrap();
+    assert_clean("MasterSecret", &format!("{secret:?}"), &master);
+    let mut store = KeyStore::create(dir.join("k.kks"), &secret, KdfParams::MINIMUM).unwrap();
+    for alg in LOCAL_ALGORITHMS {
+        store.generate(alg.name(), alg).unwrap();
+    }
+    store.save().unwrap();
+    let backend = Arc::new(store.backend().unwrap());
+    let mut env = Envelope::builder().backend(backend.clone());
+    for alg in LOCAL_ALGORITHMS {
+        let r = KekRef::new("acme", alg.name(), 1).unwrap();
+        env = env
+            .kek(KekBinding::new(
+                r.clone(),
+                BackendId::Local,
+                kekring::KekLocator::new(alg.name()),
+                alg,
+            ))
+            .route(Route::new(r));
+    }
+    let env = env.build().unwrap();
+
+    for alg in LOCAL_ALGORITHMS {
+        let kek = store.get(alg.name()).unwrap();
+        let (_, material) = kek.export_material().unwrap();
+        // The secret part of each export: the raw key or seed, the P-256 scalar, the tail
+        // of the RSA PKCS#8 (private exponent and CRT values).
+        let secret_bytes: Vec<u8> = match kek.as_ref() {
+            LocalKek::P256(_) => p256::SecretKey::from_pkcs8_der(&material)
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+            LocalKek::Rsa(_) => material[material.len() - 64..].to_vec(),
+            _ => material.to_vec(),
+        };
+        let c = Context::new("acme", alg.name(), "o", Classification::Internal).unwrap();
+        let g = env.generate_data_key(&c).await.unwrap();
+        let mut bad = g.wrapped.clone();
+        let n = bad.len() - 1;
+        bad[n] ^= 1;
+        let err = env.unwrap_data_key(&c, &bad).await.unwrap_err();
+        for (what, text) in [
+            ("LocalKek", format!("{kek:?} {kek:#?}")),
+            ("LocalBackend", format!("{backend:?}")),
+            ("KeyStore", format!("{store:?} {store:#?}")),
+            ("Envelope", format!("{env:?}")),
+            ("error", error_chain(&err)),
+        ] {
+            assert_clean(what, &text, &secret_bytes);
+            assert_clean(what, &text, g.key.expose_secret());
+            assert_clean(what, &text, &master);
+        }
+    }
+    // The key store file holds no key material in the clear.
+    let file = std::fs::read(dir.join("k.kks")).unwrap();
+    assert!(file.len() > 4000, "the saved store holds every key");
+    for alg in LOCAL_ALGORITHMS {
+        let (_, material) = store.get(alg.name()).unwrap().export_material().unwrap();
+        let tail = &material[material.len() - 16..];
+        assert!(
+            !file.windows(16).any(|w| w == tail),
+            "{alg} material in the clear"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

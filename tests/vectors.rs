@@ -14,10 +14,10 @@
 use std::sync::Arc;
 
 use kekring::format::{SealedHeader, WrappedDek};
-use kekring::secret::Aes256KeyMaterial;
+use kekring::providers::local::{LocalKek, MaterialKind};
 use kekring::{
-    BackendId, Classification, Context, Envelope, Error, Family, KekBinding, KekRef, LocalBackend,
-    Profile, Route, WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Error, Family, KekBinding, KekLocator, KekRef,
+    LocalBackend, Profile, Route, WrapAlgorithm,
 };
 use serde_json::Value;
 
@@ -38,13 +38,12 @@ fn envelope(doc: &Value) -> Envelope {
             .into_iter()
             .find(|a| a.name() == k["algorithm"].as_str().unwrap())
             .unwrap();
-        let material =
-            Aes256KeyMaterial::from_slice(&hex::decode(k["key_hex"].as_str().unwrap()).unwrap())
-                .unwrap();
+        assert_eq!(k["kind"], "private");
+        let material = hex::decode(k["material_hex"].as_str().unwrap()).unwrap();
+        let kek = LocalKek::import_material(alg, MaterialKind::Private, &material).unwrap();
         let purpose = k["purpose"].as_str().unwrap();
-        let loc = local
-            .import_aes256(format!("v-{purpose}"), alg, material)
-            .unwrap();
+        let loc = KekLocator::new(format!("v-{purpose}"));
+        local.insert(loc.clone(), kek).unwrap();
         let r = KekRef::new(k["tenant"].as_str().unwrap(), purpose, 1).unwrap();
         b = b
             .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
@@ -113,7 +112,18 @@ async fn positive_vectors_open_and_reencode() {
         }
         n += 1;
     }
-    assert!(n >= 12, "only {n} positive vectors");
+    assert!(n >= 25, "only {n} positive vectors");
+    // Every local algorithm is covered.
+    for alg in kekring::providers::local::LOCAL_ALGORITHMS {
+        assert!(
+            doc["keks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["algorithm"] == alg.name()),
+            "{alg} has no vectors"
+        );
+    }
 }
 
 #[tokio::test]
