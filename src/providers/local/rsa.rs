@@ -6,8 +6,8 @@
 //! channel (the "Marvin" attack) with no fixed release. Decryption here always runs with
 //! blinding (`decrypt_blinded`), which is as far as the crate allows; an attacker who can
 //! time many unwraps on the same machine may still learn something. Prefer ML-KEM or the
-//! hybrid, or an HSM/KMS RSA key, where that matters; RSA is routed through the crate's
-//! provider seam so a constant-time provider can take it over.
+//! hybrid, or an HSM/KMS RSA key, where that matters. All RSA code is in this file, so a
+//! constant-time provider can take it over here.
 
 use std::fmt;
 
