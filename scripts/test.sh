@@ -44,7 +44,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step "quickstart (first run seals, second run opens)"
 rm -rf .kekring-quickstart
 cargo run --example quickstart
-cargo run --example quickstart | tee /dev/stderr | grep -q '^opened '
+second="$(cargo run --example quickstart)"
+printf '%s\n' "$second"
+grep -q '^opened ' <<<"$second" || { echo "the second quickstart run did not open the object" >&2; exit 1; }
 rm -rf .kekring-quickstart
 
 step "benchmarks build"
