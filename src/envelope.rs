@@ -617,11 +617,16 @@ impl Envelope {
                     .into());
                 }
                 Err(BackendError::Rejected) => return Err(Error::Crypto),
-                // The next copy may live elsewhere: a backend that is down, or that no
-                // longer holds the KEK (deleted, region lost), is what copies are for.
+                // The next copy may live elsewhere: a backend that is down, that no
+                // longer holds the KEK (deleted, region lost), or that holds only its
+                // public half here, is what copies are for. No input causes these.
                 // A rejected wrap is not: the bytes are bad, and trying further keys
                 // would only turn `open` into an oracle across them.
-                Err(err @ (BackendError::Unavailable { .. } | BackendError::KeyNotFound(_))) => {
+                Err(
+                    err @ (BackendError::Unavailable { .. }
+                    | BackendError::KeyNotFound(_)
+                    | BackendError::PublicOnly(_)),
+                ) => {
                     last_err = Some(err.into());
                 }
                 Err(err) => return Err(err.into()),

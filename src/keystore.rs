@@ -80,6 +80,13 @@ pub enum KeyStoreError {
     /// A locator is already in the store.
     #[error("locator {0:?} is already in the key store")]
     DuplicateLocator(String),
+    /// Another process holds the store's write lock.
+    #[error("the key store is locked by another writer")]
+    Locked,
+    /// The file changed on disk since this store was opened or last saved: saving would
+    /// drop the other writer's keys. Reopen and retry.
+    #[error("the key store changed on disk since it was opened; reopen and retry")]
+    Conflict,
     /// Reading or writing the file failed.
     #[error("key store I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -183,15 +190,17 @@ impl KdfParams {
         p_cost: 1,
     };
 
+    /// Also the bound on what a (possibly hostile) file may ask of `open` before it is
+    /// authenticated: at most 256 MiB, 16 passes, 8 lanes.
     fn check(&self) -> Result<(), KeyStoreError> {
-        if !(19 * 1024..=1024 * 1024).contains(&self.m_cost_kib) {
-            return Err(KeyStoreError::KdfParams("memory must be 19 MiB..=1 GiB"));
+        if !(19 * 1024..=256 * 1024).contains(&self.m_cost_kib) {
+            return Err(KeyStoreError::KdfParams("memory must be 19 MiB..=256 MiB"));
         }
-        if !(2..=64).contains(&self.t_cost) {
-            return Err(KeyStoreError::KdfParams("passes must be 2..=64"));
+        if !(2..=16).contains(&self.t_cost) {
+            return Err(KeyStoreError::KdfParams("passes must be 2..=16"));
         }
-        if !(1..=16).contains(&self.p_cost) {
-            return Err(KeyStoreError::KdfParams("lanes must be 1..=16"));
+        if !(1..=8).contains(&self.p_cost) {
+            return Err(KeyStoreError::KdfParams("lanes must be 1..=8"));
         }
         Ok(())
     }
@@ -220,6 +229,9 @@ pub struct KeyStore {
     salt: [u8; 16],
     key: Zeroizing<[u8; 32]>,
     keys: BTreeMap<String, Arc<LocalKek>>,
+    /// SHA-256 of the file as last read or written: a save refuses to overwrite a file
+    /// someone else changed in between.
+    on_disk: [u8; 32],
 }
 
 impl fmt::Debug for KeyStore {
@@ -257,14 +269,15 @@ impl KeyStore {
         let mut salt = [0u8; 16];
         crypto::fill_random(&mut salt).map_err(KeyStoreError::from)?;
         let key = params.derive(secret, &salt)?;
-        let store = Self {
+        let mut store = Self {
             path,
             params,
             salt,
             key,
             keys: BTreeMap::new(),
+            on_disk: [0; 32],
         };
-        store.save()?;
+        store.write(FailPoint::None, Mode::CreateNew)?;
         Ok(store)
     }
 
@@ -276,12 +289,9 @@ impl KeyStore {
     /// import, I/O errors.
     pub fn open(path: impl Into<PathBuf>, secret: &MasterSecret) -> Result<Self, KeyStoreError> {
         let path = path.into();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(KeyStoreError::NotFound(path));
-            }
-            Err(e) => return Err(e.into()),
+        let bytes = match read_bounded(&path)? {
+            Some(b) => b,
+            None => return Err(KeyStoreError::NotFound(path)),
         };
         Self::decode(path, &bytes, secret)
     }
@@ -376,20 +386,49 @@ impl KeyStore {
         Ok(b)
     }
 
-    /// Writes the store atomically: temporary file, `fsync`, rename, directory `fsync`.
+    /// Writes the store atomically: temporary file, `fsync`, rename, directory `fsync`,
+    /// under the store's write lock (`<file>.lock`).
     ///
     /// # Errors
-    /// I/O errors (the previous file is then intact), export errors.
-    pub fn save(&self) -> Result<(), KeyStoreError> {
-        self.save_inner(FailPoint::None)
+    /// [`KeyStoreError::Locked`] while another writer saves, [`KeyStoreError::Conflict`]
+    /// if the file changed since this store read or wrote it, I/O errors (the previous
+    /// file is then intact), export errors.
+    pub fn save(&mut self) -> Result<(), KeyStoreError> {
+        self.write(FailPoint::None, Mode::Replace)
     }
 
-    fn save_inner(&self, fail: FailPoint) -> Result<(), KeyStoreError> {
+    #[cfg(test)]
+    fn save_inner(&mut self, fail: FailPoint) -> Result<(), KeyStoreError> {
+        self.write(fail, Mode::Replace)
+    }
+
+    fn write(&mut self, fail: FailPoint, mode: Mode) -> Result<(), KeyStoreError> {
         let bytes = self.encode()?;
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // One writer at a time; the lock is released when `_lock` drops.
+        let lock_path = {
+            let mut p = self.path.clone().into_os_string();
+            p.push(".lock");
+            PathBuf::from(p)
+        };
+        let _lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)?;
+        _lock.try_lock().map_err(|e| match e {
+            fs::TryLockError::WouldBlock => KeyStoreError::Locked,
+            fs::TryLockError::Error(e) => KeyStoreError::Io(e),
+        })?;
+        if mode == Mode::Replace {
+            let current = read_bounded(&self.path)?.ok_or(KeyStoreError::Conflict)?;
+            if sha256(&current) != self.on_disk {
+                return Err(KeyStoreError::Conflict);
+            }
+        }
         let mut suffix = [0u8; 6];
         crypto::fill_random(&mut suffix).map_err(KeyStoreError::from)?;
         let name = self
@@ -420,7 +459,22 @@ impl KeyStore {
             if fail == FailPoint::AfterTempWrite {
                 return Err(std::io::Error::other("injected crash before rename").into());
             }
-            fs::rename(&tmp, &self.path)?;
+            match mode {
+                Mode::Replace => fs::rename(&tmp, &self.path)?,
+                // A hard link fails if the path exists: creation never replaces a store
+                // that appeared after the `exists` check.
+                Mode::CreateNew => {
+                    let linked = fs::hard_link(&tmp, &self.path);
+                    let _ = fs::remove_file(&tmp);
+                    linked.map_err(|e| match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => {
+                            KeyStoreError::AlreadyExists(self.path.clone())
+                        }
+                        _ => KeyStoreError::Io(e),
+                    })?;
+                }
+            }
+            #[cfg(unix)]
             File::open(&dir)?.sync_all()?;
             Ok(())
         })();
@@ -430,27 +484,49 @@ impl KeyStore {
                 let _ = fs::remove_file(&tmp);
             }
             Err(_) => {}
-            Ok(()) => remove_strays(&dir, &name),
+            // Under the lock no other save is in flight: leftovers are from crashes.
+            Ok(()) => {
+                remove_strays(&dir, &name);
+                self.on_disk = sha256(&bytes);
+            }
         }
         result
     }
 
     fn encode(&self) -> Result<Vec<u8>, KeyStoreError> {
-        let mut plain = Zeroizing::new(Vec::new());
+        let exported = self
+            .keys
+            .iter()
+            .map(|(loc, kek)| Ok((loc, kek.algorithm(), kek.export_material()?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        // Allocated once: growing the buffer would leave freed copies of keys behind.
+        let size = 2 + exported
+            .iter()
+            .map(|(loc, _, (_, m))| 2 + loc.len() + 3 + 2 + m.len())
+            .sum::<usize>();
+        let mut plain = Zeroizing::new(Vec::with_capacity(size));
         plain.extend_from_slice(
             &u16::try_from(self.keys.len())
                 .map_err(|_| KeyStoreError::KdfParams("too many keys"))?
                 .to_be_bytes(),
         );
-        for (loc, kek) in &self.keys {
-            let (kind, material) = kek.export_material()?;
+        for (loc, algorithm, (kind, material)) in &exported {
+            if material.len() > MAX_MATERIAL_LEN {
+                return Err(FormatError::LengthOutOfRange {
+                    field: "key material",
+                    len: material.len(),
+                    min: 1,
+                    max: MAX_MATERIAL_LEN,
+                }
+                .into());
+            }
             put_vec_u16(&mut plain, loc.as_bytes());
-            plain.extend_from_slice(&kek.algorithm().id().to_be_bytes());
+            plain.extend_from_slice(&algorithm.id().to_be_bytes());
             plain.push(match kind {
                 MaterialKind::Private => 1,
                 _ => 2,
             });
-            put_vec_u16(&mut plain, &material);
+            put_vec_u16(&mut plain, material);
         }
         let mut nonce = [0u8; 12];
         crypto::fill_random(&mut nonce).map_err(KeyStoreError::from)?;
@@ -463,7 +539,7 @@ impl KeyStore {
         out.extend_from_slice(&self.params.p_cost.to_be_bytes());
         out.extend_from_slice(&self.salt);
         out.extend_from_slice(&nonce);
-        let mut body = plain.to_vec();
+        let mut body = Zeroizing::new(plain.to_vec());
         let tag = crypto::default_provider()
             .aes256_gcm_seal(&self.key, &nonce, &out, &mut body)
             .map_err(|_| KeyStoreError::from(Error::Crypto))?;
@@ -551,8 +627,46 @@ impl KeyStore {
             salt,
             key,
             keys,
+            on_disk: sha256(bytes),
         })
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    CreateNew,
+    Replace,
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// Reads at most `MAX_FILE_LEN + 1` bytes (a FIFO or a huge file cannot exhaust
+/// memory); `None` when the file does not exist.
+fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, KeyStoreError> {
+    use std::io::Read;
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let limit = u64::try_from(MAX_FILE_LEN)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::new();
+    f.take(limit).read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_FILE_LEN {
+        return Err(FormatError::LengthOutOfRange {
+            field: "key store file",
+            len: bytes.len(),
+            min: 0,
+            max: MAX_FILE_LEN,
+        }
+        .into());
+    }
+    Ok(Some(bytes))
 }
 
 /// Removes temporary files left by earlier interrupted saves (best effort).

@@ -212,3 +212,67 @@ fn secrets_and_parameters() {
     assert!(dbg.contains("raw") && !dbg.contains("5a5a5a") && !dbg.contains("90, 90"));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn concurrent_writers_and_hostile_files() {
+    let d = dir("conc");
+    let path = d.join("keys.kks");
+    let mut a = KeyStore::create(&path, &secret(), KdfParams::MINIMUM).unwrap();
+    let mut b = KeyStore::open(&path, &secret()).unwrap();
+    b.generate("from-b", WrapAlgorithm::Aes256Kw).unwrap();
+    b.save().unwrap();
+    // A saving now would drop B's key: refused.
+    a.generate("from-a", WrapAlgorithm::Aes256Kw).unwrap();
+    assert!(matches!(a.save(), Err(KeyStoreError::Conflict)));
+    let mut a = KeyStore::open(&path, &secret()).unwrap();
+    a.generate("from-a", WrapAlgorithm::Aes256Kw).unwrap();
+    a.save().unwrap();
+    assert_eq!(
+        KeyStore::open(&path, &secret())
+            .unwrap()
+            .locators()
+            .collect::<Vec<_>>(),
+        ["from-a", "from-b"]
+    );
+    // While another writer holds the lock, a save is refused, not interleaved.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("keys.kks.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    a.generate("later", WrapAlgorithm::Aes256Kw).unwrap();
+    assert!(matches!(a.save(), Err(KeyStoreError::Locked)));
+    lock.unlock().unwrap();
+    a.save().unwrap();
+
+    // In-range edits of the KDF parameters are caught by the AEAD.
+    let good = std::fs::read(&path).unwrap();
+    for (offset, delta) in [(9usize, 1u8), (13, 1), (17, 1)] {
+        let mut t = good.clone();
+        t[offset] = t[offset].wrapping_add(delta); // m_cost + 1, t_cost + 1, p_cost + 1
+        std::fs::write(&path, &t).unwrap();
+        assert!(
+            matches!(
+                KeyStore::open(&path, &secret()),
+                Err(KeyStoreError::WrongSecretOrTampered)
+            ),
+            "edit at {offset}"
+        );
+    }
+    // Parameters beyond the ceiling are refused before any work is done.
+    let mut t = good.clone();
+    t[6..10].copy_from_slice(&(512 * 1024u32).to_be_bytes());
+    std::fs::write(&path, &t).unwrap();
+    assert!(matches!(
+        KeyStore::open(&path, &secret()),
+        Err(KeyStoreError::KdfParams(_))
+    ));
+    // An oversized file is refused without reading it all.
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(64 * 1024 * 1024 + 1).unwrap();
+    assert!(matches!(
+        KeyStore::open(&path, &secret()),
+        Err(KeyStoreError::Malformed(_))
+    ));
+    std::fs::remove_dir_all(&d).unwrap();
+}

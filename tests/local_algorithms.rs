@@ -165,9 +165,11 @@ async fn public_only_keks_wrap_but_do_not_unwrap() {
     let sealer = Arc::new(LocalBackend::new());
     for alg in [
         WrapAlgorithm::RsaOaepSha256_3072,
+        WrapAlgorithm::RsaOaepSha256_4096,
         WrapAlgorithm::P256EcdhEs,
         WrapAlgorithm::MlKem768,
         WrapAlgorithm::MlKem1024,
+        WrapAlgorithm::HybridP256MlKem768,
     ] {
         let kek = full
             .get_shared(&kekring::KekLocator::new(alg.name()))
@@ -176,6 +178,7 @@ async fn public_only_keks_wrap_but_do_not_unwrap() {
             LocalKek::Rsa(k) => LocalKek::Rsa(k.public_only()),
             LocalKek::P256(k) => LocalKek::P256(k.public_only()),
             LocalKek::MlKem(k) => LocalKek::MlKem(k.public_only()),
+            LocalKek::Hybrid(k) => LocalKek::Hybrid(k.public_only()),
             other => panic!("unexpected {other:?}"),
         };
         assert!(!public.can_unwrap());
@@ -187,9 +190,11 @@ async fn public_only_keks_wrap_but_do_not_unwrap() {
     let full_env = envelope_for(&["acme"], full.clone());
     for alg in [
         WrapAlgorithm::RsaOaepSha256_3072,
+        WrapAlgorithm::RsaOaepSha256_4096,
         WrapAlgorithm::P256EcdhEs,
         WrapAlgorithm::MlKem768,
         WrapAlgorithm::MlKem1024,
+        WrapAlgorithm::HybridP256MlKem768,
     ] {
         let c = ctx("acme", alg, "o", Classification::Internal);
         let sealed = seal_only
@@ -248,6 +253,20 @@ fn wrong_lengths_and_foreign_material_are_typed_errors() {
     invalid(MlKemKek::from_seed(WrapAlgorithm::P256EcdhEs, &[1; 64]).map(LocalKek::MlKem));
     invalid(HybridKek::from_seed(&[1; 31]).map(LocalKek::Hybrid));
     invalid(HybridKek::from_encapsulation_key(&[1; 1249]).map(LocalKek::Hybrid));
+    // A valid P-256 point after an ML-KEM key that fails FIPS 203's modulus check.
+    let hybrid = backend()
+        .get_shared(&kekring::KekLocator::new("p256-ml-kem-768"))
+        .unwrap();
+    let LocalKek::Hybrid(h) = hybrid.as_ref() else {
+        panic!()
+    };
+    let good = h.encapsulation_key();
+    let bad_pq = [vec![0xff; 1184], good[1184..].to_vec()].concat();
+    invalid(HybridKek::from_encapsulation_key(&bad_pq).map(LocalKek::Hybrid));
+    assert!(HybridKek::from_encapsulation_key(&good).is_ok());
+    // Degenerate seeds.
+    invalid(MlKemKek::from_seed(WrapAlgorithm::MlKem768, &[0; 64]).map(LocalKek::MlKem));
+    invalid(HybridKek::from_seed(&[0; 32]).map(LocalKek::Hybrid));
     // Material for one algorithm imported as another.
     let seed = [3u8; 64];
     invalid(LocalKek::import_material(

@@ -83,7 +83,7 @@ pub const MAX_OPAQUE_WRAPPED_LEN: usize = 4096;
 /// | `0x0020` | P-256 ECDH-ES, HKDF-SHA-256, AES-256 key wrap | classical | 65 (ephemeral SEC1 point) | 40 |
 /// | `0x0030` | ML-KEM-768, HKDF-SHA-256, AES-256 key wrap | post-quantum | 1088 (KEM ciphertext) | 40 |
 /// | `0x0031` | ML-KEM-1024, HKDF-SHA-256, AES-256 key wrap | post-quantum | 1568 | 40 |
-/// | `0x0040` | hybrid P-256 + ML-KEM-768, HKDF-SHA-256, AES-256 key wrap | hybrid | 1153 (65 + 1088) | 40 |
+/// | `0x0040` | hybrid P-256 + ML-KEM-768, HKDF-SHA-256, AES-256 key wrap | hybrid | 1153 (1088 + 65) | 40 |
 /// | `0x0041` | X-Wing (X25519 + ML-KEM-768), AES-256 key wrap | hybrid | 1120 | 40 |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]

@@ -20,6 +20,11 @@
 //! that only seals holds no private key) and refuse to unwrap.
 //!
 //! Key material zeroizes on drop and never prints.
+//!
+//! Generating an RSA key ([`LocalKek::generate`], [`LocalBackend::generate`], and
+//! `create_kek` for an RSA algorithm) is CPU-bound for up to seconds and runs on the
+//! calling thread: call it from a blocking context (for example tokio's
+//! `spawn_blocking`). Every other local operation takes microseconds to milliseconds.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -30,7 +30,7 @@ use sha3::{Digest, Sha3_256};
 use shake::{ExtendableOutput, Shake256, Update, XofReader};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::mlkem::{decaps768, dk768_from_seed};
+use super::mlkem::{decaps768, degenerate, dk768_from_seed};
 use super::p256::{POINT_LEN, parse_point, sec1_uncompressed};
 use super::{LocalAlgorithm, derive_wrapping_key, internal, kw_unwrap, kw_wrap, random};
 use crate::backend::BackendError;
@@ -107,15 +107,25 @@ impl HybridKek {
     /// Imports the decapsulation key (the 32-byte seed).
     ///
     /// # Errors
-    /// [`Error::Misuse`] for a wrong length, or in the (2^-128-likely) case that the
-    /// expanded seed yields no valid P-256 scalar.
+    /// [`Error::Misuse`] for a wrong length, a degenerate seed (every byte equal), or in
+    /// the (2^-128-likely) case that the expanded seed yields no valid P-256 scalar.
     pub fn from_seed(seed: &[u8]) -> Result<Self, Error> {
-        let seed: [u8; HYBRID_SEED_LEN] = seed
-            .try_into()
-            .map_err(|_| invalid("hybrid seed must be 32 bytes"))?;
+        if degenerate(seed) {
+            return Err(invalid("degenerate hybrid seed"));
+        }
+        Self::from_seed_unchecked(seed)
+    }
+
+    /// As `from_seed` without the degenerate-seed check: the draft's test vectors use
+    /// seeds of one repeated byte.
+    fn from_seed_unchecked(seed: &[u8]) -> Result<Self, Error> {
+        let seed = Zeroizing::new(
+            <[u8; HYBRID_SEED_LEN]>::try_from(seed)
+                .map_err(|_| invalid("hybrid seed must be 32 bytes"))?,
+        );
         let mut full = Zeroizing::new([0u8; 192]);
         let mut xof = Shake256::default();
-        Update::update(&mut xof, &seed);
+        Update::update(&mut xof, seed.as_slice());
         xof.finalize_xof().read(full.as_mut_slice());
         let (seed_pq, seed_t) = full.split_at(64);
         let dk_pq = dk768_from_seed(seed_pq)?;
@@ -126,7 +136,7 @@ impl HybridKek {
             ek_t_bytes: sec1_uncompressed(&ek_t).ok_or_else(|| invalid("bad P-256 point"))?,
             ek_t,
             private: Some(Private {
-                seed: Zeroizing::new(seed),
+                seed,
                 dk_pq: Box::new(dk_pq),
                 dk_t,
             }),
@@ -188,8 +198,9 @@ impl HybridKek {
         randomness: &[u8; 160],
     ) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
         let (m, seed_e) = randomness.split_at(32);
-        let m = B32::try_from(m).map_err(|_| internal("hybrid encapsulation"))?;
+        let mut m = B32::try_from(m).map_err(|_| internal("hybrid encapsulation"))?;
         let (ct_pq, mut ss_pq) = self.ek_pq.encapsulate_deterministic(&m);
+        m.as_mut_slice().zeroize();
         let e = random_scalar(seed_e).ok_or_else(|| internal("hybrid encapsulation"))?;
         let ct_t = sec1_uncompressed(&e.public_key()).ok_or_else(|| internal("P-256"))?;
         let ss_t = e.diffie_hellman(&self.ek_t);
@@ -266,7 +277,8 @@ mod tests {
         assert_eq!(vectors.len(), 10);
         let field = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap().to_owned();
         for (i, v) in vectors.iter().enumerate() {
-            let kek = HybridKek::from_seed(&hex::decode(field(v, "seed")).unwrap()).unwrap();
+            let kek =
+                HybridKek::from_seed_unchecked(&hex::decode(field(v, "seed")).unwrap()).unwrap();
             assert_eq!(
                 hex::encode(kek.encapsulation_key()),
                 field(v, "encapsulation_key"),
@@ -293,8 +305,41 @@ mod tests {
     }
 
     #[test]
+    fn random_scalar_rejection_sampling() {
+        let k = [0x42u8; 32];
+        let n_bytes =
+            hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551")
+                .unwrap();
+        // 0 and values >= n are skipped; the first valid chunk wins, unreduced.
+        for bad in [[0u8; 32].to_vec(), [0xff; 32].to_vec(), n_bytes.clone()] {
+            let seed = [bad.as_slice(), &k, &[0x43; 32], &[0x44; 32]].concat();
+            assert_eq!(random_scalar(&seed).unwrap().to_bytes().as_slice(), &k);
+        }
+        let seed = [n_bytes.as_slice(), &[0u8; 32], &[0xff; 32], &k].concat();
+        assert_eq!(random_scalar(&seed).unwrap().to_bytes().as_slice(), &k);
+        let all_bad = [n_bytes.as_slice(), &[0u8; 32], &[0xff; 32], &[0u8; 32]].concat();
+        assert!(random_scalar(&all_bad).is_none());
+        // The 32/128 split of the encapsulation randomness: changing only the ML-KEM part
+        // or only the P-256 part changes different halves of the ciphertext.
+        let kek = HybridKek::from_seed(&(0u8..32).collect::<Vec<_>>()).unwrap();
+        let mut r: [u8; 160] = core::array::from_fn(|i| u8::try_from(i % 251).unwrap());
+        let (ct1, _) = kek.encaps_derand(&r).unwrap();
+        r[31] ^= 1;
+        let (ct2, _) = kek.encaps_derand(&r).unwrap();
+        assert_ne!(ct1[..CT_PQ_LEN], ct2[..CT_PQ_LEN]);
+        assert_eq!(ct1[CT_PQ_LEN..], ct2[CT_PQ_LEN..]);
+        r[32] ^= 1;
+        let (ct3, _) = kek.encaps_derand(&r).unwrap();
+        assert_ne!(ct2[CT_PQ_LEN..], ct3[CT_PQ_LEN..]);
+        assert!(
+            HybridKek::from_seed(&[5; 32]).is_err(),
+            "degenerate seed accepted"
+        );
+    }
+
+    #[test]
     fn invalid_point_in_ciphertext_is_an_explicit_rejection() {
-        let kek = HybridKek::from_seed(&[7u8; 32]).unwrap();
+        let kek = HybridKek::from_seed(&(7u8..39).collect::<Vec<_>>()).unwrap();
         let (mut ct, _) = kek.encaps_derand(&[9u8; 160]).unwrap();
         let last = ct.len() - 1;
         ct[last] ^= 1; // the point leaves the curve

@@ -61,8 +61,9 @@ fn invalid(reason: &'static str) -> Error {
 
 /// ML-KEM-768 encapsulation with OS randomness; the shared secret is zeroizing.
 pub(super) fn encaps768(ek: &Ek768) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
-    let m = random::<32>()?;
-    let (ct, mut ss) = ek.encapsulate_deterministic(&B32::from(*m));
+    let mut m = B32::from(*random::<32>()?);
+    let (ct, mut ss) = ek.encapsulate_deterministic(&m);
+    m.as_mut_slice().zeroize();
     let out = Zeroizing::new(<[u8; 32]>::from(ss));
     ss.as_mut_slice().zeroize();
     Ok((ct.to_vec(), out))
@@ -79,8 +80,15 @@ pub(super) fn decaps768(dk: &Dk768, ct: &[u8]) -> Result<Zeroizing<[u8; 32]>, Ba
 }
 
 pub(super) fn dk768_from_seed(seed: &[u8]) -> Result<Dk768, Error> {
-    let seed = Seed::try_from(seed).map_err(|_| invalid("ML-KEM seed must be 64 bytes"))?;
-    Ok(Dk768::from_seed(seed))
+    let mut seed = Seed::try_from(seed).map_err(|_| invalid("ML-KEM seed must be 64 bytes"))?;
+    let dk = Dk768::from_seed(seed);
+    seed.as_mut_slice().zeroize();
+    Ok(dk)
+}
+
+/// A seed whose bytes are all equal (all zeros, say) is a placeholder, not a key.
+pub(super) fn degenerate(seed: &[u8]) -> bool {
+    seed.iter().all(|b| Some(b) == seed.first())
 }
 
 impl MlKemKek {
@@ -97,8 +105,12 @@ impl MlKemKek {
     /// Imports the FIPS 203 seed form `d || z` (64 bytes).
     ///
     /// # Errors
-    /// [`Error::Misuse`] for a wrong length or a non-ML-KEM algorithm.
+    /// [`Error::Misuse`] for a wrong length, a degenerate seed (every byte equal) or a
+    /// non-ML-KEM algorithm.
     pub fn from_seed(algorithm: WrapAlgorithm, seed: &[u8]) -> Result<Self, Error> {
+        if degenerate(seed) {
+            return Err(invalid("degenerate ML-KEM seed"));
+        }
         let keys = match algorithm {
             WrapAlgorithm::MlKem768 => {
                 let dk = dk768_from_seed(seed)?;
@@ -108,9 +120,10 @@ impl MlKemKek {
                 }
             }
             WrapAlgorithm::MlKem1024 => {
-                let seed =
+                let mut seed =
                     Seed::try_from(seed).map_err(|_| invalid("ML-KEM seed must be 64 bytes"))?;
                 let dk = Dk1024::from_seed(seed);
+                seed.as_mut_slice().zeroize();
                 Keys::K1024 {
                     ek: Box::new(dk.encapsulation_key().clone()),
                     dk: Some(Box::new(dk)),
@@ -156,13 +169,15 @@ impl MlKemKek {
     /// # Errors
     /// [`Error::Misuse`] for a public-only KEK.
     pub fn to_seed(&self) -> Result<Zeroizing<[u8; MLKEM_SEED_LEN]>, Error> {
-        let seed = match &self.keys {
+        let mut seed = match &self.keys {
             Keys::K768 { dk: Some(dk), .. } => dk.to_seed(),
             Keys::K1024 { dk: Some(dk), .. } => dk.to_seed(),
             _ => None,
         }
         .ok_or_else(|| invalid("public-only KEK"))?;
-        Ok(Zeroizing::new(<[u8; MLKEM_SEED_LEN]>::from(seed)))
+        let out = Zeroizing::new(<[u8; MLKEM_SEED_LEN]>::from(seed));
+        seed.as_mut_slice().zeroize();
+        Ok(out)
     }
 
     /// The encapsulation key (the public half).
@@ -213,8 +228,9 @@ impl LocalAlgorithm for MlKemKek {
         let (ct, ss) = match &self.keys {
             Keys::K768 { ek, .. } => encaps768(ek)?,
             Keys::K1024 { ek, .. } => {
-                let m = random::<32>()?;
-                let (ct, mut ss) = ek.encapsulate_deterministic(&B32::from(*m));
+                let mut m = B32::from(*random::<32>()?);
+                let (ct, mut ss) = ek.encapsulate_deterministic(&m);
+                m.as_mut_slice().zeroize();
                 let out = Zeroizing::new(<[u8; 32]>::from(ss));
                 ss.as_mut_slice().zeroize();
                 (ct.to_vec(), out)
