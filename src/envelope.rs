@@ -341,12 +341,12 @@ impl Envelope {
     /// over 64 GiB, [`Error::Rng`].
     pub async fn seal(&self, ctx: &Context, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         payload::check_payload_len(plaintext.len())?;
-        let (header, key, nonce) = self.seal_header(ctx).await?;
+        let (header, key, nonce, aad) = self.seal_header(ctx).await?;
         let mut out = Vec::with_capacity(header.len() + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&header);
         out.extend_from_slice(plaintext);
         let (_, body) = out.split_at_mut(header.len());
-        let tag = self.encrypt(ctx, &header, &key, &nonce, body)?;
+        let tag = self.encrypt(&key, &nonce, &aad, body)?;
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -358,8 +358,8 @@ impl Envelope {
     /// As [`Envelope::seal`].
     pub async fn seal_in_place(&self, ctx: &Context, buf: &mut [u8]) -> Result<SealedParts, Error> {
         payload::check_payload_len(buf.len())?;
-        let (header, key, nonce) = self.seal_header(ctx).await?;
-        let tag = self.encrypt(ctx, &header, &key, &nonce, buf)?;
+        let (header, key, nonce, aad) = self.seal_header(ctx).await?;
+        let tag = self.encrypt(&key, &nonce, &aad, buf)?;
         Ok(SealedParts { header, tag })
     }
 
@@ -372,9 +372,8 @@ impl Envelope {
     /// opaque [`Error::Crypto`] for a wrong key, context or tampered bytes.
     pub async fn open(&self, ctx: &Context, sealed: &[u8]) -> Result<Vec<u8>, Error> {
         let obj = SealedObject::decode(sealed)?;
-        let (key, nonce) = self.open_header(ctx, obj.header()).await?;
+        let (key, nonce, aad) = self.open_header(ctx, obj.header()).await?;
         let mut out = obj.ciphertext().to_vec();
-        let aad = payload::aad(obj.header_bytes(), ctx.binding());
         self.inner
             .crypto
             .aes256_gcm_open(&key, &nonce, &aad, &mut out, obj.tag())
@@ -393,8 +392,8 @@ impl Envelope {
         sealed: &'a mut [u8],
     ) -> Result<&'a mut [u8], Error> {
         let (header, header_len) = SealedHeader::decode_prefix(sealed)?;
-        let (key, nonce) = self.open_header(ctx, &header).await?;
-        let (header_bytes, rest) = sealed.split_at_mut(header_len);
+        let (key, nonce, aad) = self.open_header(ctx, &header).await?;
+        let (_, rest) = sealed.split_at_mut(header_len);
         let ct_len = rest
             .len()
             .checked_sub(TAG_LEN)
@@ -403,7 +402,6 @@ impl Envelope {
         let tag: [u8; TAG_LEN] = (&*tag)
             .try_into()
             .map_err(|_| crate::FormatError::MissingTag)?;
-        let aad = payload::aad(header_bytes, ctx.binding());
         self.inner
             .crypto
             .aes256_gcm_open(&key, &nonce, &aad, body, &tag)
@@ -427,8 +425,7 @@ impl Envelope {
         if header_len != header.len() {
             return Err(crate::FormatError::TrailingBytes.into());
         }
-        let (key, nonce) = self.open_header(ctx, &h).await?;
-        let aad = payload::aad(header, ctx.binding());
+        let (key, nonce, aad) = self.open_header(ctx, &h).await?;
         self.inner
             .crypto
             .aes256_gcm_open(&key, &nonce, &aad, buf, tag)
@@ -458,7 +455,7 @@ impl Envelope {
     async fn seal_header(
         &self,
         ctx: &Context,
-    ) -> Result<(Vec<u8>, zeroize::Zeroizing<[u8; 32]>, [u8; NONCE_LEN]), Error> {
+    ) -> Result<(Vec<u8>, zeroize::Zeroizing<[u8; 32]>, [u8; NONCE_LEN], Vec<u8>), Error> {
         // One OS RNG call for the DEK and the nonce: each getrandom call is a syscall.
         let mut seed = zeroize::Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
         crypto::fill_random(seed.as_mut_slice())?;
@@ -468,37 +465,37 @@ impl Envelope {
         nonce.copy_from_slice(nonce_bytes);
         let wrapped = self.wrap_dek(ctx, &dek).await?;
         let keys = payload::derive(self.inner.crypto, &dek, SUITE, &nonce)?;
+        let aad = payload::aad(SUITE, &nonce, &keys.commitment, ctx.binding());
         let header = SealedHeader::new(SUITE, wrapped, nonce, keys.commitment).encode();
-        Ok((header, keys.key, nonce))
+        Ok((header, keys.key, nonce, aad))
     }
 
     fn encrypt(
         &self,
-        ctx: &Context,
-        header: &[u8],
         key: &[u8; 32],
         nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
         body: &mut [u8],
     ) -> Result<[u8; TAG_LEN], Error> {
-        let aad = payload::aad(header, ctx.binding());
         self.inner
             .crypto
-            .aes256_gcm_seal(key, nonce, &aad, body)
+            .aes256_gcm_seal(key, nonce, aad, body)
             .map_err(|_| Error::Crypto)
     }
 
     /// Checks the header, unwraps the DEK, verifies the commitment; returns the payload
-    /// key and nonce.
+    /// key, nonce and AAD.
     async fn open_header(
         &self,
         ctx: &Context,
         header: &SealedHeader,
-    ) -> Result<(zeroize::Zeroizing<[u8; 32]>, [u8; NONCE_LEN]), Error> {
+    ) -> Result<(zeroize::Zeroizing<[u8; 32]>, [u8; NONCE_LEN], Vec<u8>), Error> {
         let suite = header.suite();
         let dek = self.unwrap_dek(ctx, header.wrapped_dek()).await?;
         let keys = payload::derive(self.inner.crypto, &dek, suite, header.nonce())?;
         payload::verify_commitment(&keys.commitment, header.commitment())?;
-        Ok((keys.key, *header.nonce()))
+        let aad = payload::aad(suite, header.nonce(), header.commitment(), ctx.binding());
+        Ok((keys.key, *header.nonce(), aad))
     }
 
     /// Wraps `dek` under every KEK of the context's route. The profile is checked for all

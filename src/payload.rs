@@ -11,9 +11,13 @@
 //! The commitment is stored in the header and compared in constant time before any
 //! decryption: a ciphertext opens under exactly one DEK (finding a second DEK with the
 //! same commitment means finding an HKDF-SHA-256 collision). The payload is AES-256-GCM
-//! under the payload key with the header's nonce; its AAD is the encoded header followed
-//! by the canonical binding context, so the header (wrapped DEKs, classification, KEK
-//! references) and the caller's context are authenticated with the payload.
+//! under the payload key with the header's nonce; its AAD is
+//! `"kekring/v1/payload-aad" || version || suite || nonce || commitment || binding`, so the
+//! caller's context (tenant, purpose, object, classification, associated data) is
+//! authenticated with the payload. The wrapped DEKs are not in the AAD: a re-wrap
+//! replaces them without touching the payload or its tag. They need no such protection:
+//! each wrap is bound to the same context, KEK references are checked against the
+//! configuration, and the commitment pins the one DEK the payload opens under.
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -68,11 +72,25 @@ pub(crate) fn verify_commitment(
     }
 }
 
-/// The payload AAD: the encoded header, then the canonical binding context.
-pub(crate) fn aad(header: &[u8], binding: &BindingContext) -> Vec<u8> {
+const AAD_LABEL: &[u8] = b"kekring/v1/payload-aad";
+
+/// The payload AAD: a label, the format version, suite, nonce and commitment, then the
+/// canonical binding context. The wrapped DEK is deliberately not in it, so a re-wrap can
+/// replace the wrapped DEK without touching the payload or its tag; the wrap itself is
+/// bound to the same context, and the commitment pins the DEK.
+pub(crate) fn aad(
+    suite: Suite,
+    nonce: &[u8; NONCE_LEN],
+    commitment: &[u8; COMMITMENT_LEN],
+    binding: &BindingContext,
+) -> Vec<u8> {
     let b = binding.canonical_bytes();
-    let mut aad = Vec::with_capacity(header.len() + b.len());
-    aad.extend_from_slice(header);
+    let mut aad = Vec::with_capacity(AAD_LABEL.len() + 3 + NONCE_LEN + COMMITMENT_LEN + b.len());
+    aad.extend_from_slice(AAD_LABEL);
+    aad.push(crate::format::FORMAT_VERSION);
+    aad.extend_from_slice(&suite.id().to_be_bytes());
+    aad.extend_from_slice(nonce);
+    aad.extend_from_slice(commitment);
     aad.extend_from_slice(b);
     aad
 }

@@ -60,6 +60,18 @@ fn payload_keys(dek: &[u8; 32], nonce: &[u8; 12]) -> ([u8; 32], [u8; 32]) {
     (okm[..32].try_into().unwrap(), okm[32..].try_into().unwrap())
 }
 
+/// FORMAT.md section 6: the payload AAD.
+fn payload_aad(nonce: &[u8; 12], commitment: &[u8; 32], binding: &[u8]) -> Vec<u8> {
+    [
+        &b"kekring/v1/payload-aad"[..],
+        &[0x01, 0x00, 0x01],
+        nonce,
+        commitment,
+        binding,
+    ]
+    .concat()
+}
+
 #[tokio::test]
 async fn payload_key_schedule_and_aad_match_the_spec() {
     let env = envelope(WrapAlgorithm::Aes256Kw);
@@ -78,7 +90,7 @@ async fn payload_key_schedule_and_aad_match_the_spec() {
     let (key, commitment) = payload_keys(dek.expose_secret(), h.nonce());
     assert_eq!(&commitment, h.commitment());
 
-    let aad = [obj.header_bytes(), ctx.binding().canonical_bytes()].concat();
+    let aad = payload_aad(h.nonce(), h.commitment(), ctx.binding().canonical_bytes());
     let mut buf = obj.ciphertext().to_vec();
     Aes256Gcm::new(&key.into())
         .decrypt_inout_detached(
@@ -110,7 +122,7 @@ async fn open_checks_the_commitment_even_when_the_tag_is_valid() {
     wrong[7] ^= 0x40;
     let forged_header =
         SealedHeader::new(h.suite(), h.wrapped_dek().clone(), *h.nonce(), wrong).encode();
-    let aad = [&forged_header[..], ctx.binding().canonical_bytes()].concat();
+    let aad = payload_aad(h.nonce(), &wrong, ctx.binding().canonical_bytes());
     let mut ct = pt.to_vec();
     let tag = Aes256Gcm::new(&key.into())
         .encrypt_inout_detached(h.nonce().into(), &aad, ct.as_mut_slice().into())
