@@ -11,8 +11,10 @@
 //! for data that must survive a quantum adversary.
 //!
 //! **Not protected.** The metadata in headers is plaintext: anyone holding a blob can read
-//! its tenant, purpose, KEK version, classification and wrap algorithm (they are
-//! authenticated, not encrypted). A compromised process that holds a DEK or can call the backend; a
+//! its tenant, purpose, KEK version, classification and wrap algorithm. Whoever can modify
+//! a blob can also remove or corrupt its wrapped copies (the wrapped DEK is outside the
+//! payload AAD so that re-wraps leave the payload alone): that makes the object
+//! unreadable, as deleting it would, never readable under another key or context. A compromised process that holds a DEK or can call the backend; a
 //! KEK backend that is itself compromised; traffic analysis (object sizes are visible);
 //! rollback of a whole object to an older valid version of itself (bind a version into the
 //! associated data to detect it); denial of service by deleting blobs.
