@@ -455,7 +455,15 @@ impl Envelope {
     async fn seal_header(
         &self,
         ctx: &Context,
-    ) -> Result<(Vec<u8>, zeroize::Zeroizing<[u8; 32]>, [u8; NONCE_LEN], Vec<u8>), Error> {
+    ) -> Result<
+        (
+            Vec<u8>,
+            zeroize::Zeroizing<[u8; 32]>,
+            [u8; NONCE_LEN],
+            Vec<u8>,
+        ),
+        Error,
+    > {
         // One OS RNG call for the DEK and the nonce: each getrandom call is a syscall.
         let mut seed = zeroize::Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
         crypto::fill_random(seed.as_mut_slice())?;

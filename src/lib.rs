@@ -13,6 +13,7 @@
 //! | [`backend`] | the [`KeyBackend`] trait and what a backend declares about itself |
 //! | [`providers`] | one backend per file, each behind a feature |
 //! | [`policy`] | classification [`Profile`]s |
+//! | [`lifecycle`] | the key ring: KEK states, rotation, overlap windows, revocation |
 //! | [`envelope`] | [`Envelope`]: seal / open, generate / unwrap data keys |
 //! | `keystore` | the embedded key store (feature `keystore`) |
 //! | [`threat_model`] | what kekring defends against, and what it does not |
@@ -27,6 +28,7 @@ mod error;
 pub mod format;
 #[cfg(feature = "keystore")]
 pub mod keystore;
+pub mod lifecycle;
 mod payload;
 pub mod policy;
 pub mod providers;

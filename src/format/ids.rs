@@ -605,3 +605,131 @@ mod tests {
         );
     }
 }
+
+impl WrapAlgorithm {
+    /// The algorithm with the stable name `name` (as [`WrapAlgorithm::name`] gives).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+impl BackendId {
+    /// The backend with the stable name `name` (as [`BackendId::name`] gives).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+impl Classification {
+    /// Parses `public`, `internal`, `confidential`, `restricted` (any case) or a custom
+    /// label.
+    ///
+    /// # Errors
+    /// As [`Classification::custom`] for an invalid custom label.
+    pub fn parse(s: &str) -> Result<Self, ArgumentError> {
+        match s.to_ascii_lowercase().as_str() {
+            "public" => Ok(Classification::Public),
+            "internal" => Ok(Classification::Internal),
+            "confidential" => Ok(Classification::Confidential),
+            "restricted" => Ok(Classification::Restricted),
+            _ => Classification::custom(s),
+        }
+    }
+}
+
+/// Serde forms: names and labels as strings, a KEK reference as
+/// `{"tenant", "purpose", "version"}`; every value is validated when read.
+mod serde_impls {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{BackendId, Classification, Family, KekRef, Name, WrapAlgorithm};
+
+    impl Serialize for Name {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(self.as_str())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Name {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            Name::new("name", &s).map_err(D::Error::custom)
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct KekRefRepr {
+        tenant: Name,
+        purpose: Name,
+        version: u32,
+    }
+
+    impl Serialize for KekRef {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            KekRefRepr {
+                tenant: self.tenant().clone(),
+                purpose: self.purpose().clone(),
+                version: self.version(),
+            }
+            .serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for KekRef {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let r = KekRefRepr::deserialize(d)?;
+            KekRef::from_parts(r.tenant, r.purpose, r.version).map_err(D::Error::custom)
+        }
+    }
+
+    macro_rules! by_name {
+        ($t:ty, $from:expr, $what:literal) => {
+            impl Serialize for $t {
+                fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    s.serialize_str(self.name())
+                }
+            }
+
+            impl<'de> Deserialize<'de> for $t {
+                fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    let s = String::deserialize(d)?;
+                    $from(&s).ok_or_else(|| D::Error::custom(format!("unknown {}: {s}", $what)))
+                }
+            }
+        };
+    }
+
+    by_name!(WrapAlgorithm, WrapAlgorithm::from_name, "wrap algorithm");
+    by_name!(BackendId, BackendId::from_name, "backend");
+
+    impl Family {
+        fn name(&self) -> &'static str {
+            match self {
+                Family::Symmetric256 => "symmetric-256",
+                Family::ClassicalAsymmetric => "classical-asymmetric",
+                Family::PostQuantum => "post-quantum",
+                Family::Hybrid => "hybrid",
+            }
+        }
+
+        fn from_name(s: &str) -> Option<Self> {
+            Family::ALL.into_iter().find(|f| f.name() == s)
+        }
+    }
+
+    by_name!(Family, Family::from_name, "family");
+
+    impl Serialize for Classification {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(self.as_str())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Classification {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            Classification::parse(&s).map_err(D::Error::custom)
+        }
+    }
+}

@@ -1,0 +1,927 @@
+//! The key ring the caller persists: every KEK per tenant and purpose, its state,
+//! timestamps, rotation cadence and overlap window. No key material is ever in it.
+//!
+//! Transitions are pure: each takes the ring and `now` (seconds since the Unix epoch, so
+//! tests use a fake clock) and returns a new ring plus the [`LifecycleEvent`]s to audit,
+//! or a typed [`LifecycleError`]. Lifecycle code does no I/O.
+//!
+//! ```text
+//!            rotate / deprecate             window ends, no objects left
+//!   Active ─────────────────────▶ Deprecated ─────────────────────────▶ Retired ──▶ Destroyed
+//!     │  ▲                          │  ▲                                              ▲
+//!     │  └── enable ── Disabled ◀───┘  │   (Disabled remembers which state it left)   │
+//!     └── disable ─────┘    └─ enable ─┘                                              │
+//!   any state but Destroyed ── revoke ──▶ Revoked (irreversible) ── destroy ──────────┘
+//! ```
+//!
+//! Only `Active` wraps. `Active` unwraps; `Deprecated` unwraps until its `retire_at`;
+//! nothing else unwraps (a revoked KEK only through the audited break-glass re-wrap).
+//!
+//! The ring has a schema version (unknown ones are refused when read) and a generation
+//! counter bumped by every transition, so several service instances can share it through
+//! their own database with compare-and-swap ([`SharedKeyRing::compare_and_swap`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::{BackendId, Family, KekRef, Name, WrapAlgorithm};
+
+/// Seconds since the Unix epoch.
+pub type UnixTime = u64;
+
+/// The only key-ring schema this version reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const DAY: u64 = 86_400;
+
+/// How often a KEK is rotated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cadence {
+    /// The period in days.
+    pub days: u32,
+}
+
+impl Cadence {
+    /// Every 90 days.
+    pub const DAYS_90: Cadence = Cadence { days: 90 };
+    /// Quarterly (every 91 days).
+    pub const QUARTERLY: Cadence = Cadence { days: 91 };
+    /// Annually (every 365 days).
+    pub const ANNUALLY: Cadence = Cadence { days: 365 };
+
+    /// The period in seconds.
+    pub fn seconds(self) -> u64 {
+        u64::from(self.days).saturating_mul(DAY)
+    }
+}
+
+/// At which level a KEK is scoped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Scope {
+    /// One KEK per tenant (and purpose).
+    Tenant,
+    /// A KEK shared by every tenant under one policy.
+    Policy,
+    /// A KEK per time epoch (for example per month).
+    Epoch,
+}
+
+/// A KEK's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum KekState {
+    /// Wraps and unwraps.
+    Active,
+    /// Unwraps only, until the record's `retire_at`.
+    Deprecated,
+    /// Nothing. Final unless destroyed.
+    Retired,
+    /// Temporarily nothing; `enable` returns to the state it left.
+    Disabled {
+        /// The state it was disabled from (`Active` or `Deprecated`).
+        from: ResumeState,
+    },
+    /// Emergency stop: nothing, for ever (only the audited break-glass re-wrap reads).
+    Revoked,
+    /// The key material was destroyed (crypto-shredded).
+    Destroyed,
+}
+
+/// The states a disabled KEK can return to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResumeState {
+    /// Back to `Active`.
+    Active,
+    /// Back to `Deprecated`.
+    Deprecated,
+}
+
+impl KekState {
+    /// A short name (`active`, `deprecated`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            KekState::Active => "active",
+            KekState::Deprecated => "deprecated",
+            KekState::Retired => "retired",
+            KekState::Disabled { .. } => "disabled",
+            KekState::Revoked => "revoked",
+            KekState::Destroyed => "destroyed",
+        }
+    }
+}
+
+/// One KEK in the ring: where it lives, what it is, and where it is in its life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct KekRecord {
+    /// Tenant, purpose and version.
+    pub reference: KekRef,
+    /// The backend kind.
+    pub backend: BackendId,
+    /// The backend instance name, when several of one kind are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The backend's key identifier (ARN, key URL, local name). Not secret.
+    pub locator: String,
+    /// The wrap algorithm.
+    pub algorithm: WrapAlgorithm,
+    /// The scope level.
+    pub scope: Scope,
+    /// The state.
+    pub state: KekState,
+    /// When the KEK was registered.
+    pub created_at: UnixTime,
+    /// When it stopped wrapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated_at: Option<UnixTime>,
+    /// When its overlap window ends (deprecated KEKs unwrap until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<UnixTime>,
+    /// When it is due for rotation (active KEKs with a cadence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_at: Option<UnixTime>,
+    /// Its rotation cadence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence: Option<Cadence>,
+    /// The overlap window after rotation, in seconds.
+    pub overlap_seconds: u64,
+    /// When it was retired, revoked or destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<UnixTime>,
+}
+
+impl KekRecord {
+    /// The family of its algorithm.
+    pub fn family(&self) -> Family {
+        self.algorithm.family()
+    }
+
+    /// Whether it may wrap new DEKs.
+    pub fn can_wrap(&self) -> bool {
+        self.state == KekState::Active
+    }
+
+    /// Whether it may unwrap at `now` (normal path, not break-glass).
+    pub fn can_unwrap(&self, now: UnixTime) -> bool {
+        match self.state {
+            KekState::Active => true,
+            KekState::Deprecated => self.retire_at.is_none_or(|t| now < t),
+            _ => false,
+        }
+    }
+}
+
+/// What to register: a KEK the backend already holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewKek {
+    /// Tenant, purpose and version.
+    pub reference: KekRef,
+    /// The backend kind.
+    pub backend: BackendId,
+    /// The backend instance name.
+    pub instance: Option<String>,
+    /// The backend's key identifier.
+    pub locator: String,
+    /// The wrap algorithm.
+    pub algorithm: WrapAlgorithm,
+    /// The scope level.
+    pub scope: Scope,
+    /// The rotation cadence.
+    pub cadence: Option<Cadence>,
+    /// The overlap window after rotation, in seconds.
+    pub overlap_seconds: u64,
+}
+
+impl NewKek {
+    /// A tenant-scoped KEK with no cadence and a 30-day overlap window.
+    pub fn new(
+        reference: KekRef,
+        backend: BackendId,
+        locator: impl Into<String>,
+        algorithm: WrapAlgorithm,
+    ) -> Self {
+        Self {
+            reference,
+            backend,
+            instance: None,
+            locator: locator.into(),
+            algorithm,
+            scope: Scope::Tenant,
+            cadence: None,
+            overlap_seconds: 30 * DAY,
+        }
+    }
+
+    /// Sets the rotation cadence.
+    #[must_use]
+    pub fn cadence(mut self, cadence: Cadence) -> Self {
+        self.cadence = Some(cadence);
+        self
+    }
+
+    /// Sets the overlap window.
+    #[must_use]
+    pub fn overlap_seconds(mut self, seconds: u64) -> Self {
+        self.overlap_seconds = seconds;
+        self
+    }
+
+    /// Sets the backend instance.
+    #[must_use]
+    pub fn instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// Sets the scope level.
+    #[must_use]
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    fn into_record(self, now: UnixTime) -> KekRecord {
+        KekRecord {
+            reference: self.reference,
+            backend: self.backend,
+            instance: self.instance,
+            locator: self.locator,
+            algorithm: self.algorithm,
+            scope: self.scope,
+            state: KekState::Active,
+            created_at: now,
+            deprecated_at: None,
+            retire_at: None,
+            next_rotation_at: self.cadence.map(|c| now.saturating_add(c.seconds())),
+            cadence: self.cadence,
+            overlap_seconds: self.overlap_seconds,
+            ended_at: None,
+        }
+    }
+}
+
+/// Why a transition was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// No KEK of that reference is in the ring.
+    #[error("no KEK {0} in the key ring")]
+    UnknownKek(KekRef),
+    /// The KEK is already in the ring.
+    #[error("KEK {0} is already in the key ring")]
+    DuplicateKek(KekRef),
+    /// The scope already has an active KEK (rotate instead).
+    #[error("{tenant}/{purpose} already has an active KEK; rotate instead")]
+    AlreadyActive {
+        /// The tenant.
+        tenant: Name,
+        /// The purpose.
+        purpose: Name,
+    },
+    /// The scope has no active KEK to rotate.
+    #[error("{tenant}/{purpose} has no active KEK")]
+    NoActiveKek {
+        /// The tenant.
+        tenant: Name,
+        /// The purpose.
+        purpose: Name,
+    },
+    /// A successor must be the next version of the same tenant and purpose.
+    #[error("successor {successor} must be version {expected} of the same tenant and purpose")]
+    BadSuccessor {
+        /// The successor offered.
+        successor: KekRef,
+        /// The version required.
+        expected: u32,
+    },
+    /// The transition is not allowed from the KEK's state.
+    #[error("KEK {kek} cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// The KEK.
+        kek: KekRef,
+        /// Its state.
+        from: &'static str,
+        /// The state asked for.
+        to: &'static str,
+    },
+    /// Retirement asked before the overlap window ended.
+    #[error("KEK {kek}'s overlap window runs until {retire_at}")]
+    WindowOpen {
+        /// The KEK.
+        kek: KekRef,
+        /// When the window ends.
+        retire_at: UnixTime,
+    },
+    /// Retirement refused: objects are still wrapped under the KEK.
+    #[error("{outstanding} objects are still wrapped under KEK {kek}; re-wrap them or force")]
+    StillInUse {
+        /// The KEK.
+        kek: KekRef,
+        /// How many objects.
+        outstanding: u64,
+    },
+    /// The ring was written by an unknown schema version.
+    #[error("unknown key ring schema version {0}")]
+    UnknownSchema(u32),
+    /// The ring's generation moved on (compare-and-swap lost).
+    #[error("key ring generation is {actual}, expected {expected}")]
+    GenerationMismatch {
+        /// The generation the caller expected.
+        expected: u64,
+        /// The generation found.
+        actual: u64,
+    },
+    /// The ring failed to parse.
+    #[error("key ring is malformed: {0}")]
+    Malformed(String),
+}
+
+/// What a transition did, for the audit trail. Locators appear only as their last 12
+/// characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum LifecycleEvent {
+    /// A KEK was registered.
+    Registered {
+        /// The KEK.
+        kek: KekRef,
+        /// Its backend.
+        backend: BackendId,
+        /// The last 12 characters of its locator.
+        locator_tail: String,
+        /// Its algorithm.
+        algorithm: WrapAlgorithm,
+    },
+    /// A scope rotated to a successor.
+    Rotated {
+        /// The previous active KEK.
+        from: KekRef,
+        /// The new active KEK.
+        to: KekRef,
+    },
+    /// A KEK stopped wrapping.
+    Deprecated {
+        /// The KEK.
+        kek: KekRef,
+        /// When its overlap window ends.
+        retire_at: UnixTime,
+    },
+    /// A KEK was disabled.
+    Disabled {
+        /// The KEK.
+        kek: KekRef,
+    },
+    /// A KEK was enabled again.
+    Enabled {
+        /// The KEK.
+        kek: KekRef,
+    },
+    /// A KEK was retired.
+    Retired {
+        /// The KEK.
+        kek: KekRef,
+        /// Whether retirement was forced over outstanding objects.
+        forced: bool,
+        /// Objects still wrapped under it when retired.
+        outstanding: u64,
+    },
+    /// A KEK was revoked (emergency).
+    Revoked {
+        /// The KEK.
+        kek: KekRef,
+        /// Why (free text from the operator; no key material).
+        reason: String,
+    },
+    /// A KEK was destroyed.
+    Destroyed {
+        /// The KEK.
+        kek: KekRef,
+    },
+}
+
+fn tail12(s: &str) -> String {
+    crate::backend::KekLocator::new(s).redacted()
+}
+
+/// The key ring: a plain serde value the caller persists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRing {
+    schema: u32,
+    generation: u64,
+    revocation_epoch: u64,
+    keks: BTreeMap<String, KekRecord>,
+}
+
+impl Default for KeyRing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn key(r: &KekRef) -> String {
+    format!("{}/{}/{:010}", r.tenant(), r.purpose(), r.version())
+}
+
+impl KeyRing {
+    /// An empty ring, generation 0.
+    pub fn new() -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            generation: 0,
+            revocation_epoch: 0,
+            keks: BTreeMap::new(),
+        }
+    }
+
+    /// Reads a ring from JSON.
+    ///
+    /// # Errors
+    /// [`LifecycleError::UnknownSchema`] or [`LifecycleError::Malformed`].
+    pub fn from_json(json: &str) -> Result<Self, LifecycleError> {
+        let ring: KeyRing =
+            serde_json::from_str(json).map_err(|e| LifecycleError::Malformed(e.to_string()))?;
+        if ring.schema != SCHEMA_VERSION {
+            return Err(LifecycleError::UnknownSchema(ring.schema));
+        }
+        for (k, r) in &ring.keks {
+            if *k != key(&r.reference) {
+                return Err(LifecycleError::Malformed(format!(
+                    "record key {k} does not match"
+                )));
+            }
+        }
+        Ok(ring)
+    }
+
+    /// Writes the ring as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The generation: bumped by every transition.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The revocation epoch: bumped by every revocation and disable, so caches can tell.
+    pub fn revocation_epoch(&self) -> u64 {
+        self.revocation_epoch
+    }
+
+    /// Every record, ordered by tenant, purpose and version.
+    pub fn records(&self) -> impl Iterator<Item = &KekRecord> {
+        self.keks.values()
+    }
+
+    /// The record of `kek`.
+    pub fn get(&self, kek: &KekRef) -> Option<&KekRecord> {
+        self.keks.get(&key(kek))
+    }
+
+    /// The active KEK of a tenant and purpose.
+    pub fn active(&self, tenant: &Name, purpose: &Name) -> Option<&KekRecord> {
+        self.keks.values().find(|r| {
+            r.state == KekState::Active
+                && r.reference.tenant() == tenant
+                && r.reference.purpose() == purpose
+        })
+    }
+
+    /// Active KEKs due for rotation at `now`.
+    pub fn due(&self, now: UnixTime) -> Vec<&KekRecord> {
+        self.keks
+            .values()
+            .filter(|r| r.state == KekState::Active && r.next_rotation_at.is_some_and(|t| t <= now))
+            .collect()
+    }
+
+    fn next(&self) -> Self {
+        let mut n = self.clone();
+        n.generation = n.generation.saturating_add(1);
+        n
+    }
+
+    fn record_mut(&mut self, kek: &KekRef) -> Result<&mut KekRecord, LifecycleError> {
+        self.keks
+            .get_mut(&key(kek))
+            .ok_or_else(|| LifecycleError::UnknownKek(kek.clone()))
+    }
+
+    fn illegal(kek: &KekRef, from: &KekState, to: &'static str) -> LifecycleError {
+        LifecycleError::IllegalTransition {
+            kek: kek.clone(),
+            from: from.name(),
+            to,
+        }
+    }
+
+    /// Registers a KEK as the active one of its tenant and purpose.
+    ///
+    /// # Errors
+    /// [`LifecycleError::DuplicateKek`], or [`LifecycleError::AlreadyActive`] when the
+    /// scope already has an active KEK.
+    pub fn register(
+        &self,
+        new: NewKek,
+        now: UnixTime,
+    ) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError> {
+        let r = &new.reference;
+        if self.get(r).is_some() {
+            return Err(LifecycleError::DuplicateKek(r.clone()));
+        }
+        if self.active(r.tenant(), r.purpose()).is_some() {
+            return Err(LifecycleError::AlreadyActive {
+                tenant: r.tenant().clone(),
+                purpose: r.purpose().clone(),
+            });
+        }
+        let mut ring = self.next();
+        let event = LifecycleEvent::Registered {
+            kek: r.clone(),
+            backend: new.backend,
+            locator_tail: tail12(&new.locator),
+            algorithm: new.algorithm,
+        };
+        let rec = new.into_record(now);
+        ring.keks.insert(key(&rec.reference), rec);
+        Ok((ring, vec![event]))
+    }
+
+    /// Rotates a tenant and purpose: the successor (which the caller created in the
+    /// backend, as version `current + 1`) becomes active at once; the current KEK is
+    /// deprecated and unwraps until `now + its overlap window`. The successor inherits
+    /// the cadence and overlap window unless it sets its own.
+    ///
+    /// # Errors
+    /// [`LifecycleError::NoActiveKek`], [`LifecycleError::BadSuccessor`],
+    /// [`LifecycleError::DuplicateKek`].
+    pub fn rotate(
+        &self,
+        successor: NewKek,
+        now: UnixTime,
+    ) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError> {
+        let s = successor.reference.clone();
+        let current = self
+            .active(s.tenant(), s.purpose())
+            .ok_or_else(|| LifecycleError::NoActiveKek {
+                tenant: s.tenant().clone(),
+                purpose: s.purpose().clone(),
+            })?
+            .clone();
+        let expected = current.reference.version().saturating_add(1);
+        if s.version() != expected {
+            return Err(LifecycleError::BadSuccessor {
+                successor: s,
+                expected,
+            });
+        }
+        if self.get(&s).is_some() {
+            return Err(LifecycleError::DuplicateKek(s));
+        }
+        let mut successor = successor;
+        if successor.cadence.is_none() {
+            successor.cadence = current.cadence;
+        }
+        let mut ring = self.next();
+        let retire_at = now.saturating_add(current.overlap_seconds);
+        {
+            let old = ring.record_mut(&current.reference)?;
+            old.state = KekState::Deprecated;
+            old.deprecated_at = Some(now);
+            old.retire_at = Some(retire_at);
+            old.next_rotation_at = None;
+        }
+        let events = vec![
+            LifecycleEvent::Registered {
+                kek: s.clone(),
+                backend: successor.backend,
+                locator_tail: tail12(&successor.locator),
+                algorithm: successor.algorithm,
+            },
+            LifecycleEvent::Rotated {
+                from: current.reference.clone(),
+                to: s.clone(),
+            },
+            LifecycleEvent::Deprecated {
+                kek: current.reference.clone(),
+                retire_at,
+            },
+        ];
+        let rec = successor.into_record(now);
+        ring.keks.insert(key(&rec.reference), rec);
+        Ok((ring, events))
+    }
+
+    /// Disables a KEK (reversible): it neither wraps nor unwraps until enabled.
+    ///
+    /// # Errors
+    /// [`LifecycleError::IllegalTransition`] unless it is active or deprecated.
+    pub fn disable(
+        &self,
+        kek: &KekRef,
+        _now: UnixTime,
+    ) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError> {
+        let mut ring = self.next();
+        let r = ring.record_mut(kek)?;
+        r.state = match r.state {
+            KekState::Active => KekState::Disabled {
+                from: ResumeState::Active,
+            },
+            KekState::Deprecated => KekState::Disabled {
+                from: ResumeState::Deprecated,
+            },
+            other => return Err(Self::illegal(kek, &other, "disabled")),
+        };
+        ring.revocation_epoch = ring.revocation_epoch.saturating_add(1);
+        Ok((ring, vec![LifecycleEvent::Disabled { kek: kek.clone() }]))
+    }
+
+    /// Enables a disabled KEK: back to the state it was disabled from.
+    ///
+    /// # Errors
+    /// [`LifecycleError::IllegalTransition`] unless it is disabled, or
+    /// [`LifecycleError::AlreadyActive`] if another KEK became active meanwhile.
+    pub fn enable(
+        &self,
+        kek: &KekRef,
+        _now: UnixTime,
+    ) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError> {
+        let state = self
+            .get(kek)
+            .ok_or_else(|| LifecycleError::UnknownKek(kek.clone()))?
+            .state;
+        let to = match state {
+            KekState::Disabled { from } => from,
+            other => return Err(Self::illegal(kek, &other, "enabled")),
+        };
+        if to == ResumeState::Active && self.active(kek.tenant(), kek.purpose()).is_some() {
+            return Err(LifecycleError::AlreadyActive {
+                tenant: kek.tenant().clone(),
+                purpose: kek.purpose().clone(),
+            });
+        }
+        let mut ring = self.next();
+        ring.record_mut(kek)?.state = match to {
+            ResumeState::Active => KekState::Active,
+            ResumeState::Deprecated => KekState::Deprecated,
+        };
+        Ok((ring, vec![LifecycleEvent::Enabled { kek: kek.clone() }]))
+    }
+
+    /// Retires a deprecated KEK once its overlap window has ended. `outstanding` is how
+    /// many objects are still wrapped under it (from an inventory scan); retirement is
+    /// refused while it is not zero, unless `force` (recorded in the event).
+    ///
+    /// # Errors
+    /// [`LifecycleError::IllegalTransition`] unless deprecated,
+    /// [`LifecycleError::WindowOpen`] before `retire_at` (unless forced),
+    /// [`LifecycleError::StillInUse`].
+    pub fn retire(
+        &self,
+        kek: &KekRef,
+        now: UnixTime,
+        outstanding: u64,
+        force: bool,
+    ) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError> {
+        let rec = self
+            .get(kek)
+            .ok_or_else(|| LifecycleError::UnknownKek(kek.clone()))?;
+        if rec.state != KekState::Deprecated {
+            return Err(Self::illegal(kek, &rec.state, "retired"));
+        }
+        if let Some(t) = rec.retire_at
+            && now < t
+            && !force
+        {
+            return Err(LifecycleError::WindowOpen {
+                kek: kek.clone(),
+                retire_at: t,
+            });
+        }
+        if outstanding > 0 && !force {
+            return Err(LifecycleError::StillInUse {
+                kek: kek.clone(),
+                outstanding,
+            });
+        }
+        let mut ring = self.next();
+        let r = ring.record_mut(kek)?;
+        r.state = KekState::Retired;
+        r.ended_at = Some(now);
+        Ok((
+            ring,
+            vec![LifecycleEvent::Retired {
+                kek: kek.clone(),
+                forced: force,
+                outstanding,
+            }],
+        ))
+    }
+
+    /// Revokes a KEK: irreversible; no wrap or unwrap ever again (only the audited
+    /// break-glass re-wrap reads under it). Bumps the revocation epoch so every cache
+    /// sharing the ring drops what it derived from the KEK.
+    ///
+    /// # Errors
+    /// [`LifecycleError::IllegalTransition`] for a revoked or destroyed KEK.
+    pub fn revoke(
+        &self,
+        kek: &KekRef,
+        now: UnixTime,
+        reason: &str,
+    ) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError> {
+        let mut ring = self.next();
+        let r = ring.record_mut(kek)?;
+        if matches!(r.state, KekState::Revoked | KekState::Destroyed) {
+            return Err(Self::illegal(kek, &r.state, "revoked"));
+        }
+        r.state = KekState::Revoked;
+        r.ended_at = Some(now);
+        r.next_rotation_at = None;
+        ring.revocation_epoch = ring.revocation_epoch.saturating_add(1);
+        Ok((
+            ring,
+            vec![LifecycleEvent::Revoked {
+                kek: kek.clone(),
+                reason: reason.to_owned(),
+            }],
+        ))
+    }
+
+    /// Records that a retired or revoked KEK's material was destroyed (crypto-shred).
+    /// Deleting the key in its backend is the caller's step; this records it.
+    ///
+    /// # Errors
+    /// [`LifecycleError::IllegalTransition`] unless retired or revoked.
+    pub fn destroy(
+        &self,
+        kek: &KekRef,
+        now: UnixTime,
+    ) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError> {
+        let mut ring = self.next();
+        let r = ring.record_mut(kek)?;
+        if !matches!(r.state, KekState::Retired | KekState::Revoked) {
+            return Err(Self::illegal(kek, &r.state, "destroyed"));
+        }
+        r.state = KekState::Destroyed;
+        r.ended_at = Some(now);
+        ring.revocation_epoch = ring.revocation_epoch.saturating_add(1);
+        Ok((ring, vec![LifecycleEvent::Destroyed { kek: kek.clone() }]))
+    }
+
+    /// The ring grouped for an inventory report.
+    pub fn inventory(&self, now: UnixTime) -> Inventory {
+        let mut inv = Inventory::default();
+        for r in self.keks.values() {
+            let line = InventoryLine {
+                kek: r.reference.clone(),
+                backend: r.backend,
+                locator_tail: tail12(&r.locator),
+                algorithm: r.algorithm,
+                family: r.family(),
+                state: r.state.name(),
+                scope: r.scope,
+                cadence: r.cadence,
+                created_at: r.created_at,
+                next_rotation_at: r.next_rotation_at,
+                retire_at: r.retire_at,
+                rotation_due: r.state == KekState::Active
+                    && r.next_rotation_at.is_some_and(|t| t <= now),
+            };
+            *inv.by_state.entry(line.state.to_owned()).or_default() += 1;
+            *inv.by_family.entry(line.family.to_string()).or_default() += 1;
+            *inv.by_scope
+                .entry(format!("{:?}", r.scope).to_lowercase())
+                .or_default() += 1;
+            *inv.by_cadence
+                .entry(
+                    r.cadence
+                        .map_or("none".to_owned(), |c| format!("{}d", c.days)),
+                )
+                .or_default() += 1;
+            inv.keks.push(line);
+        }
+        inv
+    }
+}
+
+/// One KEK in an inventory report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct InventoryLine {
+    /// The KEK.
+    pub kek: KekRef,
+    /// Which backend holds it.
+    pub backend: BackendId,
+    /// The last 12 characters of its locator.
+    pub locator_tail: String,
+    /// Its algorithm.
+    pub algorithm: WrapAlgorithm,
+    /// Its family.
+    pub family: Family,
+    /// Its state.
+    pub state: &'static str,
+    /// Its scope level.
+    pub scope: Scope,
+    /// Its cadence.
+    pub cadence: Option<Cadence>,
+    /// When it was registered.
+    pub created_at: UnixTime,
+    /// When it is due for rotation.
+    pub next_rotation_at: Option<UnixTime>,
+    /// When its overlap window ends.
+    pub retire_at: Option<UnixTime>,
+    /// Whether rotation is due now.
+    pub rotation_due: bool,
+}
+
+/// The key ring grouped by state, family, scope and cadence.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Inventory {
+    /// Every KEK.
+    pub keks: Vec<InventoryLine>,
+    /// Counts per state.
+    pub by_state: BTreeMap<String, u64>,
+    /// Counts per algorithm family.
+    pub by_family: BTreeMap<String, u64>,
+    /// Counts per scope level.
+    pub by_scope: BTreeMap<String, u64>,
+    /// Counts per cadence.
+    pub by_cadence: BTreeMap<String, u64>,
+}
+
+/// A key ring shared by every `Envelope` of a process (and, through the caller's
+/// database and [`SharedKeyRing::compare_and_swap`], by several processes).
+#[derive(Clone, Debug, Default)]
+pub struct SharedKeyRing {
+    inner: Arc<RwLock<KeyRing>>,
+}
+
+impl SharedKeyRing {
+    /// Shares `ring`.
+    pub fn new(ring: KeyRing) -> Self {
+        Self {
+            inner: Arc::new(RwLock::new(ring)),
+        }
+    }
+
+    /// A copy of the current ring.
+    pub fn snapshot(&self) -> KeyRing {
+        self.inner.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Reads the ring without copying it.
+    pub fn read<T>(&self, f: impl FnOnce(&KeyRing) -> T) -> T {
+        match self.inner.read() {
+            Ok(r) => f(&r),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// Applies a transition to the current ring and installs the result; returns the
+    /// events to audit.
+    ///
+    /// # Errors
+    /// The transition's error; the ring is then unchanged.
+    pub fn apply(
+        &self,
+        f: impl FnOnce(&KeyRing) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError>,
+    ) -> Result<Vec<LifecycleEvent>, LifecycleError> {
+        let mut guard = match self.inner.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (next, events) = f(&guard)?;
+        *guard = next;
+        Ok(events)
+    }
+
+    /// Installs `new` only if the current generation is `expected` (for rings loaded
+    /// from the caller's database by several instances).
+    ///
+    /// # Errors
+    /// [`LifecycleError::GenerationMismatch`].
+    pub fn compare_and_swap(&self, expected: u64, new: KeyRing) -> Result<(), LifecycleError> {
+        let mut guard = match self.inner.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if guard.generation != expected {
+            return Err(LifecycleError::GenerationMismatch {
+                expected,
+                actual: guard.generation,
+            });
+        }
+        *guard = new;
+        Ok(())
+    }
+}
