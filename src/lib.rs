@@ -13,11 +13,13 @@
 //! | [`backend`] | the [`KeyBackend`] trait and what a backend declares about itself |
 //! | [`providers`] | one backend per file, each behind a feature |
 //! | [`policy`] | classification [`Profile`]s |
+//! | [`audit`] | hash-chained audit events, sinks, verification |
 //! | [`lifecycle`] | the key ring: KEK states, rotation, overlap windows, revocation |
 //! | [`envelope`] | [`Envelope`]: seal / open, generate / unwrap data keys |
 //! | `keystore` | the embedded key store (feature `keystore`) |
 //! | [`threat_model`] | what kekring defends against, and what it does not |
 
+pub mod audit;
 pub mod backend;
 mod context;
 // The key-wrap primitives serve only local KEKs.
