@@ -8,10 +8,13 @@
 //! KEKs before any backend is called: a KEK reference in a header is metadata, never
 //! authorization.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditEvent, AuditLog};
 use crate::backend::{BackendError, KekLocator, KeyBackend, UnwrapRequest, WrapRequest};
 use crate::context::Context;
 use crate::crypto::{self, CryptoProvider};
@@ -20,9 +23,20 @@ use crate::format::{
     BackendId, KekRef, NONCE_LEN, Name, SealedHeader, SealedObject, Suite, TAG_LEN, WrapAlgorithm,
     WrappedDek, WrappedEntry,
 };
+use crate::lifecycle::{KekRecord, KekState, KeyRing, NewKek, SharedKeyRing};
 use crate::payload;
 use crate::policy::Profile;
 use crate::secret::{DataKey, KEY_LEN};
+
+mod cache;
+mod clock;
+mod rewrap;
+
+pub use cache::CacheConfig;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use rewrap::{
+    BulkItem, BulkItemKind, BulkOptions, BulkProgress, BulkReport, BulkResult, RewrapOutcome,
+};
 
 /// The payload suite new objects are sealed with.
 const SUITE: Suite = Suite::Aes256GcmHkdfSha256Commit;
@@ -120,6 +134,17 @@ impl Route {
     }
 }
 
+/// Per-KEK usage counters an `Envelope` keeps (the caller may persist them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// DEKs wrapped.
+    pub wraps: u64,
+    /// DEKs unwrapped (including cache hits).
+    pub unwraps: u64,
+    /// Wraps refused by the profile and unwraps denied by the key state.
+    pub denials: u64,
+}
+
 /// A data key with its wrapped form, from [`Envelope::generate_data_key`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -147,6 +172,10 @@ pub struct EnvelopeBuilder {
     keks: Vec<KekBinding>,
     routes: Vec<Route>,
     profile: Profile,
+    ring: Option<SharedKeyRing>,
+    clock: Arc<dyn Clock>,
+    audit: Option<AuditLog>,
+    cache: Option<CacheConfig>,
 }
 
 impl fmt::Debug for EnvelopeBuilder {
@@ -156,11 +185,45 @@ impl fmt::Debug for EnvelopeBuilder {
             .field("keks", &self.keks)
             .field("routes", &self.routes)
             .field("profile", &self.profile.name())
+            .field("ring", &self.ring.is_some())
+            .field("audit", &self.audit.is_some())
+            .field("cache", &self.cache)
             .finish()
     }
 }
 
 impl EnvelopeBuilder {
+    /// Uses a shared key ring (see [`crate::lifecycle`]): its active KEKs wrap, its
+    /// states decide what may unwrap, and every `Envelope` sharing it sees rotations
+    /// and revocations at once. KEKs given with [`EnvelopeBuilder::kek`] are registered
+    /// into it at build time.
+    #[must_use]
+    pub fn key_ring(mut self, ring: SharedKeyRing) -> Self {
+        self.ring = Some(ring);
+        self
+    }
+
+    /// The clock key states are judged by (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Records profile refusals, key-state denials and break-glass re-wraps.
+    #[must_use]
+    pub fn audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Caches unwrapped DEKs (off by default).
+    #[must_use]
+    pub fn cache(mut self, config: CacheConfig) -> Self {
+        self.cache = Some(config);
+        self
+    }
+
     /// Adds a backend as the default instance of its kind (named after its
     /// [`BackendId`], e.g. `aws-kms`).
     #[must_use]
@@ -219,34 +282,36 @@ impl EnvelopeBuilder {
             }
             backends.insert(name, b);
         }
-        let mut keks = HashMap::new();
+        let ring = self.ring.unwrap_or_default();
+        let now = self.clock.now();
         for k in self.keks {
-            let backend = backends
-                .get(k.instance())
-                .ok_or_else(|| match &k.instance {
-                    Some(name) => MisuseError::NoBackendInstance(name.clone()),
-                    None => MisuseError::NoBackend(k.backend),
-                })?;
-            if backend.info().id != k.backend {
-                return Err(MisuseError::BackendKind {
-                    instance: k.instance().to_owned(),
-                    expected: k.backend,
-                    found: backend.info().id,
-                }
-                .into());
-            }
-            if !backend.info().offers(k.algorithm) {
-                return Err(MisuseError::AlgorithmNotOffered {
-                    backend: k.backend,
-                    algorithm: k.algorithm,
-                }
-                .into());
-            }
-            if let Some(prev) = keks.insert(k.reference.clone(), k) {
-                return Err(MisuseError::DuplicateKek(prev.reference).into());
+            let mut new = NewKek::new(
+                k.reference.clone(),
+                k.backend,
+                k.locator.as_str(),
+                k.algorithm,
+            );
+            new.instance = k.instance.clone();
+            let events = ring.apply(|r| r.register(new, now)).map_err(|e| match e {
+                crate::lifecycle::LifecycleError::DuplicateKek(r) => MisuseError::DuplicateKek(r),
+                _ => MisuseError::InvalidRoute {
+                    tenant: k.reference.tenant().clone(),
+                    purpose: k.reference.purpose().clone(),
+                    reason: "the scope already has an active KEK",
+                },
+            })?;
+            if let Some(audit) = &self.audit {
+                audit
+                    .append_lifecycle(now, events)
+                    .map_err(|e| Error::Backend(audit_failure(e)))?;
             }
         }
-        let mut routes = HashMap::new();
+        // Every KEK already in the ring must be servable here.
+        let records: Vec<KekRecord> = ring.read(|r| r.records().cloned().collect());
+        for rec in &records {
+            check_backend(&backends, rec)?;
+        }
+        let mut copies = HashMap::new();
         for r in self.routes {
             let Some(primary) = r.primary() else {
                 continue;
@@ -258,7 +323,7 @@ impl EnvelopeBuilder {
                 reason,
             };
             for (i, k) in r.keks.iter().enumerate() {
-                if !keks.contains_key(k) {
+                if !records.iter().any(|rec| &rec.reference == k) {
                     return Err(invalid("it names an unregistered KEK").into());
                 }
                 if k.tenant() != &scope.0 {
@@ -271,28 +336,83 @@ impl EnvelopeBuilder {
             if r.keks.len() > crate::format::MAX_WRAPS {
                 return Err(invalid("it names more KEKs than a wrapped DEK holds").into());
             }
-            if routes.insert(scope.clone(), r.keks).is_some() {
+            // Copies follow the active KEK of their own scope through rotations.
+            let copy_scopes: Vec<(Name, Name)> = r
+                .keks
+                .iter()
+                .skip(1)
+                .map(|k| (k.tenant().clone(), k.purpose().clone()))
+                .collect();
+            if copies.insert(scope.clone(), copy_scopes).is_some() {
                 return Err(invalid("the tenant and purpose already have a route").into());
             }
         }
         Ok(Envelope {
             inner: Arc::new(Inner {
                 backends,
-                keks,
-                routes,
+                ring,
+                copies,
                 profile: self.profile,
                 crypto: crypto::default_provider(),
+                clock: self.clock,
+                audit: self.audit,
+                usage: Mutex::new(BTreeMap::new()),
+                cache: self.cache.map(cache::DekCache::new),
             }),
         })
     }
 }
 
+fn audit_failure(e: crate::audit::AuditError) -> BackendError {
+    BackendError::Unavailable {
+        message: "the audit sink failed".to_owned(),
+        source: Some(Box::new(e)),
+    }
+}
+
+fn instance_of(rec: &KekRecord) -> &str {
+    rec.instance.as_deref().unwrap_or(rec.backend.name())
+}
+
+fn check_backend(
+    backends: &HashMap<String, Arc<dyn KeyBackend>>,
+    rec: &KekRecord,
+) -> Result<(), Error> {
+    let backend = backends
+        .get(instance_of(rec))
+        .ok_or_else(|| match &rec.instance {
+            Some(name) => MisuseError::NoBackendInstance(name.clone()),
+            None => MisuseError::NoBackend(rec.backend),
+        })?;
+    if backend.info().id != rec.backend {
+        return Err(MisuseError::BackendKind {
+            instance: instance_of(rec).to_owned(),
+            expected: rec.backend,
+            found: backend.info().id,
+        }
+        .into());
+    }
+    if !backend.info().offers(rec.algorithm) {
+        return Err(MisuseError::AlgorithmNotOffered {
+            backend: rec.backend,
+            algorithm: rec.algorithm,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 struct Inner {
     backends: HashMap<String, Arc<dyn KeyBackend>>,
-    keks: HashMap<KekRef, KekBinding>,
-    routes: HashMap<(Name, Name), Vec<KekRef>>,
+    ring: SharedKeyRing,
+    /// Per tenant and purpose: the scopes whose active KEKs get a copy of every DEK.
+    copies: HashMap<(Name, Name), Vec<(Name, Name)>>,
     profile: Profile,
     crypto: &'static dyn CryptoProvider,
+    clock: Arc<dyn Clock>,
+    audit: Option<AuditLog>,
+    usage: Mutex<BTreeMap<KekRef, Usage>>,
+    cache: Option<cache::DekCache>,
 }
 
 /// Seals and opens objects, and wraps and unwraps data keys.
@@ -307,10 +427,15 @@ impl fmt::Debug for Envelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Envelope")
             .field("backends", &self.inner.backends.keys().collect::<Vec<_>>())
-            .field("keks", &self.inner.keks.len())
-            .field("routes", &self.inner.routes.len())
+            .field(
+                "ring_generation",
+                &self.inner.ring.read(KeyRing::generation),
+            )
+            .field("copies", &self.inner.copies.len())
             .field("profile", &self.inner.profile.name())
             .field("crypto", &self.inner.crypto)
+            .field("audit", &self.inner.audit.is_some())
+            .field("cache", &self.inner.cache.is_some())
             .finish()
     }
 }
@@ -323,6 +448,41 @@ impl Envelope {
             keks: Vec::new(),
             routes: Vec::new(),
             profile: Profile::default(),
+            ring: None,
+            clock: Arc::new(SystemClock),
+            audit: None,
+            cache: None,
+        }
+    }
+
+    /// The key ring this envelope reads (shared: transitions applied to it take effect
+    /// here at once).
+    pub fn key_ring(&self) -> &SharedKeyRing {
+        &self.inner.ring
+    }
+
+    /// The per-KEK usage counters since this envelope was built.
+    pub fn usage(&self) -> BTreeMap<KekRef, Usage> {
+        self.inner
+            .usage
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
+    }
+
+    fn count(&self, kek: &KekRef, f: impl FnOnce(&mut Usage)) {
+        if let Ok(mut u) = self.inner.usage.lock() {
+            f(u.entry(kek.clone()).or_default());
+        }
+    }
+
+    fn audit(&self, event: AuditEvent) -> Result<(), Error> {
+        match &self.inner.audit {
+            Some(log) => log
+                .append(self.inner.clock.now(), event)
+                .map(|_| ())
+                .map_err(|e| Error::Backend(audit_failure(e))),
+            None => Ok(()),
         }
     }
 
@@ -506,44 +666,68 @@ impl Envelope {
         Ok((keys.key, *header.nonce(), aad))
     }
 
-    /// Wraps `dek` under every KEK of the context's route. The profile is checked for all
-    /// of them before any backend is called.
-    async fn wrap_dek(&self, ctx: &Context, dek: &DataKey) -> Result<WrappedDek, Error> {
+    /// The KEKs a new DEK for `ctx` is wrapped under: the active KEK of the context's
+    /// tenant and purpose, then the active KEKs of its copy scopes.
+    fn wrap_plan(&self, ctx: &Context) -> Result<Vec<KekRecord>, Error> {
         let scope = (ctx.tenant().clone(), ctx.purpose().clone());
-        let route = self
-            .inner
-            .routes
-            .get(&scope)
-            .ok_or_else(|| KeyStateError::NoWrappingKek {
-                tenant: scope.0.clone(),
-                purpose: scope.1.clone(),
+        let copies = self.inner.copies.get(&scope);
+        self.inner.ring.read(|ring| {
+            let primary = ring.active(&scope.0, &scope.1).cloned().ok_or_else(|| {
+                KeyStateError::NoWrappingKek {
+                    tenant: scope.0.clone(),
+                    purpose: scope.1.clone(),
+                }
             })?;
-        let mut plan = Vec::with_capacity(route.len());
-        for r in route {
-            let kek = self
+            let mut plan = vec![primary];
+            for (t, p) in copies.into_iter().flatten() {
+                let copy =
+                    ring.active(t, p)
+                        .cloned()
+                        .ok_or_else(|| KeyStateError::NoWrappingKek {
+                            tenant: t.clone(),
+                            purpose: p.clone(),
+                        })?;
+                plan.push(copy);
+            }
+            Ok(plan)
+        })
+    }
+
+    /// Wraps `dek` under every KEK of the plan. The profile is checked for all of them
+    /// before any backend is called.
+    async fn wrap_dek(&self, ctx: &Context, dek: &DataKey) -> Result<WrappedDek, Error> {
+        let plan = self.wrap_plan(ctx)?;
+        for kek in &plan {
+            if let Err(e) = self
                 .inner
-                .keks
-                .get(r)
-                .ok_or_else(|| KeyStateError::UnknownKek(r.clone()))?;
-            self.inner
                 .profile
-                .check(ctx.classification(), kek.algorithm)?;
-            plan.push(kek);
+                .check(ctx.classification(), kek.algorithm)
+            {
+                self.count(&kek.reference, |u| u.denials += 1);
+                self.audit(AuditEvent::WrapRefused {
+                    kek: kek.reference.clone(),
+                    algorithm: kek.algorithm,
+                    classification: ctx.classification().clone(),
+                    profile: self.inner.profile.name().to_owned(),
+                })?;
+                return Err(e.into());
+            }
         }
         let mut entries = Vec::with_capacity(plan.len());
         for kek in plan {
-            let backend = self.backend(kek)?;
+            let backend = self.backend(&kek)?;
+            let locator = KekLocator::new(kek.locator.clone());
             let resp = backend
                 .wrap(WrapRequest::new(
-                    &kek.locator,
+                    &locator,
                     kek.algorithm,
                     dek,
                     ctx.binding(),
                 ))
                 .await?;
-            if resp.kek != kek.locator {
+            if resp.kek != locator {
                 return Err(BackendError::KeyMismatch {
-                    asked: kek.locator.clone(),
+                    asked: locator,
                     answered: resp.kek,
                 }
                 .into());
@@ -558,14 +742,24 @@ impl Envelope {
             .map_err(|_| BackendError::MalformedResponse {
                 what: "wrapped key",
             })?;
+            self.count(&kek.reference, |u| u.wraps += 1);
             entries.push(entry);
         }
         Ok(WrappedDek::new(ctx.classification().clone(), entries)?)
     }
 
-    /// Checks the wrapped DEK's claims against `ctx` and the configured KEKs, then
-    /// unwraps it with the first usable copy.
+    /// Checks the wrapped DEK's claims against `ctx` and the key ring, then unwraps it
+    /// with the first usable copy.
     async fn unwrap_dek(&self, ctx: &Context, wrapped: &WrappedDek) -> Result<DataKey, Error> {
+        self.unwrap_dek_as(ctx, wrapped, Access::Normal).await
+    }
+
+    async fn unwrap_dek_as(
+        &self,
+        ctx: &Context,
+        wrapped: &WrappedDek,
+        access: Access,
+    ) -> Result<DataKey, Error> {
         if wrapped.classification() != ctx.classification() {
             return Err(ContextError::Classification {
                 expected: ctx.classification().clone(),
@@ -591,9 +785,10 @@ impl Envelope {
             }
             .into());
         }
+        let now = self.inner.clock.now();
         let mut last_err: Option<Error> = None;
         for e in entries {
-            let Some(kek) = self.inner.keks.get(e.kek()) else {
+            let Some(kek) = self.inner.ring.read(|r| r.get(e.kek()).cloned()) else {
                 continue;
             };
             if kek.backend != e.backend() || kek.algorithm != e.algorithm() {
@@ -604,19 +799,56 @@ impl Envelope {
                 }
                 .into());
             }
-            let backend = self.backend(kek)?;
+            let allowed = kek.can_unwrap(now)
+                || (access == Access::BreakGlass && kek.state == KekState::Revoked);
+            if !allowed {
+                self.count(&kek.reference, |u| u.denials += 1);
+                let state = if kek.state == KekState::Deprecated {
+                    "deprecated, overlap window ended"
+                } else {
+                    kek.state.name()
+                };
+                self.audit(AuditEvent::UnwrapDenied {
+                    kek: kek.reference.clone(),
+                    state: state.to_owned(),
+                    tenant: ctx.tenant().clone(),
+                })?;
+                return Err(KeyStateError::NotUsable {
+                    kek: kek.reference.clone(),
+                    state,
+                }
+                .into());
+            }
+            let epoch = self.inner.ring.read(KeyRing::revocation_epoch);
+            if let Some(cache) = &self.inner.cache
+                && access == Access::Normal
+                && let Some(dek) = cache.get(e, ctx, now, epoch, &self.inner.ring)
+            {
+                self.count(&kek.reference, |u| u.unwraps += 1);
+                return Ok(dek);
+            }
+            let backend = self.backend(&kek)?;
+            let locator = KekLocator::new(kek.locator.clone());
             let req = UnwrapRequest::new(
-                &kek.locator,
+                &locator,
                 kek.algorithm,
                 e.params(),
                 e.wrapped(),
                 ctx.binding(),
             );
             match backend.unwrap(req).await {
-                Ok(resp) if resp.kek == kek.locator => return Ok(resp.dek),
+                Ok(resp) if resp.kek == locator => {
+                    self.count(&kek.reference, |u| u.unwraps += 1);
+                    if let Some(cache) = &self.inner.cache
+                        && access == Access::Normal
+                    {
+                        cache.put(e, ctx, &resp.dek, kek.reference.clone(), now, epoch);
+                    }
+                    return Ok(resp.dek);
+                }
                 Ok(resp) => {
                     return Err(BackendError::KeyMismatch {
-                        asked: kek.locator.clone(),
+                        asked: locator,
                         answered: resp.kek,
                     }
                     .into());
@@ -625,8 +857,6 @@ impl Envelope {
                 // The next copy may live elsewhere: a backend that is down, that no
                 // longer holds the KEK (deleted, region lost), or that holds only its
                 // public half here, is what copies are for. No input causes these.
-                // A rejected wrap is not: the bytes are bad, and trying further keys
-                // would only turn `open` into an oracle across them.
                 Err(
                     err @ (BackendError::Unavailable { .. }
                     | BackendError::KeyNotFound(_)
@@ -640,11 +870,23 @@ impl Envelope {
         Err(last_err.unwrap_or_else(|| KeyStateError::UnknownKek(primary.kek().clone()).into()))
     }
 
-    fn backend(&self, kek: &KekBinding) -> Result<&Arc<dyn KeyBackend>, Error> {
-        // `build` checked that every registered KEK's instance exists.
+    fn backend(&self, kek: &KekRecord) -> Result<&Arc<dyn KeyBackend>, Error> {
+        // KEKs registered after `build` (rotation successors) are checked here.
+        check_backend(&self.inner.backends, kek)?;
         self.inner
             .backends
-            .get(kek.instance())
-            .ok_or_else(|| MisuseError::NoBackendInstance(kek.instance().to_owned()).into())
+            .get(instance_of(kek))
+            .ok_or_else(|| MisuseError::NoBackendInstance(instance_of(kek).to_owned()).into())
     }
+}
+
+/// Whether an unwrap may read under a revoked KEK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// The normal rules, with the cache.
+    Normal,
+    /// The normal rules, bypassing the cache (verifying a fresh wrap).
+    Verify,
+    /// Also reads under a revoked KEK (audited).
+    BreakGlass,
 }

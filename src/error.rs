@@ -105,6 +105,9 @@ pub enum MisuseError {
         /// The kind the instance is.
         found: BackendId,
     },
+    /// The break-glass re-wrap was asked of an envelope without an audit log.
+    #[error("break-glass re-wrap requires an audit log")]
+    BreakGlassNeedsAudit,
     /// A backend already holds a KEK under this locator.
     #[error("a KEK already exists under locator {0}")]
     DuplicateLocator(KekLocator),
@@ -219,6 +222,15 @@ pub enum KeyStateError {
     /// No KEK of that reference is configured.
     #[error("unknown KEK {0}")]
     UnknownKek(KekRef),
+    /// The KEK's state forbids the operation (disabled, retired, revoked, destroyed, or
+    /// deprecated past its overlap window).
+    #[error("KEK {kek} is {state}")]
+    NotUsable {
+        /// The KEK.
+        kek: KekRef,
+        /// Its state.
+        state: &'static str,
+    },
     /// No KEK is configured to wrap for this tenant and purpose.
     #[error("no KEK wraps for {tenant}/{purpose}")]
     NoWrappingKek {

@@ -39,7 +39,10 @@ pub mod threat_model;
 
 pub use backend::{BackendError, BackendInfo, FipsStatus, KekLocator, KeyBackend};
 pub use context::Context;
-pub use envelope::{Envelope, EnvelopeBuilder, GeneratedDataKey, KekBinding, Route, SealedParts};
+pub use envelope::{
+    CacheConfig, Clock, Envelope, EnvelopeBuilder, GeneratedDataKey, KekBinding, ManualClock,
+    Route, SealedParts, SystemClock, Usage,
+};
 pub use error::{ContextError, Error, FormatError, KeyStateError, MisuseError, PolicyError};
 pub use format::{BackendId, Classification, Family, KekRef, Name, WrapAlgorithm};
 pub use payload::MAX_PAYLOAD_LEN;

@@ -1,0 +1,346 @@
+//! Re-wrap: move a DEK from the KEK it was wrapped under to the current KEK of its
+//! context, without touching the payload (the payload AAD does not cover the wrapped
+//! DEK). The profile is checked again, and the new wrap is unwrapped and compared before
+//! it is returned. Bulk re-wrap runs over a stream with bounded concurrency, reports every
+//! item, and is resumable and idempotent.
+
+use futures_util::stream::{self, StreamExt};
+use subtle::ConstantTimeEq;
+
+use super::{Access, Envelope};
+use crate::audit::AuditEvent;
+use crate::context::Context;
+use crate::error::{Error, MisuseError};
+use crate::format::{SealedHeader, WrappedDek};
+use crate::payload;
+
+/// What a re-wrap did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RewrapOutcome {
+    /// The DEK was re-wrapped under the current KEK(s).
+    Rewrapped,
+    /// The DEK was already wrapped under the current KEK(s): the bytes are unchanged and
+    /// no backend was called.
+    AlreadyCurrent,
+}
+
+/// What a bulk item holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BulkItemKind {
+    /// A whole sealed object (only its header changes).
+    Sealed,
+    /// A wrapped DEK stored on its own.
+    WrappedDek,
+}
+
+/// One item of a bulk re-wrap.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BulkItem {
+    /// The caller's identifier (reported back with the result).
+    pub id: String,
+    /// The item's context.
+    pub context: Context,
+    /// What `bytes` holds.
+    pub kind: BulkItemKind,
+    /// The sealed object or wrapped DEK.
+    pub bytes: Vec<u8>,
+}
+
+impl BulkItem {
+    /// An item.
+    pub fn new(
+        id: impl Into<String>,
+        context: Context,
+        kind: BulkItemKind,
+        bytes: Vec<u8>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            context,
+            kind,
+            bytes,
+        }
+    }
+}
+
+/// How to run a bulk re-wrap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkOptions {
+    /// Items in flight at once (at least 1).
+    pub concurrency: usize,
+    /// Items to skip from the start of the stream: the checkpoint of an earlier run.
+    pub skip: u64,
+}
+
+impl Default for BulkOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            skip: 0,
+        }
+    }
+}
+
+impl BulkOptions {
+    /// With `concurrency` items in flight and `skip` items already done.
+    pub fn new(concurrency: usize, skip: u64) -> Self {
+        Self { concurrency, skip }
+    }
+}
+
+/// Progress, reported after every item.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkProgress {
+    /// Items finished in this run.
+    pub done: u64,
+    /// Of which re-wrapped.
+    pub rewrapped: u64,
+    /// Of which already current.
+    pub already_current: u64,
+    /// Of which failed.
+    pub failed: u64,
+}
+
+/// One item's result.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BulkResult {
+    /// The item's identifier.
+    pub id: String,
+    /// The new bytes and what happened, or why the item failed (it is then unchanged).
+    pub outcome: Result<(Vec<u8>, RewrapOutcome), Error>,
+}
+
+/// The report of a bulk re-wrap: nothing is dropped silently.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct BulkReport {
+    /// Every item of this run, in stream order.
+    pub results: Vec<BulkResult>,
+    /// Totals.
+    pub progress: BulkProgress,
+    /// Items skipped because of `BulkOptions::skip`.
+    pub skipped: u64,
+    /// How many items from the start of the stream are done (all succeeded): persist it
+    /// and pass it as `BulkOptions::skip` to resume.
+    pub checkpoint: u64,
+}
+
+impl Envelope {
+    /// Re-wraps a wrapped DEK under the current KEK(s) of `ctx`.
+    ///
+    /// # Errors
+    /// As [`Envelope::unwrap_data_key`] (a retired or revoked KEK is refused: see
+    /// [`Envelope::danger_break_glass_rewrap`]), and [`Error::Policy`] when the current
+    /// KEK's algorithm is not allowed for the classification.
+    pub async fn rewrap_dek(
+        &self,
+        ctx: &Context,
+        wrapped: &[u8],
+    ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
+        let w = WrappedDek::decode(wrapped)?;
+        let (new, outcome) = self.rewrap_wrapped(ctx, &w, Access::Normal, None).await?;
+        Ok(match outcome {
+            RewrapOutcome::AlreadyCurrent => (wrapped.to_vec(), outcome),
+            RewrapOutcome::Rewrapped => (new.encode(), outcome),
+        })
+    }
+
+    /// Re-wraps the DEK of a sealed object: only the header changes; the ciphertext and
+    /// tag are copied as they are.
+    ///
+    /// # Errors
+    /// As [`Envelope::rewrap_dek`].
+    pub async fn rewrap_sealed(
+        &self,
+        ctx: &Context,
+        sealed: &[u8],
+    ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
+        self.rewrap_sealed_as(ctx, sealed, Access::Normal, None)
+            .await
+    }
+
+    /// **Break glass.** Re-wraps a DEK wrapped under a *revoked* KEK, to migrate data to
+    /// the current KEK after an incident. The only path that reads under a revoked KEK;
+    /// it requires an audit log, and records the reason before returning anything.
+    /// Works on sealed objects and wrapped DEKs alike.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] without an audit log; otherwise as [`Envelope::rewrap_dek`].
+    pub async fn danger_break_glass_rewrap(
+        &self,
+        ctx: &Context,
+        kind: BulkItemKind,
+        bytes: &[u8],
+        reason: &str,
+    ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
+        if self.inner.audit.is_none() {
+            return Err(MisuseError::BreakGlassNeedsAudit.into());
+        }
+        match kind {
+            BulkItemKind::Sealed => {
+                self.rewrap_sealed_as(ctx, bytes, Access::BreakGlass, Some(reason))
+                    .await
+            }
+            _ => {
+                let w = WrappedDek::decode(bytes)?;
+                let (new, outcome) = self
+                    .rewrap_wrapped(ctx, &w, Access::BreakGlass, Some(reason))
+                    .await?;
+                Ok((new.encode(), outcome))
+            }
+        }
+    }
+
+    async fn rewrap_sealed_as(
+        &self,
+        ctx: &Context,
+        sealed: &[u8],
+        access: Access,
+        reason: Option<&str>,
+    ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
+        let (header, header_len) = SealedHeader::decode_prefix(sealed)?;
+        let (new, outcome) = self
+            .rewrap_wrapped(ctx, header.wrapped_dek(), access, reason)
+            .await?;
+        if outcome == RewrapOutcome::AlreadyCurrent {
+            return Ok((sealed.to_vec(), outcome));
+        }
+        let body = sealed
+            .get(header_len..)
+            .ok_or(crate::FormatError::Truncated)?;
+        let mut out =
+            SealedHeader::new(header.suite(), new, *header.nonce(), *header.commitment()).encode();
+        out.extend_from_slice(body);
+        Ok((out, outcome))
+    }
+
+    /// Unwraps (under `access`), wraps under the current plan, verifies the new wrap by
+    /// unwrapping it again; for sealed objects the caller's commitment check follows.
+    async fn rewrap_wrapped(
+        &self,
+        ctx: &Context,
+        w: &WrappedDek,
+        access: Access,
+        reason: Option<&str>,
+    ) -> Result<(WrappedDek, RewrapOutcome), Error> {
+        let plan = self.wrap_plan(ctx)?;
+        let current = w.entries().len() == plan.len()
+            && w.entries()
+                .iter()
+                .zip(&plan)
+                .all(|(e, k)| e.kek() == &k.reference);
+        if current && access == Access::Normal {
+            return Ok((w.clone(), RewrapOutcome::AlreadyCurrent));
+        }
+        let dek = self.unwrap_dek_as(ctx, w, access).await?;
+        let new = self.wrap_dek(ctx, &dek).await?;
+        let check = self.unwrap_dek_as(ctx, &new, Access::Verify).await?;
+        if !bool::from(check.expose_secret().ct_eq(dek.expose_secret())) {
+            return Err(Error::Crypto);
+        }
+        if let (Access::BreakGlass, Some(reason)) = (access, reason) {
+            let from = w.entries().first().map(|e| e.kek().clone());
+            let to = new.entries().first().map(|e| e.kek().clone());
+            if let (Some(from), Some(to)) = (from, to) {
+                self.audit(AuditEvent::BreakGlassRewrap {
+                    from,
+                    to,
+                    reason: reason.to_owned(),
+                })?;
+            }
+        }
+        Ok((new, RewrapOutcome::Rewrapped))
+    }
+
+    async fn rewrap_item(&self, item: &BulkItem) -> Result<(Vec<u8>, RewrapOutcome), Error> {
+        match item.kind {
+            BulkItemKind::Sealed => {
+                let out = self.rewrap_sealed(&item.context, &item.bytes).await?;
+                // The commitment of the object must still match the DEK now wrapped.
+                if out.1 == RewrapOutcome::Rewrapped {
+                    let (h, _) = SealedHeader::decode_prefix(&out.0)?;
+                    let dek = self
+                        .unwrap_dek_as(&item.context, h.wrapped_dek(), Access::Verify)
+                        .await?;
+                    let keys = payload::derive(self.inner.crypto, &dek, h.suite(), h.nonce())?;
+                    payload::verify_commitment(&keys.commitment, h.commitment())?;
+                }
+                Ok(out)
+            }
+            _ => self.rewrap_dek(&item.context, &item.bytes).await,
+        }
+    }
+
+    /// Re-wraps every item of a stream under the current KEKs: at most
+    /// `options.concurrency` in flight, every item reported (a failed item keeps its old
+    /// bytes and can be retried), progress reported after each item, a summary audited.
+    /// Idempotent: items already under the current KEKs are returned unchanged without a
+    /// backend call, so a rerun after a failure finishes the job. Resumable: pass the
+    /// report's `checkpoint` as `options.skip` with the same stream.
+    ///
+    /// # Errors
+    /// Only if the summary cannot be audited; per-item errors are in the report.
+    pub async fn bulk_rewrap<I>(
+        &self,
+        items: I,
+        options: BulkOptions,
+        mut progress: impl FnMut(&BulkProgress),
+    ) -> Result<BulkReport, Error>
+    where
+        I: IntoIterator<Item = BulkItem>,
+    {
+        let skip = usize::try_from(options.skip).unwrap_or(usize::MAX);
+        let mut report = BulkReport {
+            checkpoint: options.skip,
+            ..BulkReport::default()
+        };
+        let mut iter = items.into_iter();
+        for _ in 0..skip {
+            if iter.next().is_none() {
+                break;
+            }
+            report.skipped = report.skipped.saturating_add(1);
+        }
+        let mut all_ok = true;
+        let mut results = stream::iter(iter)
+            .map(|item| async move {
+                let outcome = self.rewrap_item(&item).await;
+                BulkResult {
+                    id: item.id,
+                    outcome,
+                }
+            })
+            .buffered(options.concurrency.max(1));
+        while let Some(result) = results.next().await {
+            let p = &mut report.progress;
+            p.done = p.done.saturating_add(1);
+            match &result.outcome {
+                Ok((_, RewrapOutcome::Rewrapped)) => p.rewrapped = p.rewrapped.saturating_add(1),
+                Ok((_, _)) => p.already_current = p.already_current.saturating_add(1),
+                Err(_) => {
+                    p.failed = p.failed.saturating_add(1);
+                    all_ok = false;
+                }
+            }
+            if all_ok {
+                report.checkpoint = report.checkpoint.saturating_add(1);
+            }
+            progress(&report.progress);
+            report.results.push(result);
+        }
+        let p = report.progress;
+        self.audit(AuditEvent::BulkRewrap {
+            processed: p.done,
+            rewrapped: p.rewrapped,
+            already_current: p.already_current,
+            failed: p.failed,
+        })?;
+        Ok(report)
+    }
+}
