@@ -15,7 +15,7 @@
 //! | [`policy`] | classification [`Profile`]s |
 //! | [`audit`] | hash-chained audit events, sinks, verification |
 //! | [`lifecycle`] | the key ring: KEK states, rotation, overlap windows, revocation |
-//! | [`envelope`] | [`Envelope`]: seal / open, generate / unwrap data keys |
+//! | [`envelope`] | [`Envelope`]: seal / open, generate / unwrap data keys, re-wrap, bulk re-wrap, cache |
 //! | `keystore` | the embedded key store (feature `keystore`) |
 //! | [`threat_model`] | what kekring defends against, and what it does not |
 
