@@ -64,9 +64,11 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("1-thread", |b| {
         b.iter(|| {
-            let report =
-                pollster::block_on(env.bulk_rewrap(items.clone(), BulkOptions::new(8, 0), |_| {}))
-                    .unwrap();
+            let report = pollster::block_on(env.bulk_rewrap(
+                items.clone(),
+                BulkOptions::new(8, 0),
+                |_, _, _| {},
+            ));
             assert_eq!(report.progress.rewrapped, N as u64);
             black_box(report)
         })
@@ -83,9 +85,8 @@ fn bench(c: &mut Criterion) {
                             pollster::block_on(env.bulk_rewrap(
                                 half.to_vec(),
                                 BulkOptions::new(8, 0),
-                                |_| {},
+                                |_, _, _| {},
                             ))
-                            .unwrap()
                         })
                     })
                     .collect();

@@ -27,7 +27,7 @@ use crate::lifecycle::{LifecycleEvent, UnixTime};
 
 /// Something worth auditing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum AuditEvent {
     /// A key-ring transition (registered, rotated, deprecated, disabled, enabled,
@@ -80,6 +80,7 @@ pub enum AuditEvent {
 
 /// One record of the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditRecord {
     /// Position in the chain, from 0.
     pub seq: u64,
@@ -142,7 +143,12 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
+    // Lower-case hex only: one spelling per hash.
+    if s.len() != 64
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
         return None;
     }
     let mut out = [0u8; 32];
@@ -237,12 +243,19 @@ impl JsonLinesSink {
             if line.trim().is_empty() {
                 continue;
             }
-            out.push(
-                serde_json::from_str(&line).map_err(|e| AuditError::Malformed {
-                    line: i.saturating_add(1),
-                    message: e.to_string(),
-                })?,
-            );
+            let malformed = |message: String| AuditError::Malformed {
+                line: i.saturating_add(1),
+                message,
+            };
+            let record: AuditRecord =
+                serde_json::from_str(&line).map_err(|e| malformed(e.to_string()))?;
+            // Canonical lines only: anything the hash does not cover (extra fields,
+            // other spellings, whitespace) is an edit.
+            let canonical = serde_json::to_string(&record).map_err(|e| malformed(e.to_string()))?;
+            if canonical != line {
+                return Err(malformed("not in canonical form".to_owned()));
+            }
+            out.push(record);
         }
         Ok(out)
     }
@@ -355,7 +368,9 @@ impl AuditLog {
     }
 }
 
-/// Verifies a whole chain from its first record; returns its head.
+/// Verifies a whole chain from its first record; returns its head. Records cut from
+/// the *end* leave a shorter valid chain: compare the head with one anchored elsewhere
+/// to detect that.
 ///
 /// # Errors
 /// [`AuditError::Broken`] at the first record that was changed, removed, reordered or

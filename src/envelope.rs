@@ -246,7 +246,9 @@ impl EnvelopeBuilder {
         self
     }
 
-    /// Registers a KEK. Registered KEKs may unwrap; those named by a route also wrap.
+    /// Registers a KEK as the active KEK of its tenant and purpose in the envelope's key
+    /// ring (at build time). A second KEK for the same tenant and purpose is refused:
+    /// older versions belong in a key ring ([`EnvelopeBuilder::key_ring`]), deprecated.
     #[must_use]
     pub fn kek(mut self, kek: KekBinding) -> Self {
         self.keks.push(kek);
@@ -284,6 +286,10 @@ impl EnvelopeBuilder {
         }
         let ring = self.ring.unwrap_or_default();
         let now = self.clock.now();
+        // Validate everything before touching the (possibly shared) ring.
+        for k in &self.keks {
+            check_backend_parts(&backends, k.backend, k.instance.as_deref(), k.algorithm)?;
+        }
         for k in self.keks {
             let mut new = NewKek::new(
                 k.reference.clone(),
@@ -306,10 +312,16 @@ impl EnvelopeBuilder {
                     .map_err(|e| Error::Backend(audit_failure(e)))?;
             }
         }
-        // Every KEK already in the ring must be servable here.
+        // Every KEK in the ring that may still be used must be servable here (retired,
+        // revoked and destroyed ones need no backend).
         let records: Vec<KekRecord> = ring.read(|r| r.records().cloned().collect());
         for rec in &records {
-            check_backend(&backends, rec)?;
+            if !matches!(
+                rec.state,
+                KekState::Retired | KekState::Revoked | KekState::Destroyed
+            ) {
+                check_backend(&backends, rec)?;
+            }
         }
         let mut copies = HashMap::new();
         for r in self.routes {
@@ -378,24 +390,37 @@ fn check_backend(
     backends: &HashMap<String, Arc<dyn KeyBackend>>,
     rec: &KekRecord,
 ) -> Result<(), Error> {
-    let backend = backends
-        .get(instance_of(rec))
-        .ok_or_else(|| match &rec.instance {
-            Some(name) => MisuseError::NoBackendInstance(name.clone()),
-            None => MisuseError::NoBackend(rec.backend),
-        })?;
-    if backend.info().id != rec.backend {
+    check_backend_parts(
+        backends,
+        rec.backend,
+        rec.instance.as_deref(),
+        rec.algorithm,
+    )
+}
+
+fn check_backend_parts(
+    backends: &HashMap<String, Arc<dyn KeyBackend>>,
+    kind: BackendId,
+    instance: Option<&str>,
+    algorithm: WrapAlgorithm,
+) -> Result<(), Error> {
+    let name = instance.unwrap_or(kind.name());
+    let backend = backends.get(name).ok_or_else(|| match instance {
+        Some(name) => MisuseError::NoBackendInstance(name.to_owned()),
+        None => MisuseError::NoBackend(kind),
+    })?;
+    if backend.info().id != kind {
         return Err(MisuseError::BackendKind {
-            instance: instance_of(rec).to_owned(),
-            expected: rec.backend,
+            instance: name.to_owned(),
+            expected: kind,
             found: backend.info().id,
         }
         .into());
     }
-    if !backend.info().offers(rec.algorithm) {
+    if !backend.info().offers(algorithm) {
         return Err(MisuseError::AlgorithmNotOffered {
-            backend: rec.backend,
-            algorithm: rec.algorithm,
+            backend: kind,
+            algorithm,
         }
         .into());
     }

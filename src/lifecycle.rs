@@ -171,7 +171,8 @@ impl KekRecord {
     pub fn can_unwrap(&self, now: UnixTime) -> bool {
         match self.state {
             KekState::Active => true,
-            KekState::Deprecated => self.retire_at.is_none_or(|t| now < t),
+            // Fail closed: a deprecated KEK without a window end never unwraps.
+            KekState::Deprecated => self.retire_at.is_some_and(|t| now < t),
             _ => false,
         }
     }
@@ -451,10 +452,26 @@ impl KeyRing {
         if ring.schema != SCHEMA_VERSION {
             return Err(LifecycleError::UnknownSchema(ring.schema));
         }
+        let mut active = std::collections::BTreeSet::new();
         for (k, r) in &ring.keks {
             if *k != key(&r.reference) {
                 return Err(LifecycleError::Malformed(format!(
                     "record key {k} does not match"
+                )));
+            }
+            if r.state == KekState::Active
+                && !active.insert((r.reference.tenant().clone(), r.reference.purpose().clone()))
+            {
+                return Err(LifecycleError::Malformed(format!(
+                    "two active KEKs for {}/{}",
+                    r.reference.tenant(),
+                    r.reference.purpose()
+                )));
+            }
+            if r.state == KekState::Deprecated && r.retire_at.is_none() {
+                return Err(LifecycleError::Malformed(format!(
+                    "deprecated KEK {} has no window end",
+                    r.reference
                 )));
             }
         }
@@ -558,7 +575,8 @@ impl KeyRing {
     /// Rotates a tenant and purpose: the successor (which the caller created in the
     /// backend, as version `current + 1`) becomes active at once; the current KEK is
     /// deprecated and unwraps until `now + its overlap window`. The successor inherits
-    /// the cadence and overlap window unless it sets its own.
+    /// the cadence unless it sets its own; its overlap window is the one it carries
+    /// (pass the predecessor's `overlap_seconds` to keep it).
     ///
     /// # Errors
     /// [`LifecycleError::NoActiveKek`], [`LifecycleError::BadSuccessor`],
@@ -905,17 +923,25 @@ impl SharedKeyRing {
         Ok(events)
     }
 
-    /// Installs `new` only if the current generation is `expected` (for rings loaded
-    /// from the caller's database by several instances).
+    /// Installs `new` only if the current generation is `expected` and `new` is newer
+    /// (a higher generation, no older revocation epoch, this schema): a ring reloaded
+    /// from a lagging copy can never undo a revocation.
     ///
     /// # Errors
-    /// [`LifecycleError::GenerationMismatch`].
+    /// [`LifecycleError::GenerationMismatch`] when the current generation is not
+    /// `expected` or `new` is not newer; [`LifecycleError::UnknownSchema`].
     pub fn compare_and_swap(&self, expected: u64, new: KeyRing) -> Result<(), LifecycleError> {
         let mut guard = match self.inner.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if guard.generation != expected {
+        if new.schema != SCHEMA_VERSION {
+            return Err(LifecycleError::UnknownSchema(new.schema));
+        }
+        if guard.generation != expected
+            || new.generation <= expected
+            || new.revocation_epoch < guard.revocation_epoch
+        {
             return Err(LifecycleError::GenerationMismatch {
                 expected,
                 actual: guard.generation,

@@ -406,6 +406,10 @@ impl KeyBackend for Flaky {
     }
 }
 
+fn progress_calls_in_run(p: &kekring::envelope::BulkProgress) -> u64 {
+    p.rewrapped + p.already_current + p.failed
+}
+
 #[tokio::test]
 async fn bulk_rewrap_with_injected_failures_loses_nothing_and_resumes() {
     let w = World::new().await;
@@ -447,11 +451,16 @@ async fn bulk_rewrap_with_injected_failures_loses_nothing_and_resumes() {
             })
             .collect();
         let report = env
-            .bulk_rewrap(items, BulkOptions::new(4, checkpoint), |_| {
-                progress_calls += 1
+            .bulk_rewrap(items, BulkOptions::new(4, checkpoint), |p, r, cp| {
+                // Called in stream order with a checkpoint that never counts a failure.
+                progress_calls += 1;
+                assert_eq!(p.done, progress_calls_in_run(p));
+                if r.outcome.is_err() {
+                    assert!(cp < checkpoint + p.done);
+                }
             })
-            .await
-            .unwrap();
+            .await;
+        assert!(report.audit_error.is_none());
         assert_eq!(
             report.results.len() as u64 + report.skipped,
             store.len() as u64
@@ -503,9 +512,8 @@ async fn bulk_rewrap_with_injected_failures_loses_nothing_and_resumes() {
         })
         .collect();
     let report = env
-        .bulk_rewrap(items, BulkOptions::default(), |_| {})
-        .await
-        .unwrap();
+        .bulk_rewrap(items, BulkOptions::default(), |_, _, _| {})
+        .await;
     assert_eq!(report.progress.already_current, 120);
     assert_eq!(flaky.failures.load(Ordering::SeqCst), before);
     verify(&w.sink.records()).unwrap();

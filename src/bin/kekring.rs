@@ -166,7 +166,11 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Verifies the hash chain and prints its head.
-    Verify,
+    Verify {
+        /// The head hash anchored elsewhere: also detects records cut from the end.
+        #[arg(long)]
+        expect_head: Option<String>,
+    },
 }
 
 /// A failure with its exit code.
@@ -211,7 +215,11 @@ impl From<KeyStoreError> for Failure {
 impl From<LifecycleError> for Failure {
     fn from(e: LifecycleError) -> Self {
         let code = match &e {
-            LifecycleError::Malformed(_) | LifecycleError::UnknownSchema(_) => 2,
+            LifecycleError::Malformed(_)
+            | LifecycleError::UnknownSchema(_)
+            | LifecycleError::UnknownKek(_)
+            | LifecycleError::DuplicateKek(_)
+            | LifecycleError::BadSuccessor { .. } => 2,
             _ => 4,
         };
         Self {
@@ -251,20 +259,58 @@ struct Home {
     store: KeyStore,
     ring: SharedKeyRing,
     audit: AuditLog,
+    /// Held for the whole command: one command changes the home directory at a time.
+    _lock: std::fs::File,
 }
 
+/// Writes through a hidden, uniquely named temporary file in the same directory (never a
+/// name another file could have), fsync, rename, directory fsync.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = dir.join(format!(
+        ".{name}.kekring-tmp-{}-{nanos}",
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    #[cfg(unix)]
+    std::fs::File::open(&dir)?.sync_all()?;
     Ok(())
 }
 
 impl Home {
     fn open(dir: &Path) -> Result<Self, Failure> {
         std::fs::create_dir_all(dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("lock"))?;
+        lock.try_lock().map_err(|_| Failure {
+            code: 1,
+            message: "another kekring command is using this home directory".to_owned(),
+        })?;
         let secret = MasterSecret::from_env_or_file()?;
         let store = KeyStore::open_or_create(dir.join("keys.kks"), &secret, KdfParams::default())?;
         let ring_path = dir.join("ring.json");
@@ -285,6 +331,7 @@ impl Home {
             store,
             ring: SharedKeyRing::new(ring),
             audit,
+            _lock: lock,
         })
     }
 
@@ -304,34 +351,53 @@ impl Home {
     }
 
     fn transition(
-        &self,
+        &mut self,
         f: impl FnOnce(
             &KeyRing,
         )
             -> Result<(KeyRing, Vec<kekring::lifecycle::LifecycleEvent>), LifecycleError>,
     ) -> Result<(), Failure> {
+        // Compute, audit, then save: no saved state change goes unaudited.
         let now = SystemClock.now();
-        let events = self.ring.apply(f)?;
-        self.save_ring()?;
+        let (next, events) = f(&self.ring.snapshot())?;
         self.audit.append_lifecycle(now, events)?;
+        self.ring = SharedKeyRing::new(next);
+        self.save_ring()?;
         Ok(())
     }
 
+    /// Generates the KEK in the key store only once the ring transition it is for has been
+    /// tried on a copy of the ring: a refused transition leaves no orphan key.
+    #[allow(clippy::too_many_arguments)]
     fn new_key(
         &mut self,
         scope: &Scope,
         version: u32,
         algorithm: WrapAlgorithm,
-    ) -> Result<NewKek, Failure> {
+        overlap_seconds: u64,
+        cadence: Option<Cadence>,
+        transition: impl Fn(
+            &KeyRing,
+            NewKek,
+        ) -> Result<
+            (KeyRing, Vec<kekring::lifecycle::LifecycleEvent>),
+            LifecycleError,
+        >,
+    ) -> Result<(), Failure> {
         let reference =
             KekRef::new(&scope.tenant, &scope.purpose, version).map_err(|e| bad(e.to_string()))?;
         let locator = reference.to_string();
-        if self.store.get(&locator).is_some() {
-            return Err(bad(format!("the key store already holds {locator}")));
+        let mut new = NewKek::new(reference, BackendId::Local, locator.clone(), algorithm)
+            .overlap_seconds(overlap_seconds);
+        if let Some(c) = cadence {
+            new = new.cadence(c);
         }
-        self.store.generate(&locator, algorithm)?;
-        self.store.save()?;
-        Ok(NewKek::new(reference, BackendId::Local, locator, algorithm))
+        transition(&self.ring.snapshot(), new.clone())?;
+        if self.store.get(&locator).is_none() {
+            self.store.generate(&locator, algorithm)?;
+            self.store.save()?;
+        }
+        self.transition(|r| transition(r, new))
     }
 }
 
@@ -384,7 +450,7 @@ fn files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
-        if e.file_type()?.is_file() {
+        if e.file_type()?.is_file() && !e.file_name().to_string_lossy().starts_with('.') {
             out.push((
                 e.file_name().to_string_lossy().into_owned(),
                 std::fs::read(e.path())?,
@@ -401,12 +467,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
         return Ok(());
     }
     if let Command::Audit {
-        command: AuditCommand::Verify,
+        command: AuditCommand::Verify { expect_head },
     } = &cli.command
     {
         let path = cli.home.join("audit.jsonl");
         let records = JsonLinesSink::read(&path)?;
         let head = audit::verify(&records)?;
+        if let Some(expected) = expect_head
+            && *expected != head.hash
+        {
+            return Err(Failure {
+                code: 1,
+                message: format!(
+                    "audit chain head is {}, expected {expected}: records were cut or added",
+                    head.hash
+                ),
+            });
+        }
         println!("audit chain OK: {} records, head {}", head.len, head.hash);
         return Ok(());
     }
@@ -432,14 +509,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         .max()
                 })
                 .map_or(1, |v| v.saturating_add(1));
-            let mut new = home
-                .new_key(&scope, next, alg)?
-                .overlap_seconds(overlap_days.saturating_mul(86_400));
-            if let Some(days) = cadence_days {
-                new = new.cadence(Cadence { days });
-            }
             let now = SystemClock.now();
-            home.transition(|r| r.register(new, now))?;
+            home.new_key(
+                &scope,
+                next,
+                alg,
+                overlap_days.saturating_mul(86_400),
+                cadence_days.map(|days| Cadence { days }),
+                |r, new| r.register(new, now),
+            )?;
             println!(
                 "generated {}/{}/v{next} ({alg})",
                 scope.tenant, scope.purpose
@@ -480,9 +558,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     message: format!("{tenant}/{purpose} has no active KEK"),
                 })?;
             let next = current.reference.version().saturating_add(1);
-            let new = home.new_key(&scope, next, current.algorithm)?;
             let now = SystemClock.now();
-            home.transition(|r| r.rotate(new, now))?;
+            home.new_key(
+                &scope,
+                next,
+                current.algorithm,
+                current.overlap_seconds,
+                current.cadence,
+                |r, new| r.rotate(new, now),
+            )?;
             println!(
                 "rotated {tenant}/{purpose}: v{} deprecated, v{next} active",
                 current.reference.version()
@@ -537,52 +621,61 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let tty = std::io::stderr().is_terminal();
             let mut failed = 0u64;
             let mut rewrapped = 0u64;
+            let mut first_error: Option<Failure> = None;
+            let mut record = |id: &str,
+                              outcome: Result<(Vec<u8>, RewrapOutcome), Error>|
+             -> Result<(), Failure> {
+                match outcome {
+                    Ok((bytes, RewrapOutcome::Rewrapped)) => {
+                        write_atomic(&dir.join(id), &bytes)?;
+                        rewrapped += 1;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{id}: {e}");
+                        first_error.get_or_insert(Failure::from(e));
+                    }
+                }
+                Ok(())
+            };
             if let Some(reason) = break_glass {
                 for item in items {
-                    let (bytes, outcome) = pollster::block_on(env.danger_break_glass_rewrap(
+                    let outcome = pollster::block_on(env.danger_break_glass_rewrap(
                         &item.context,
                         BulkItemKind::Sealed,
                         &item.bytes,
                         &reason,
-                    ))?;
-                    if outcome == RewrapOutcome::Rewrapped {
-                        write_atomic(&dir.join(&item.id), &bytes)?;
-                        rewrapped += 1;
-                    }
+                    ));
+                    record(&item.id, outcome)?;
                 }
             } else {
                 let report = pollster::block_on(env.bulk_rewrap(
                     items,
                     BulkOptions::new(concurrency, 0),
-                    |p| {
+                    |p, _, _| {
                         if tty {
                             eprint!("\rre-wrapping: {}/{total} ({} failed)", p.done, p.failed);
                         }
                     },
-                ))?;
+                ));
                 if tty {
                     eprintln!();
                 }
                 for r in report.results {
-                    match r.outcome {
-                        Ok((bytes, RewrapOutcome::Rewrapped)) => {
-                            write_atomic(&dir.join(&r.id), &bytes)?;
-                            rewrapped += 1;
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            failed += 1;
-                            eprintln!("{}: {e}", r.id);
-                        }
-                    }
+                    record(&r.id, r.outcome)?;
+                }
+                if let Some(e) = report.audit_error {
+                    return Err(e.into());
                 }
             }
             println!("re-wrapped {rewrapped} of {total} files, {failed} failed");
-            if failed > 0 {
-                return Err(Failure {
-                    code: 5,
-                    message: format!("{failed} files were not re-wrapped; run again"),
-                });
+            if let Some(mut f) = first_error {
+                f.message = format!(
+                    "{failed} files were not re-wrapped (first: {}); run again",
+                    f.message
+                );
+                return Err(f);
             }
         }
         Command::Inventory { dir, json } => {

@@ -12,7 +12,9 @@ use crate::audit::AuditEvent;
 use crate::context::Context;
 use crate::error::{Error, MisuseError};
 use crate::format::{SealedHeader, WrappedDek};
+use crate::lifecycle::KekState;
 use crate::payload;
+use crate::secret::DataKey;
 
 /// What a re-wrap did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +131,8 @@ pub struct BulkReport {
     /// How many items from the start of the stream are done (all succeeded): persist it
     /// and pass it as `BulkOptions::skip` to resume.
     pub checkpoint: u64,
+    /// Set when the summary could not be audited (the re-wraps themselves stand).
+    pub audit_error: Option<Error>,
 }
 
 impl Envelope {
@@ -144,7 +148,7 @@ impl Envelope {
         wrapped: &[u8],
     ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
         let w = WrappedDek::decode(wrapped)?;
-        let (new, outcome) = self.rewrap_wrapped(ctx, &w, Access::Normal, None).await?;
+        let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, Access::Normal, None).await?;
         Ok(match outcome {
             RewrapOutcome::AlreadyCurrent => (wrapped.to_vec(), outcome),
             RewrapOutcome::Rewrapped => (new.encode(), outcome),
@@ -189,10 +193,13 @@ impl Envelope {
             }
             _ => {
                 let w = WrappedDek::decode(bytes)?;
-                let (new, outcome) = self
+                let (new, outcome, _) = self
                     .rewrap_wrapped(ctx, &w, Access::BreakGlass, Some(reason))
                     .await?;
-                Ok((new.encode(), outcome))
+                Ok(match outcome {
+                    RewrapOutcome::AlreadyCurrent => (bytes.to_vec(), outcome),
+                    RewrapOutcome::Rewrapped => (new.encode(), outcome),
+                })
             }
         }
     }
@@ -205,12 +212,15 @@ impl Envelope {
         reason: Option<&str>,
     ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
         let (header, header_len) = SealedHeader::decode_prefix(sealed)?;
-        let (new, outcome) = self
+        let (new, outcome, dek) = self
             .rewrap_wrapped(ctx, header.wrapped_dek(), access, reason)
             .await?;
-        if outcome == RewrapOutcome::AlreadyCurrent {
+        let Some(dek) = dek else {
             return Ok((sealed.to_vec(), outcome));
-        }
+        };
+        // The object's commitment must match the DEK now re-wrapped.
+        let keys = payload::derive(self.inner.crypto, &dek, header.suite(), header.nonce())?;
+        payload::verify_commitment(&keys.commitment, header.commitment())?;
         let body = sealed
             .get(header_len..)
             .ok_or(crate::FormatError::Truncated)?;
@@ -220,78 +230,80 @@ impl Envelope {
         Ok((out, outcome))
     }
 
-    /// Unwraps (under `access`), wraps under the current plan, verifies the new wrap by
-    /// unwrapping it again; for sealed objects the caller's commitment check follows.
+    /// Unwraps (under `access`), wraps under the current plan, and verifies every new
+    /// copy by unwrapping it on its own. Returns the DEK too, for the sealed-object
+    /// commitment check.
     async fn rewrap_wrapped(
         &self,
         ctx: &Context,
         w: &WrappedDek,
         access: Access,
         reason: Option<&str>,
-    ) -> Result<(WrappedDek, RewrapOutcome), Error> {
+    ) -> Result<(WrappedDek, RewrapOutcome, Option<DataKey>), Error> {
         let plan = self.wrap_plan(ctx)?;
         let current = w.entries().len() == plan.len()
             && w.entries()
                 .iter()
                 .zip(&plan)
                 .all(|(e, k)| e.kek() == &k.reference);
-        if current && access == Access::Normal {
-            return Ok((w.clone(), RewrapOutcome::AlreadyCurrent));
+        if current {
+            return Ok((w.clone(), RewrapOutcome::AlreadyCurrent, None));
         }
-        let dek = self.unwrap_dek_as(ctx, w, access).await?;
-        let new = self.wrap_dek(ctx, &dek).await?;
-        let check = self.unwrap_dek_as(ctx, &new, Access::Verify).await?;
-        if !bool::from(check.expose_secret().ct_eq(dek.expose_secret())) {
-            return Err(Error::Crypto);
-        }
-        if let (Access::BreakGlass, Some(reason)) = (access, reason) {
-            let from = w.entries().first().map(|e| e.kek().clone());
-            let to = new.entries().first().map(|e| e.kek().clone());
-            if let (Some(from), Some(to)) = (from, to) {
+        if access == Access::BreakGlass {
+            // The read under a revoked KEK is recorded *before* it happens; no record,
+            // no read.
+            let revoked = self.inner.ring.read(|r| {
+                w.entries()
+                    .iter()
+                    .find(|e| r.get(e.kek()).is_some_and(|k| k.state == KekState::Revoked))
+                    .map(|e| e.kek().clone())
+            });
+            if let (Some(from), Some(to)) = (revoked, plan.first()) {
                 self.audit(AuditEvent::BreakGlassRewrap {
                     from,
-                    to,
-                    reason: reason.to_owned(),
+                    to: to.reference.clone(),
+                    reason: reason.unwrap_or_default().to_owned(),
                 })?;
             }
         }
-        Ok((new, RewrapOutcome::Rewrapped))
+        let dek = self.unwrap_dek_as(ctx, w, access).await?;
+        let new = self.wrap_dek(ctx, &dek).await?;
+        for entry in new.entries() {
+            let single = WrappedDek::new(new.classification().clone(), vec![entry.clone()])?;
+            let check = self.unwrap_dek_as(ctx, &single, Access::Verify).await?;
+            if !bool::from(check.expose_secret().ct_eq(dek.expose_secret())) {
+                return Err(Error::Crypto);
+            }
+        }
+        Ok((new, RewrapOutcome::Rewrapped, Some(dek)))
     }
 
     async fn rewrap_item(&self, item: &BulkItem) -> Result<(Vec<u8>, RewrapOutcome), Error> {
         match item.kind {
-            BulkItemKind::Sealed => {
-                let out = self.rewrap_sealed(&item.context, &item.bytes).await?;
-                // The commitment of the object must still match the DEK now wrapped.
-                if out.1 == RewrapOutcome::Rewrapped {
-                    let (h, _) = SealedHeader::decode_prefix(&out.0)?;
-                    let dek = self
-                        .unwrap_dek_as(&item.context, h.wrapped_dek(), Access::Verify)
-                        .await?;
-                    let keys = payload::derive(self.inner.crypto, &dek, h.suite(), h.nonce())?;
-                    payload::verify_commitment(&keys.commitment, h.commitment())?;
-                }
-                Ok(out)
-            }
+            BulkItemKind::Sealed => self.rewrap_sealed(&item.context, &item.bytes).await,
             _ => self.rewrap_dek(&item.context, &item.bytes).await,
         }
     }
 
     /// Re-wraps every item of a stream under the current KEKs: at most
     /// `options.concurrency` in flight, every item reported (a failed item keeps its old
-    /// bytes and can be retried), progress reported after each item, a summary audited.
-    /// Idempotent: items already under the current KEKs are returned unchanged without a
-    /// backend call, so a rerun after a failure finishes the job. Resumable: pass the
-    /// report's `checkpoint` as `options.skip` with the same stream.
+    /// bytes and can be retried), a summary audited.
     ///
-    /// # Errors
-    /// Only if the summary cannot be audited; per-item errors are in the report.
+    /// `on_item` is called after each item, in stream order, with the totals so far, the
+    /// item's result and the checkpoint *including* that item: persist the item's new
+    /// bytes first, then the checkpoint, and a crash at any point loses nothing (resume by
+    /// passing the last persisted checkpoint as `options.skip` with the same stream).
+    /// Idempotent: items already under the current KEKs are returned unchanged without a
+    /// backend call, so a rerun after failures finishes the job.
+    ///
+    /// Never fails as a whole: per-item errors are in the report, and a failure to audit
+    /// the summary is in [`BulkReport::audit_error`].
     pub async fn bulk_rewrap<I>(
         &self,
         items: I,
         options: BulkOptions,
-        mut progress: impl FnMut(&BulkProgress),
-    ) -> Result<BulkReport, Error>
+        mut on_item: impl FnMut(&BulkProgress, &BulkResult, u64),
+    ) -> BulkReport
     where
         I: IntoIterator<Item = BulkItem>,
     {
@@ -331,16 +343,18 @@ impl Envelope {
             if all_ok {
                 report.checkpoint = report.checkpoint.saturating_add(1);
             }
-            progress(&report.progress);
+            on_item(&report.progress, &result, report.checkpoint);
             report.results.push(result);
         }
         let p = report.progress;
-        self.audit(AuditEvent::BulkRewrap {
-            processed: p.done,
-            rewrapped: p.rewrapped,
-            already_current: p.already_current,
-            failed: p.failed,
-        })?;
-        Ok(report)
+        report.audit_error = self
+            .audit(AuditEvent::BulkRewrap {
+                processed: p.done,
+                rewrapped: p.rewrapped,
+                already_current: p.already_current,
+                failed: p.failed,
+            })
+            .err();
+        report
     }
 }
