@@ -105,6 +105,9 @@ pub enum MisuseError {
         /// The kind the instance is.
         found: BackendId,
     },
+    /// The key ring refused a transition asked through the `Envelope`.
+    #[error("key ring: {0}")]
+    Lifecycle(String),
     /// The break-glass re-wrap was asked of an envelope without an audit log.
     #[error("break-glass re-wrap requires an audit log")]
     BreakGlassNeedsAudit,

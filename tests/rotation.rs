@@ -518,3 +518,39 @@ async fn bulk_rewrap_with_injected_failures_loses_nothing_and_resumes() {
     assert_eq!(flaky.failures.load(Ordering::SeqCst), before);
     verify(&w.sink.records()).unwrap();
 }
+
+#[tokio::test]
+async fn scheduled_rotation_through_the_envelope() {
+    let w = World::new().await;
+    let env = w.envelope(w.local.clone(), false);
+    let old = env.seal(&ctx("before"), b"before").await.unwrap();
+    // Not due yet: nothing happens.
+    w.clock.set(T0 + 89 * DAY);
+    assert!(env.rotate_due().await.unwrap().is_empty());
+    // Due: v1 -> v2, created inside the backend, cadence and window carried over.
+    w.clock.set(T0 + 90 * DAY);
+    let rotated = env.rotate_due().await.unwrap();
+    assert_eq!(rotated, vec![(kref(1), kref(2))]);
+    let v2 = w.ring.read(|r| r.get(&kref(2)).cloned()).unwrap();
+    assert_eq!(v2.cadence, Some(Cadence::DAYS_90));
+    assert_eq!(v2.overlap_seconds, 30 * DAY);
+    assert!(
+        w.local
+            .contains(&kekring::KekLocator::new(v2.locator.clone()))
+    );
+    let new = env.seal(&ctx("after"), b"after").await.unwrap();
+    assert_eq!(primary_kek(&new), kref(2));
+    assert_eq!(env.open(&ctx("before"), &old).await.unwrap(), b"before");
+    // A triggered rotation on top.
+    let name = |s: &str| kekring::Name::new("x", s).unwrap();
+    assert_eq!(
+        env.rotate_kek(&name("acme"), &name("docs")).await.unwrap(),
+        kref(3)
+    );
+    assert!(
+        w.sink
+            .records()
+            .iter()
+            .any(|r| format!("{:?}", r.event).contains("Rotated"))
+    );
+}
