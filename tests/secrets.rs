@@ -224,3 +224,55 @@ async fn no_secret_of_any_local_key_type_leaks() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn no_secret_in_key_ring_audit_trail_or_usage() {
+    use kekring::audit::{AuditLog, MemorySink};
+    use kekring::lifecycle::{KeyRing, SharedKeyRing};
+
+    let kek_bytes: Vec<u8> = (200..232).collect();
+    let local = Arc::new(LocalBackend::new());
+    let loc = local
+        .import_aes256(
+            "arn:aws:kms:eu-west-1:111122223333:key/ffffffff-0000",
+            WrapAlgorithm::Aes256Gcm,
+            Aes256KeyMaterial::from_slice(&kek_bytes).unwrap(),
+        )
+        .unwrap();
+    let sink = Arc::new(MemorySink::new());
+    let ring = SharedKeyRing::new(KeyRing::new());
+    let r = KekRef::new("acme", "docs", 1).unwrap();
+    let env = Envelope::builder()
+        .backend(local)
+        .kek(KekBinding::new(
+            r.clone(),
+            BackendId::Local,
+            loc,
+            WrapAlgorithm::Aes256Gcm,
+        ))
+        .key_ring(ring.clone())
+        .audit(AuditLog::new(sink.clone()))
+        .cache(kekring::CacheConfig::new(60, 10, 10))
+        .build()
+        .unwrap();
+    let ctx = Context::new("acme", "docs", "o", Classification::Restricted).unwrap();
+    let g = env.generate_data_key(&ctx).await.unwrap();
+    env.unwrap_data_key(&ctx, &g.wrapped).await.unwrap();
+    ring.apply(|k| k.revoke(&r, 1, "test")).unwrap();
+    let _ = env.unwrap_data_key(&ctx, &g.wrapped).await;
+    let audit = serde_json::to_string(&sink.records()).unwrap();
+    let ring_json = ring.snapshot().to_json();
+    let usage = serde_json::to_string(&env.usage().into_iter().collect::<Vec<_>>()).unwrap();
+    assert!(audit.contains("unwrap-denied"), "the denial was audited");
+    for (what, text) in [
+        ("audit", &audit),
+        ("ring", &ring_json),
+        ("usage", &usage),
+        ("envelope", &format!("{env:?}")),
+    ] {
+        assert_clean(what, text, &kek_bytes);
+        assert_clean(what, text, g.key.expose_secret());
+    }
+    // Locators appear in the audit trail only as their last 12 characters.
+    assert!(!audit.contains("111122223333"));
+}
