@@ -497,7 +497,11 @@ impl Envelope {
 
     fn count(&self, kek: &KekRef, f: impl FnOnce(&mut Usage)) {
         if let Ok(mut u) = self.inner.usage.lock() {
-            f(u.entry(kek.clone()).or_default());
+            // Clone the reference (three allocations) only the first time a KEK is seen.
+            match u.get_mut(kek) {
+                Some(usage) => f(usage),
+                None => f(u.entry(kek.clone()).or_default()),
+            }
         }
     }
 
