@@ -30,7 +30,7 @@ use zeroize::Zeroizing;
 use crate::backend::KekLocator;
 use crate::crypto;
 use crate::error::Error;
-use crate::format::reader::{Reader, put_vec_u16};
+use crate::format::reader::{Reader, check_len, put_vec_u16};
 use crate::format::{FormatError, WrapAlgorithm};
 use crate::providers::local::{LocalBackend, LocalKek, MaterialKind};
 
@@ -511,15 +511,7 @@ impl KeyStore {
                 .to_be_bytes(),
         );
         for (loc, algorithm, (kind, material)) in &exported {
-            if material.len() > MAX_MATERIAL_LEN {
-                return Err(FormatError::LengthOutOfRange {
-                    field: "key material",
-                    len: material.len(),
-                    min: 1,
-                    max: MAX_MATERIAL_LEN,
-                }
-                .into());
-            }
+            check_len("key material", material.len(), 1, MAX_MATERIAL_LEN)?;
             put_vec_u16(&mut plain, loc.as_bytes());
             plain.extend_from_slice(&algorithm.id().to_be_bytes());
             plain.push(match kind {
@@ -554,15 +546,7 @@ impl KeyStore {
     }
 
     fn decode(path: PathBuf, bytes: &[u8], secret: &MasterSecret) -> Result<Self, KeyStoreError> {
-        if bytes.len() > MAX_FILE_LEN {
-            return Err(FormatError::LengthOutOfRange {
-                field: "key store file",
-                len: bytes.len(),
-                min: 0,
-                max: MAX_FILE_LEN,
-            }
-            .into());
-        }
+        check_len("key store file", bytes.len(), 0, MAX_FILE_LEN)?;
         let mut r = Reader::new(bytes);
         if r.array::<4>()? != MAGIC {
             return Err(FormatError::BadMagic {
@@ -657,15 +641,7 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, KeyStoreError> {
         .saturating_add(1);
     let mut bytes = Vec::new();
     f.take(limit).read_to_end(&mut bytes)?;
-    if bytes.len() > MAX_FILE_LEN {
-        return Err(FormatError::LengthOutOfRange {
-            field: "key store file",
-            len: bytes.len(),
-            min: 0,
-            max: MAX_FILE_LEN,
-        }
-        .into());
-    }
+    check_len("key store file", bytes.len(), 0, MAX_FILE_LEN)?;
     Ok(Some(bytes))
 }
 
