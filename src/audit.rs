@@ -269,9 +269,13 @@ impl AuditSink for JsonLinesSink {
             .file
             .lock()
             .map_err(|_| std::io::Error::other("audit file sink poisoned"))?;
-        f.write_all(&line)?;
-        f.sync_data()?;
-        Ok(())
+        let before = f.metadata()?.len();
+        let written = f.write_all(&line).and_then(|()| f.sync_data());
+        if written.is_err() {
+            // Never leave half a record behind: the next append would fuse with it.
+            let _ = f.set_len(before);
+        }
+        Ok(written?)
     }
 }
 
