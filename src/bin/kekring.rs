@@ -45,6 +45,25 @@ struct Scope {
     purpose: String,
 }
 
+/// Which object, and the files to read and write.
+#[derive(clap::Args, Clone)]
+struct ObjectArgs {
+    #[command(flatten)]
+    scope: Scope,
+    /// Object id (bound into the object).
+    #[arg(long)]
+    object: String,
+    /// Classification.
+    #[arg(long)]
+    class: String,
+    /// Input file.
+    #[arg(long = "in")]
+    input: PathBuf,
+    /// Output file.
+    #[arg(long = "out")]
+    output: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generates a KEK in the key store and registers it as the scope's active KEK.
@@ -64,36 +83,12 @@ enum Command {
     /// Seals a file.
     Seal {
         #[command(flatten)]
-        scope: Scope,
-        /// Object id (bound into the object).
-        #[arg(long)]
-        object: String,
-        /// Classification.
-        #[arg(long)]
-        class: String,
-        /// Input file.
-        #[arg(long = "in")]
-        input: PathBuf,
-        /// Output file.
-        #[arg(long = "out")]
-        output: PathBuf,
+        object: ObjectArgs,
     },
     /// Opens a sealed file.
     Open {
         #[command(flatten)]
-        scope: Scope,
-        /// Object id.
-        #[arg(long)]
-        object: String,
-        /// Classification.
-        #[arg(long)]
-        class: String,
-        /// Input file.
-        #[arg(long = "in")]
-        input: PathBuf,
-        /// Output file.
-        #[arg(long = "out")]
-        output: PathBuf,
+        object: ObjectArgs,
     },
     /// Prints a sealed object's or wrapped DEK's header (no key needed).
     Inspect {
@@ -523,27 +518,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 scope.tenant, scope.purpose
             );
         }
-        Command::Seal {
-            scope,
-            object,
-            class,
-            input,
-            output,
-        } => {
-            let ctx = context(&scope, &object, &class)?;
-            let sealed = pollster::block_on(home.envelope()?.seal(&ctx, &std::fs::read(input)?))?;
-            write_atomic(&output, &sealed)?;
+        Command::Seal { object: o } => {
+            let ctx = context(&o.scope, &o.object, &o.class)?;
+            let sealed =
+                pollster::block_on(home.envelope()?.seal(&ctx, &std::fs::read(&o.input)?))?;
+            write_atomic(&o.output, &sealed)?;
         }
-        Command::Open {
-            scope,
-            object,
-            class,
-            input,
-            output,
-        } => {
-            let ctx = context(&scope, &object, &class)?;
-            let plain = pollster::block_on(home.envelope()?.open(&ctx, &std::fs::read(input)?))?;
-            write_atomic(&output, &plain)?;
+        Command::Open { object: o } => {
+            let ctx = context(&o.scope, &o.object, &o.class)?;
+            let plain = pollster::block_on(home.envelope()?.open(&ctx, &std::fs::read(&o.input)?))?;
+            write_atomic(&o.output, &plain)?;
         }
         Command::Rotate { scope } => {
             let (tenant, purpose) = (
