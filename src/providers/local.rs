@@ -122,6 +122,33 @@ fn kw_unwrap(
     DataKey::from_slice(&key).map_err(|_| BackendError::Rejected)
 }
 
+/// The KEM-style wrap every asymmetric local algorithm shares: derive the wrapping key
+/// from the shared secret, the transcript and the binding, then RFC 3394 the DEK.
+fn kem_wrap(
+    crypto: &dyn CryptoProvider,
+    algorithm: WrapAlgorithm,
+    shared_secret: &[u8],
+    transcript: &[&[u8]],
+    binding: &BindingContext,
+    dek: &DataKey,
+) -> Result<Vec<u8>, BackendError> {
+    let wk = derive_wrapping_key(crypto, algorithm, shared_secret, transcript, binding)?;
+    kw_wrap(crypto, &wk, dek)
+}
+
+/// The inverse of [`kem_wrap`].
+fn kem_unwrap(
+    crypto: &dyn CryptoProvider,
+    algorithm: WrapAlgorithm,
+    shared_secret: &[u8],
+    transcript: &[&[u8]],
+    binding: &BindingContext,
+    wrapped: &[u8],
+) -> Result<DataKey, BackendError> {
+    let wk = derive_wrapping_key(crypto, algorithm, shared_secret, transcript, binding)?;
+    kw_unwrap(crypto, &wk, wrapped)
+}
+
 /// A failure of the local primitives that no input can cause (e.g. HKDF refusing an output
 /// length, the OS RNG failing): reported as the backend failing, never as a rejected wrap.
 fn internal(what: &str) -> BackendError {

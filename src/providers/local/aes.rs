@@ -14,9 +14,9 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::{LocalAlgorithm, derive_wrapping_key, internal};
+use super::{LocalAlgorithm, derive_wrapping_key, internal, kw_unwrap, kw_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::{self, CryptoProvider};
+use crate::crypto::CryptoProvider;
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
@@ -99,11 +99,7 @@ impl LocalAlgorithm for Aes256Kek {
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
         match self.algorithm {
             WrapAlgorithm::Aes256Gcm => {
-                let mut nonce = [0u8; 12];
-                crypto::fill_random(&mut nonce).map_err(|_| BackendError::Unavailable {
-                    message: "OS RNG failed".to_owned(),
-                    source: None,
-                })?;
+                let nonce = *random::<12>()?;
                 let mut buf = Zeroizing::new(dek.expose_secret().to_vec());
                 let tag = crypto
                     .aes256_gcm_seal(self.key.bytes(), &nonce, &gcm_aad(binding), &mut buf)
@@ -120,13 +116,10 @@ impl LocalAlgorithm for Aes256Kek {
                     .map_err(|_| internal("wrap"))?;
                 Ok((Vec::new(), w))
             }
-            _ => {
-                let wk = self.wrapping_key(crypto, binding)?;
-                let w = crypto
-                    .aes256_kw_wrap(&wk, dek.expose_secret())
-                    .map_err(|_| internal("wrap"))?;
-                Ok((Vec::new(), w))
-            }
+            _ => Ok((
+                Vec::new(),
+                kw_wrap(crypto, &*self.wrapping_key(crypto, binding)?, dek)?,
+            )),
         }
     }
 
@@ -158,12 +151,7 @@ impl LocalAlgorithm for Aes256Kek {
                     .aes256_kwp_unwrap(&wk, wrapped)
                     .map_err(|_| BackendError::Rejected)?
             }
-            _ => {
-                let wk = self.wrapping_key(crypto, binding)?;
-                crypto
-                    .aes256_kw_unwrap(&wk, wrapped)
-                    .map_err(|_| BackendError::Rejected)?
-            }
+            _ => return kw_unwrap(crypto, &*self.wrapping_key(crypto, binding)?, wrapped),
         };
         DataKey::from_slice(&key).map_err(|_| BackendError::Rejected)
     }

@@ -32,7 +32,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::mlkem::{decaps768, degenerate, dk768_from_seed};
 use super::p256::{POINT_LEN, parse_point, sec1_uncompressed};
-use super::{LocalAlgorithm, derive_wrapping_key, internal, kw_unwrap, kw_wrap, random};
+use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, MisuseError};
@@ -246,8 +246,15 @@ impl LocalAlgorithm for HybridKek {
         let mut randomness = random::<160>()?;
         let (ct, ss) = self.encaps_derand(&randomness)?;
         randomness.zeroize();
-        let wk = derive_wrapping_key(crypto, self.algorithm(), ss.as_slice(), &[&ct], binding)?;
-        Ok((ct, kw_wrap(crypto, &wk, dek)?))
+        let wrapped = kem_wrap(
+            crypto,
+            self.algorithm(),
+            ss.as_slice(),
+            &[&ct],
+            binding,
+            dek,
+        )?;
+        Ok((ct, wrapped))
     }
 
     fn unwrap(
@@ -258,8 +265,14 @@ impl LocalAlgorithm for HybridKek {
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
         let ss = self.decaps(params)?;
-        let wk = derive_wrapping_key(crypto, self.algorithm(), ss.as_slice(), &[params], binding)?;
-        kw_unwrap(crypto, &wk, wrapped)
+        kem_unwrap(
+            crypto,
+            self.algorithm(),
+            ss.as_slice(),
+            &[params],
+            binding,
+            wrapped,
+        )
     }
 }
 

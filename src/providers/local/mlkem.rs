@@ -14,7 +14,7 @@ use ml_kem::kem::{Decapsulate, KeyExport};
 use ml_kem::{B32, MlKem768, MlKem1024, Seed};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{LocalAlgorithm, derive_wrapping_key, kw_unwrap, kw_wrap, random};
+use super::{LocalAlgorithm, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, MisuseError};
@@ -59,25 +59,47 @@ fn invalid(reason: &'static str) -> Error {
     MisuseError::InvalidKey { reason }.into()
 }
 
-/// ML-KEM-768 encapsulation with OS randomness; the shared secret is zeroizing.
-pub(super) fn encaps768(ek: &Ek768) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
-    let mut m = B32::from(*random::<32>()?);
-    let (ct, mut ss) = ek.encapsulate_deterministic(&m);
-    m.as_mut_slice().zeroize();
-    let out = Zeroizing::new(<[u8; 32]>::from(ss));
-    ss.as_mut_slice().zeroize();
-    Ok((ct.to_vec(), out))
+/// Encapsulation with OS randomness and decapsulation for one parameter set; the
+/// randomness and shared secrets are wiped. (The crate's parameter-set trait is private,
+/// so the two sets cannot share a generic function.)
+macro_rules! kem_ops {
+    ($encaps:ident, $decaps:ident, $ek:ty, $dk:ty, $ct:ty) => {
+        /// Encapsulates to `ek`; returns the ciphertext and the zeroizing shared secret.
+        pub(super) fn $encaps(ek: &$ek) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
+            let mut m = B32::from(*random::<32>()?);
+            let (ct, mut ss) = ek.encapsulate_deterministic(&m);
+            m.as_mut_slice().zeroize();
+            let out = Zeroizing::new(<[u8; 32]>::from(ss));
+            ss.as_mut_slice().zeroize();
+            Ok((ct.to_vec(), out))
+        }
+
+        /// Decapsulates (implicit rejection: a bad ciphertext gives a random-looking
+        /// secret, which then fails the key unwrap).
+        pub(super) fn $decaps(dk: &$dk, ct: &[u8]) -> Result<Zeroizing<[u8; 32]>, BackendError> {
+            let ct = <$ct>::try_from(ct).map_err(|_| BackendError::Rejected)?;
+            let mut ss = dk.decapsulate(&ct);
+            let out = Zeroizing::new(<[u8; 32]>::from(ss));
+            ss.as_mut_slice().zeroize();
+            Ok(out)
+        }
+    };
 }
 
-/// ML-KEM-768 decapsulation (implicit rejection: a bad ciphertext gives a random-looking
-/// secret, which then fails the key unwrap).
-pub(super) fn decaps768(dk: &Dk768, ct: &[u8]) -> Result<Zeroizing<[u8; 32]>, BackendError> {
-    let ct = ml_kem::ml_kem_768::Ciphertext::try_from(ct).map_err(|_| BackendError::Rejected)?;
-    let mut ss = dk.decapsulate(&ct);
-    let out = Zeroizing::new(<[u8; 32]>::from(ss));
-    ss.as_mut_slice().zeroize();
-    Ok(out)
-}
+kem_ops!(
+    encaps768,
+    decaps768,
+    Ek768,
+    Dk768,
+    ml_kem::ml_kem_768::Ciphertext
+);
+kem_ops!(
+    encaps1024,
+    decaps1024,
+    Ek1024,
+    Dk1024,
+    ml_kem::ml_kem_1024::Ciphertext
+);
 
 pub(super) fn dk768_from_seed(seed: &[u8]) -> Result<Dk768, Error> {
     let mut seed = Seed::try_from(seed).map_err(|_| invalid("ML-KEM seed must be 64 bytes"))?;
@@ -227,17 +249,17 @@ impl LocalAlgorithm for MlKemKek {
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
         let (ct, ss) = match &self.keys {
             Keys::K768 { ek, .. } => encaps768(ek)?,
-            Keys::K1024 { ek, .. } => {
-                let mut m = B32::from(*random::<32>()?);
-                let (ct, mut ss) = ek.encapsulate_deterministic(&m);
-                m.as_mut_slice().zeroize();
-                let out = Zeroizing::new(<[u8; 32]>::from(ss));
-                ss.as_mut_slice().zeroize();
-                (ct.to_vec(), out)
-            }
+            Keys::K1024 { ek, .. } => encaps1024(ek)?,
         };
-        let wk = derive_wrapping_key(crypto, self.algorithm(), ss.as_slice(), &[&ct], binding)?;
-        Ok((ct, kw_wrap(crypto, &wk, dek)?))
+        let wrapped = kem_wrap(
+            crypto,
+            self.algorithm(),
+            ss.as_slice(),
+            &[&ct],
+            binding,
+            dek,
+        )?;
+        Ok((ct, wrapped))
     }
 
     fn unwrap(
@@ -249,17 +271,16 @@ impl LocalAlgorithm for MlKemKek {
     ) -> Result<DataKey, BackendError> {
         let ss = match &self.keys {
             Keys::K768 { dk: Some(dk), .. } => decaps768(dk, params)?,
-            Keys::K1024 { dk: Some(dk), .. } => {
-                let ct = ml_kem::ml_kem_1024::Ciphertext::try_from(params)
-                    .map_err(|_| BackendError::Rejected)?;
-                let mut ss = dk.decapsulate(&ct);
-                let out = Zeroizing::new(<[u8; 32]>::from(ss));
-                ss.as_mut_slice().zeroize();
-                out
-            }
+            Keys::K1024 { dk: Some(dk), .. } => decaps1024(dk, params)?,
             _ => return Err(BackendError::Rejected),
         };
-        let wk = derive_wrapping_key(crypto, self.algorithm(), ss.as_slice(), &[params], binding)?;
-        kw_unwrap(crypto, &wk, wrapped)
+        kem_unwrap(
+            crypto,
+            self.algorithm(),
+            ss.as_slice(),
+            &[params],
+            binding,
+            wrapped,
+        )
     }
 }

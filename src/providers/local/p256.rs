@@ -11,7 +11,7 @@ use p256::pkcs8::{
 use p256::{PublicKey, SecretKey};
 use zeroize::Zeroizing;
 
-use super::{LocalAlgorithm, derive_wrapping_key, internal, kw_unwrap, kw_wrap, random};
+use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, MisuseError};
@@ -227,14 +227,15 @@ impl LocalAlgorithm for P256Kek {
         let eph = random_secret()?;
         let epk = sec1_uncompressed(&eph.public_key()).ok_or_else(|| internal("P-256"))?;
         let z = eph.diffie_hellman(&self.public);
-        let wk = derive_wrapping_key(
+        let wrapped = kem_wrap(
             crypto,
             WrapAlgorithm::P256EcdhEs,
             z.raw_secret_bytes().as_slice(),
             &[&epk, &self.public_sec1],
             binding,
+            dek,
         )?;
-        Ok((epk.to_vec(), kw_wrap(crypto, &wk, dek)?))
+        Ok((epk.to_vec(), wrapped))
     }
 
     fn unwrap(
@@ -247,13 +248,13 @@ impl LocalAlgorithm for P256Kek {
         let sk = self.secret.as_ref().ok_or(BackendError::Rejected)?;
         let epk = parse_point(params)?;
         let z = sk.diffie_hellman(&epk);
-        let wk = derive_wrapping_key(
+        kem_unwrap(
             crypto,
             WrapAlgorithm::P256EcdhEs,
             z.raw_secret_bytes().as_slice(),
             &[params, &self.public_sec1],
             binding,
-        )?;
-        kw_unwrap(crypto, &wk, wrapped)
+            wrapped,
+        )
     }
 }
