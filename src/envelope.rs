@@ -382,14 +382,10 @@ fn audit_failure(e: crate::audit::AuditError) -> BackendError {
     }
 }
 
-fn instance_of(rec: &KekRecord) -> &str {
-    rec.instance.as_deref().unwrap_or(rec.backend.name())
-}
-
-fn check_backend(
-    backends: &HashMap<String, Arc<dyn KeyBackend>>,
+fn check_backend<'a>(
+    backends: &'a HashMap<String, Arc<dyn KeyBackend>>,
     rec: &KekRecord,
-) -> Result<(), Error> {
+) -> Result<&'a Arc<dyn KeyBackend>, Error> {
     check_backend_parts(
         backends,
         rec.backend,
@@ -398,12 +394,14 @@ fn check_backend(
     )
 }
 
-fn check_backend_parts(
-    backends: &HashMap<String, Arc<dyn KeyBackend>>,
+/// The backend serving a KEK, checked: the instance exists, is of the KEK's kind and
+/// offers its algorithm.
+fn check_backend_parts<'a>(
+    backends: &'a HashMap<String, Arc<dyn KeyBackend>>,
     kind: BackendId,
     instance: Option<&str>,
     algorithm: WrapAlgorithm,
-) -> Result<(), Error> {
+) -> Result<&'a Arc<dyn KeyBackend>, Error> {
     let name = instance.unwrap_or(kind.name());
     let backend = backends.get(name).ok_or_else(|| match instance {
         Some(name) => MisuseError::NoBackendInstance(name.to_owned()),
@@ -424,7 +422,7 @@ fn check_backend_parts(
         }
         .into());
     }
-    Ok(())
+    Ok(backend)
 }
 
 struct Inner {
@@ -901,11 +899,7 @@ impl Envelope {
 
     fn backend(&self, kek: &KekRecord) -> Result<&Arc<dyn KeyBackend>, Error> {
         // KEKs registered after `build` (rotation successors) are checked here.
-        check_backend(&self.inner.backends, kek)?;
-        self.inner
-            .backends
-            .get(instance_of(kek))
-            .ok_or_else(|| MisuseError::NoBackendInstance(instance_of(kek).to_owned()).into())
+        check_backend(&self.inner.backends, kek)
     }
 }
 
