@@ -123,11 +123,11 @@ async fn no_secret_in_debug_display_or_errors() {
 }
 
 #[test]
-fn datakey_debug_is_redacted_and_type_is_not_clone() {
+fn datakey_debug_is_redacted_and_copies_are_explicit() {
     let k = DataKey::from_array([0xAB; 32]);
     assert_eq!(format!("{k:?}"), "DataKey([REDACTED])");
-    // `DataKey: !Clone` and `!Serialize` are compile-time facts; `duplicate` is the
-    // only, explicit way to copy one.
+    // `DataKey: !Clone` is checked by a compile_fail doctest on `DataKey`; `duplicate`
+    // is the only, explicit way to copy one.
     let d = k.duplicate();
     assert_eq!(d.expose_secret(), k.expose_secret());
 }
