@@ -298,14 +298,9 @@ impl EnvelopeBuilder {
                 k.algorithm,
             );
             new.instance = k.instance.clone();
-            let events = ring.apply(|r| r.register(new, now)).map_err(|e| match e {
-                crate::lifecycle::LifecycleError::DuplicateKek(r) => MisuseError::DuplicateKek(r),
-                _ => MisuseError::InvalidRoute {
-                    tenant: k.reference.tenant().clone(),
-                    purpose: k.reference.purpose().clone(),
-                    reason: "the scope already has an active KEK",
-                },
-            })?;
+            let events = ring
+                .apply(|r| r.register(new, now))
+                .map_err(MisuseError::from)?;
             if let Some(audit) = &self.audit {
                 audit
                     .append_lifecycle(now, events)

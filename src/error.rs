@@ -143,6 +143,16 @@ impl From<ArgumentError> for MisuseError {
     }
 }
 
+impl From<crate::lifecycle::LifecycleError> for MisuseError {
+    /// A transition the caller asked for and the key ring refused.
+    fn from(e: crate::lifecycle::LifecycleError) -> Self {
+        match e {
+            crate::lifecycle::LifecycleError::DuplicateKek(r) => MisuseError::DuplicateKek(r),
+            other => MisuseError::Lifecycle(other.to_string()),
+        }
+    }
+}
+
 impl From<ArgumentError> for Error {
     fn from(e: ArgumentError) -> Self {
         Error::Misuse(e.into())

@@ -408,7 +408,7 @@ impl Envelope {
             .inner
             .ring
             .apply(|r| r.rotate(new, now))
-            .map_err(|e| MisuseError::Lifecycle(e.to_string()))?;
+            .map_err(MisuseError::from)?;
         for event in events {
             self.audit(AuditEvent::Lifecycle { event })?;
         }
