@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::backend::{BackendError, KekLocator, KeyBackend, UnwrapRequest, WrapRequest};
 use crate::context::Context;
-use crate::crypto::{self, CryptoProvider};
+use crate::crypto::{CryptoProvider, Primitives, RandomSource};
 use crate::error::{ContextError, Error, KeyStateError, MisuseError};
 use crate::format::{
     BackendId, KekRef, NONCE_LEN, Name, SealedHeader, SealedObject, Suite, TAG_LEN, WrapAlgorithm,
@@ -31,15 +31,26 @@ use crate::secret::{DataKey, KEY_LEN};
 mod cache;
 mod clock;
 mod rewrap;
+mod stream;
+#[cfg(feature = "tokio")]
+mod stream_tokio;
 
 pub use cache::CacheConfig;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rewrap::{
     BulkItem, BulkItemKind, BulkOptions, BulkProgress, BulkReport, BulkResult, RewrapOutcome,
 };
+pub use stream::{OpenReader, SealWriter, SeekableOpenReader};
+#[cfg(feature = "tokio")]
+pub use stream_tokio::{AsyncOpenReader, AsyncSealWriter};
 
-/// The payload suite new objects are sealed with.
-const SUITE: Suite = Suite::Aes256GcmHkdfSha256Commit;
+/// A seal under way: the header, the payload key and the payload AAD.
+struct Begun {
+    header: SealedHeader,
+    header_bytes: Vec<u8>,
+    key: zeroize::Zeroizing<[u8; 32]>,
+    aad: Vec<u8>,
+}
 
 /// A KEK the `Envelope` may use: its name, where it lives and its algorithm.
 ///
@@ -176,6 +187,8 @@ pub struct EnvelopeBuilder {
     clock: Arc<dyn Clock>,
     audit: Option<AuditLog>,
     cache: Option<CacheConfig>,
+    crypto: CryptoProvider,
+    random: RandomSource,
 }
 
 impl fmt::Debug for EnvelopeBuilder {
@@ -188,11 +201,30 @@ impl fmt::Debug for EnvelopeBuilder {
             .field("ring", &self.ring.is_some())
             .field("audit", &self.audit.is_some())
             .field("cache", &self.cache)
+            .field("crypto", &self.crypto)
+            .field("random", &self.random)
             .finish()
     }
 }
 
 impl EnvelopeBuilder {
+    /// The crypto provider for payload encryption and key derivation (default:
+    /// [`CryptoProvider::rust_crypto`]). Backends choose their own (see
+    /// [`crate::LocalBackend::with_crypto_provider`]).
+    #[must_use]
+    pub fn crypto_provider(mut self, provider: CryptoProvider) -> Self {
+        self.crypto = provider;
+        self
+    }
+
+    /// Where DEKs and payload nonces come from (default:
+    /// [`RandomSource::OperatingSystem`]).
+    #[must_use]
+    pub fn random_source(mut self, source: RandomSource) -> Self {
+        self.random = source;
+        self
+    }
+
     /// Uses a shared key ring (see [`crate::lifecycle`]): its active KEKs wrap, its
     /// states decide what may unwrap, and every `Envelope` sharing it sees rotations
     /// and revocations at once. KEKs given with [`EnvelopeBuilder::kek`] are registered
@@ -360,7 +392,8 @@ impl EnvelopeBuilder {
                 ring,
                 copies,
                 profile: self.profile,
-                crypto: crypto::default_provider(),
+                crypto: self.crypto.primitives,
+                random: self.random,
                 clock: self.clock,
                 audit: self.audit,
                 usage: Mutex::new(BTreeMap::new()),
@@ -426,7 +459,8 @@ struct Inner {
     /// Per tenant and purpose: the scopes whose active KEKs get a copy of every DEK.
     copies: HashMap<(Name, Name), Vec<(Name, Name)>>,
     profile: Profile,
-    crypto: &'static dyn CryptoProvider,
+    crypto: &'static dyn Primitives,
+    random: RandomSource,
     clock: Arc<dyn Clock>,
     audit: Option<AuditLog>,
     usage: Mutex<BTreeMap<KekRef, Usage>>,
@@ -451,7 +485,8 @@ impl fmt::Debug for Envelope {
             )
             .field("copies", &self.inner.copies.len())
             .field("profile", &self.inner.profile.name())
-            .field("crypto", &self.inner.crypto)
+            .field("crypto", &self.inner.crypto.name())
+            .field("random", &self.inner.random)
             .field("audit", &self.inner.audit.is_some())
             .field("cache", &self.inner.cache.is_some())
             .finish()
@@ -470,6 +505,15 @@ impl Envelope {
             clock: Arc::new(SystemClock),
             audit: None,
             cache: None,
+            crypto: CryptoProvider::default(),
+            random: RandomSource::default(),
+        }
+    }
+
+    /// The crypto provider this envelope seals and opens payloads with.
+    pub fn crypto_provider(&self) -> CryptoProvider {
+        CryptoProvider {
+            primitives: self.inner.crypto,
         }
     }
 
@@ -523,12 +567,15 @@ impl Envelope {
     /// over 64 GiB, [`Error::Rng`].
     pub async fn seal(&self, ctx: &Context, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         payload::check_payload_len(plaintext.len())?;
-        let (header, key, nonce, aad) = self.seal_header(ctx).await?;
-        let mut out = Vec::with_capacity(header.len() + plaintext.len() + TAG_LEN);
-        out.extend_from_slice(&header);
+        let begun = self
+            .begin_seal(ctx, Suite::Aes256GcmHkdfSha256Commit, None)
+            .await?;
+        let header_len = begun.header_bytes.len();
+        let mut out = begun.header_bytes;
+        out.reserve_exact(plaintext.len() + TAG_LEN);
         out.extend_from_slice(plaintext);
-        let (_, body) = out.split_at_mut(header.len());
-        let tag = self.encrypt(&key, &nonce, &aad, body)?;
+        let (_, body) = out.split_at_mut(header_len);
+        let tag = self.encrypt(&begun.key, begun.header.nonce(), &begun.aad, body)?;
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -540,9 +587,14 @@ impl Envelope {
     /// As [`Envelope::seal`].
     pub async fn seal_in_place(&self, ctx: &Context, buf: &mut [u8]) -> Result<SealedParts, Error> {
         payload::check_payload_len(buf.len())?;
-        let (header, key, nonce, aad) = self.seal_header(ctx).await?;
-        let tag = self.encrypt(&key, &nonce, &aad, buf)?;
-        Ok(SealedParts { header, tag })
+        let begun = self
+            .begin_seal(ctx, Suite::Aes256GcmHkdfSha256Commit, None)
+            .await?;
+        let tag = self.encrypt(&begun.key, begun.header.nonce(), &begun.aad, buf)?;
+        Ok(SealedParts {
+            header: begun.header_bytes,
+            tag,
+        })
     }
 
     /// Opens a sealed object for `ctx` and returns the plaintext.
@@ -555,6 +607,10 @@ impl Envelope {
     pub async fn open(&self, ctx: &Context, sealed: &[u8]) -> Result<Vec<u8>, Error> {
         let obj = SealedObject::decode(sealed)?;
         let (key, nonce, aad) = self.open_header(ctx, obj.header()).await?;
+        if obj.header().suite() == Suite::Aes256GcmSegmented {
+            let key = self.inner.crypto.aes256_gcm(&key);
+            return stream::open_segments(key.as_ref(), &aad, obj.header(), obj.payload());
+        }
         let mut out = obj.ciphertext().to_vec();
         self.inner
             .crypto
@@ -574,6 +630,9 @@ impl Envelope {
         sealed: &'a mut [u8],
     ) -> Result<&'a mut [u8], Error> {
         let (header, header_len) = SealedHeader::decode_prefix(sealed)?;
+        if header.suite() == Suite::Aes256GcmSegmented {
+            return Err(MisuseError::SegmentedObject.into());
+        }
         let (key, nonce, aad) = self.open_header(ctx, &header).await?;
         let (_, rest) = sealed.split_at_mut(header_len);
         let ct_len = rest
@@ -607,6 +666,9 @@ impl Envelope {
         if header_len != header.len() {
             return Err(crate::FormatError::TrailingBytes.into());
         }
+        if h.suite() == Suite::Aes256GcmSegmented {
+            return Err(MisuseError::SegmentedObject.into());
+        }
         let (key, nonce, aad) = self.open_header(ctx, &h).await?;
         self.inner
             .crypto
@@ -634,30 +696,36 @@ impl Envelope {
         self.unwrap_dek(ctx, &dek).await
     }
 
-    async fn seal_header(
+    /// Draws the DEK and nonce, wraps the DEK, derives the payload key and builds the
+    /// header and AAD.
+    async fn begin_seal(
         &self,
         ctx: &Context,
-    ) -> Result<
-        (
-            Vec<u8>,
-            zeroize::Zeroizing<[u8; 32]>,
-            [u8; NONCE_LEN],
-            Vec<u8>,
-        ),
-        Error,
-    > {
-        // One OS RNG call for the DEK and the nonce: each getrandom call is a syscall.
+        suite: Suite,
+        segment_size: Option<u32>,
+    ) -> Result<Begun, Error> {
+        // One RNG call for the DEK and the nonce.
         let mut seed = zeroize::Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
-        crypto::fill_random(seed.as_mut_slice())?;
+        self.inner
+            .random
+            .fill(self.inner.crypto, seed.as_mut_slice())?;
         let (dek_bytes, nonce_bytes) = seed.split_at(KEY_LEN);
         let dek = DataKey::from_slice(dek_bytes)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(nonce_bytes);
         let wrapped = self.wrap_dek(ctx, &dek).await?;
-        let keys = payload::derive(self.inner.crypto, &dek, SUITE, &nonce)?;
-        let aad = payload::aad(SUITE, &nonce, &keys.commitment, ctx.binding());
-        let header = SealedHeader::new(SUITE, wrapped, nonce, keys.commitment).encode();
-        Ok((header, keys.key, nonce, aad))
+        let keys = payload::derive(self.inner.crypto, &dek, suite, &nonce)?;
+        let mut header = SealedHeader::new(suite, wrapped, nonce, keys.commitment);
+        if let Some(size) = segment_size {
+            header = header.with_segment_size(size)?;
+        }
+        let aad = payload::aad(&header, ctx.binding());
+        Ok(Begun {
+            header_bytes: header.encode(),
+            header,
+            key: keys.key,
+            aad,
+        })
     }
 
     fn encrypt(
@@ -680,11 +748,10 @@ impl Envelope {
         ctx: &Context,
         header: &SealedHeader,
     ) -> Result<(zeroize::Zeroizing<[u8; 32]>, [u8; NONCE_LEN], Vec<u8>), Error> {
-        let suite = header.suite();
         let dek = self.unwrap_dek(ctx, header.wrapped_dek()).await?;
-        let keys = payload::derive(self.inner.crypto, &dek, suite, header.nonce())?;
+        let keys = payload::derive(self.inner.crypto, &dek, header.suite(), header.nonce())?;
         payload::verify_commitment(&keys.commitment, header.commitment())?;
-        let aad = payload::aad(suite, header.nonce(), header.commitment(), ctx.binding());
+        let aad = payload::aad(header, ctx.binding());
         Ok((keys.key, *header.nonce(), aad))
     }
 

@@ -48,6 +48,9 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed")]
     Rng,
+    /// Reading or writing a stream failed (the underlying reader or writer's error).
+    #[error("stream I/O failed: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The caller used the API wrongly.
@@ -78,6 +81,19 @@ pub enum MisuseError {
         /// The payload length.
         len: usize,
     },
+    /// A segmented (streamed) object was passed to a call that handles only whole-object
+    /// payloads in place; open it with `Envelope::open` or a stream reader.
+    #[error(
+        "a segmented object cannot be opened in place or detached; use open or a stream reader"
+    )]
+    SegmentedObject,
+    /// A whole-object sealed object was given to a stream reader; open it with
+    /// `Envelope::open`.
+    #[error("a whole-object sealed object is not a stream; use open")]
+    WholeObjectStream,
+    /// A stream was written to after it failed or was finished.
+    #[error("the stream failed or was finished earlier")]
+    StreamState,
     /// A buffer of the wrong size was passed to an in-place call.
     #[error("buffer is {len} bytes; {expected} were needed")]
     BufferSize {

@@ -18,7 +18,10 @@ pub use ids::{
     BackendId, Classification, Family, KekRef, Label, MAX_LABEL_LEN, MAX_NAME_LEN,
     MAX_OPAQUE_WRAPPED_LEN, Name, Suite, WrapAlgorithm,
 };
-pub use sealed::{COMMITMENT_LEN, NONCE_LEN, SEALED_MAGIC, SealedHeader, SealedObject, TAG_LEN};
+pub use sealed::{
+    COMMITMENT_LEN, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, NONCE_LEN,
+    SEALED_MAGIC, SealedHeader, SealedObject, TAG_LEN,
+};
 pub use wrapped::{MAX_WRAPS, WRAPPED_DEK_MAGIC, WrappedDek, WrappedEntry};
 
 /// A value handed to a constructor of this module is ill-formed or out of bounds: the

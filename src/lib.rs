@@ -39,9 +39,12 @@ pub mod threat_model;
 
 pub use backend::{BackendError, BackendInfo, FipsStatus, KekLocator, KeyBackend};
 pub use context::Context;
+pub use crypto::{CryptoProvider, RandomSource};
+#[cfg(feature = "tokio")]
+pub use envelope::{AsyncOpenReader, AsyncSealWriter};
 pub use envelope::{
     CacheConfig, Clock, Envelope, EnvelopeBuilder, GeneratedDataKey, KekBinding, ManualClock,
-    Route, SealedParts, SystemClock, Usage,
+    OpenReader, Route, SealWriter, SealedParts, SeekableOpenReader, SystemClock, Usage,
 };
 pub use error::{ContextError, Error, FormatError, KeyStateError, MisuseError, PolicyError};
 pub use format::{BackendId, Classification, Family, KekRef, Name, WrapAlgorithm};

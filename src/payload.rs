@@ -1,35 +1,46 @@
-//! Payload crypto: the per-object key schedule, key commitment and AAD.
+//! Payload crypto: the per-object key schedule, key commitment, AAD and segment nonces.
 //!
-//! From the DEK and the header's nonce, one HKDF-SHA-256 call derives 64 bytes:
+//! The DEK is a uniformly random 32-byte key, so it serves directly as the HKDF
+//! pseudorandom key (RFC 5869 section 3.3: the extract step may be skipped when the input
+//! is already a uniformly random key of hash length). One HKDF-Expand call derives 64
+//! bytes:
 //!
 //! ```text
-//! PRK = HKDF-Extract(salt = "kekring/v1/payload", IKM = DEK)
-//! OKM = HKDF-Expand(PRK, info = suite id (u16 BE) || nonce, L = 64)
+//! OKM = HKDF-Expand-SHA-256(PRK = DEK,
+//!                           info = "kekring/v1/payload" || suite id (u16 BE) || nonce,
+//!                           L = 64)
 //! payload key = OKM[0..32]      commitment = OKM[32..64]
 //! ```
 //!
 //! The commitment is stored in the header and compared in constant time before any
 //! decryption: a ciphertext opens under exactly one DEK (finding a second DEK with the
 //! same commitment means finding an HKDF-SHA-256 collision). The payload is AES-256-GCM
-//! under the payload key with the header's nonce; its AAD is
-//! `"kekring/v1/payload-aad" || version || suite || nonce || commitment || binding`, so the
-//! caller's context (tenant, purpose, object, classification, associated data) is
-//! authenticated with the payload. The wrapped DEKs are not in the AAD: a re-wrap
-//! replaces them without touching the payload or its tag. They need no such protection:
-//! each wrap is bound to the same context, KEK references are checked against the
-//! configuration, and the commitment pins the one DEK the payload opens under.
+//! under the payload key; its AAD is `"kekring/v1/payload-aad" || version || suite ||
+//! [segment size] || nonce || commitment || binding`, so the caller's context (tenant,
+//! purpose, object, classification, associated data) is authenticated with the payload.
+//! The wrapped DEKs are not in the AAD: a re-wrap replaces them without touching the
+//! payload or its tag. They need no such protection: each wrap is bound to the same
+//! context, KEK references are checked against the configuration, and the commitment pins
+//! the one DEK the payload opens under.
+//!
+//! The whole-object suite seals the payload once under the header's nonce. The segmented
+//! suite seals segment `i` under `nonce_i = i (u64 BE) || 00 00 00 || last`, where `last`
+//! is 1 for the final segment and 0 otherwise: the payload key is unique to the object,
+//! so counter nonces never repeat under a key, and a reordered, dropped, duplicated or
+//! appended segment, or a stream cut at a segment boundary, fails authentication.
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::crypto::CryptoProvider;
+use crate::crypto::Primitives;
 use crate::error::{Error, MisuseError};
-use crate::format::{BindingContext, COMMITMENT_LEN, NONCE_LEN, Suite};
+use crate::format::{BindingContext, COMMITMENT_LEN, NONCE_LEN, SealedHeader, Suite};
 use crate::secret::DataKey;
 
-const PAYLOAD_SALT: &[u8] = b"kekring/v1/payload";
+const PAYLOAD_INFO: &[u8] = b"kekring/v1/payload";
 
 /// Largest payload one AES-GCM invocation may encrypt: 2^36 - 32 bytes (SP 800-38D).
+/// Whole-object seals refuse more; streams have no such limit.
 pub const MAX_PAYLOAD_LEN: u64 = (1 << 36) - 32;
 
 pub(crate) struct PayloadKeys {
@@ -38,17 +49,16 @@ pub(crate) struct PayloadKeys {
 }
 
 pub(crate) fn derive(
-    crypto: &dyn CryptoProvider,
+    crypto: &dyn Primitives,
     dek: &DataKey,
     suite: Suite,
     nonce: &[u8; NONCE_LEN],
 ) -> Result<PayloadKeys, Error> {
     let mut okm = Zeroizing::new([0u8; 64]);
     crypto
-        .hkdf_sha256(
-            PAYLOAD_SALT,
+        .hkdf_sha256_expand(
             dek.expose_secret(),
-            &[&suite.id().to_be_bytes(), nonce],
+            &[PAYLOAD_INFO, &suite.id().to_be_bytes(), nonce],
             okm.as_mut_slice(),
         )
         .map_err(|_| Error::Crypto)?;
@@ -74,25 +84,33 @@ pub(crate) fn verify_commitment(
 
 const AAD_LABEL: &[u8] = b"kekring/v1/payload-aad";
 
-/// The payload AAD: a label, the format version, suite, nonce and commitment, then the
-/// canonical binding context. The wrapped DEK is deliberately not in it, so a re-wrap can
-/// replace the wrapped DEK without touching the payload or its tag; the wrap itself is
-/// bound to the same context, and the commitment pins the DEK.
-pub(crate) fn aad(
-    suite: Suite,
-    nonce: &[u8; NONCE_LEN],
-    commitment: &[u8; COMMITMENT_LEN],
-    binding: &BindingContext,
-) -> Vec<u8> {
+/// The payload AAD: a label, the format version, suite, segment size (segmented suite
+/// only), nonce and commitment, then the canonical binding context. The wrapped DEK is
+/// deliberately not in it (see the module documentation).
+pub(crate) fn aad(header: &SealedHeader, binding: &BindingContext) -> Vec<u8> {
     let b = binding.canonical_bytes();
-    let mut aad = Vec::with_capacity(AAD_LABEL.len() + 3 + NONCE_LEN + COMMITMENT_LEN + b.len());
+    let mut aad = Vec::with_capacity(AAD_LABEL.len() + 7 + NONCE_LEN + COMMITMENT_LEN + b.len());
     aad.extend_from_slice(AAD_LABEL);
     aad.push(crate::format::FORMAT_VERSION);
-    aad.extend_from_slice(&suite.id().to_be_bytes());
-    aad.extend_from_slice(nonce);
-    aad.extend_from_slice(commitment);
+    aad.extend_from_slice(&header.suite().id().to_be_bytes());
+    if let Some(size) = header.segment_size() {
+        aad.extend_from_slice(&size.to_be_bytes());
+    }
+    aad.extend_from_slice(header.nonce());
+    aad.extend_from_slice(header.commitment());
     aad.extend_from_slice(b);
     aad
+}
+
+/// The nonce of segment `index` of a segmented payload.
+pub(crate) fn segment_nonce(index: u64, last: bool) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    let (counter, rest) = n.split_at_mut(8);
+    counter.copy_from_slice(&index.to_be_bytes());
+    if let Some(flag) = rest.last_mut() {
+        *flag = u8::from(last);
+    }
+    n
 }
 
 pub(crate) fn check_payload_len(len: usize) -> Result<(), Error> {
@@ -125,5 +143,24 @@ mod tests {
             verify_commitment(&ka.commitment, &kb.commitment),
             Err(Error::Crypto)
         ));
+        let seg = derive(c, &a, Suite::Aes256GcmSegmented, &[0; 12]).unwrap();
+        assert_ne!(
+            seg.commitment, ka.commitment,
+            "the suite is in the derivation"
+        );
+    }
+
+    #[test]
+    fn segment_nonces_are_distinct_and_flag_the_last() {
+        assert_eq!(segment_nonce(0, false), [0; 12]);
+        assert_eq!(segment_nonce(0, true), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            segment_nonce(0x0102, false),
+            [0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0]
+        );
+        assert_ne!(
+            segment_nonce(u64::MAX, true),
+            segment_nonce(u64::MAX, false)
+        );
     }
 }

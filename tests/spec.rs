@@ -50,14 +50,20 @@ fn kek_bytes() -> [u8; 32] {
     k
 }
 
-/// FORMAT.md section 6: PRK = HKDF-Extract("kekring/v1/payload", DEK);
-/// OKM = HKDF-Expand(PRK, suite || nonce, 64) = payload key || commitment.
-fn payload_keys(dek: &[u8; 32], nonce: &[u8; 12]) -> ([u8; 32], [u8; 32]) {
+/// FORMAT.md section 6: OKM = HKDF-Expand(PRK = DEK, "kekring/v1/payload" || suite ||
+/// nonce, 64) = payload key || commitment (no extract step: the DEK is uniformly random).
+fn suite_keys(suite: u16, dek: &[u8; 32], nonce: &[u8; 12]) -> ([u8; 32], [u8; 32]) {
     let mut okm = [0u8; 64];
-    Hkdf::<Sha256>::new(Some(b"kekring/v1/payload"), dek)
-        .expand(&[&[0x00, 0x01][..], nonce].concat(), &mut okm)
+    let info = [&b"kekring/v1/payload"[..], &suite.to_be_bytes(), nonce].concat();
+    Hkdf::<Sha256>::from_prk(dek)
+        .unwrap()
+        .expand(&info, &mut okm)
         .unwrap();
     (okm[..32].try_into().unwrap(), okm[32..].try_into().unwrap())
+}
+
+fn payload_keys(dek: &[u8; 32], nonce: &[u8; 12]) -> ([u8; 32], [u8; 32]) {
+    suite_keys(1, dek, nonce)
 }
 
 /// FORMAT.md section 6: the payload AAD.
@@ -70,6 +76,67 @@ fn payload_aad(nonce: &[u8; 12], commitment: &[u8; 32], binding: &[u8]) -> Vec<u
         binding,
     ]
     .concat()
+}
+
+/// FORMAT.md section 4.2: a stream decrypted from the spec alone, segment by segment.
+#[tokio::test]
+async fn segmented_stream_matches_the_spec() {
+    use std::io::Write;
+    let env = envelope(WrapAlgorithm::Aes256Gcm);
+    let ctx = Context::new("acme", "spec", "stream", Classification::Internal)
+        .unwrap()
+        .with_aad(b"extra")
+        .unwrap();
+    let pt: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+    let mut w = env
+        .seal_writer_with_segment_size(&ctx, Vec::new(), 1024)
+        .await
+        .unwrap();
+    w.write_all(&pt).unwrap();
+    let sealed = w.finish().unwrap();
+
+    // Header: magic, version, suite 00 02, flags, W, wrapped DEK, segment size,
+    // nonce, commitment.
+    assert_eq!(&sealed[..8], b"KRSO\x01\x00\x02\x00");
+    let w_len = u16::from_be_bytes([sealed[8], sealed[9]]) as usize;
+    let mut at = 10 + w_len;
+    let wrapped = &sealed[10..at];
+    let seg_size = u32::from_be_bytes(sealed[at..at + 4].try_into().unwrap());
+    assert_eq!(seg_size, 1024);
+    at += 4;
+    let nonce: [u8; 12] = sealed[at..at + 12].try_into().unwrap();
+    let commitment: [u8; 32] = sealed[at + 12..at + 44].try_into().unwrap();
+    at += 44;
+
+    let dek = env.unwrap_data_key(&ctx, wrapped).await.unwrap();
+    let (key, derived) = suite_keys(2, dek.expose_secret(), &nonce);
+    assert_eq!(derived, commitment);
+    let aad = [
+        &b"kekring/v1/payload-aad"[..],
+        &[0x01, 0x00, 0x02],
+        &seg_size.to_be_bytes(),
+        &nonce,
+        &commitment,
+        ctx.binding().canonical_bytes(),
+    ]
+    .concat();
+    let gcm = Aes256Gcm::new(&key.into());
+    let segments: Vec<&[u8]> = sealed[at..].chunks(1024 + 16).collect();
+    assert_eq!(segments.len(), 3);
+    let mut out = Vec::new();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        let mut n = [0u8; 12];
+        n[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        n[11] = u8::from(last);
+        let (ct, tag) = seg.split_at(seg.len() - 16);
+        let tag: [u8; 16] = tag.try_into().unwrap();
+        let mut buf = ct.to_vec();
+        gcm.decrypt_inout_detached(&n.into(), &aad, buf.as_mut_slice().into(), (&tag).into())
+            .unwrap();
+        out.extend_from_slice(&buf);
+    }
+    assert_eq!(out, pt);
 }
 
 #[tokio::test]

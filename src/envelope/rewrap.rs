@@ -224,8 +224,7 @@ impl Envelope {
         let body = sealed
             .get(header_len..)
             .ok_or(crate::FormatError::Truncated)?;
-        let mut out =
-            SealedHeader::new(header.suite(), new, *header.nonce(), *header.commitment()).encode();
+        let mut out = header.with_wrapped_dek(new).encode();
         out.extend_from_slice(body);
         Ok((out, outcome))
     }

@@ -298,6 +298,10 @@ pub enum Suite {
     /// `0x0001`: whole-object AES-256-GCM; payload key and key commitment derived from the
     /// DEK and the nonce with HKDF-SHA-256.
     Aes256GcmHkdfSha256Commit,
+    /// `0x0002`: segmented AES-256-GCM for streaming (section 4.2 of the format spec):
+    /// the same key schedule, the payload cut into segments of a size the header states,
+    /// each sealed under a nonce derived from its index and a last-segment flag.
+    Aes256GcmSegmented,
 }
 
 impl Suite {
@@ -305,6 +309,7 @@ impl Suite {
     pub const fn id(self) -> u16 {
         match self {
             Suite::Aes256GcmHkdfSha256Commit => 0x0001,
+            Suite::Aes256GcmSegmented => 0x0002,
         }
     }
 
@@ -315,6 +320,7 @@ impl Suite {
     pub fn from_id(id: u16) -> Result<Self, FormatError> {
         match id {
             0x0001 => Ok(Suite::Aes256GcmHkdfSha256Commit),
+            0x0002 => Ok(Suite::Aes256GcmSegmented),
             other => Err(FormatError::UnknownSuite(other)),
         }
     }
@@ -575,7 +581,7 @@ mod tests {
             Err(FormatError::UnknownAlgorithm(0))
         );
         assert_eq!(BackendId::from_id(0), Err(FormatError::UnknownBackend(0)));
-        assert_eq!(Suite::from_id(2), Err(FormatError::UnknownSuite(2)));
+        assert_eq!(Suite::from_id(3), Err(FormatError::UnknownSuite(3)));
     }
 
     #[test]
@@ -586,6 +592,7 @@ mod tests {
         assert_eq!(WrapAlgorithm::HybridP256MlKem768.id(), 0x0040);
         assert_eq!(BackendId::Pkcs11.id(), 6);
         assert_eq!(Suite::Aes256GcmHkdfSha256Commit.id(), 1);
+        assert_eq!(Suite::Aes256GcmSegmented.id(), 2);
     }
 
     #[test]

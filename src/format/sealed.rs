@@ -3,7 +3,7 @@
 use super::ids::Suite;
 use super::reader::{Reader, put_vec_u16};
 use super::wrapped::WrappedDek;
-use super::{FORMAT_VERSION, FormatError};
+use super::{ArgumentError, FORMAT_VERSION, FormatError};
 
 /// Magic bytes that open every sealed object: `KRSO`.
 pub const SEALED_MAGIC: [u8; 4] = *b"KRSO";
@@ -13,35 +13,79 @@ pub const NONCE_LEN: usize = 12;
 pub const COMMITMENT_LEN: usize = 32;
 /// Length of the AES-GCM authentication tag.
 pub const TAG_LEN: usize = 16;
+/// Smallest segment size of the segmented suite, in plaintext bytes.
+pub const MIN_SEGMENT_SIZE: u32 = 1024;
+/// Largest segment size of the segmented suite (a reader buffers one segment).
+pub const MAX_SEGMENT_SIZE: u32 = 16 << 20;
+/// The segment size streams are written with unless told otherwise: 64 KiB.
+pub const DEFAULT_SEGMENT_SIZE: u32 = 64 << 10;
 
 /// The header of a sealed object.
 ///
 /// ```text
 /// magic "KRSO" | version u8 = 1 | suite u16 | flags u8 = 0
-/// | wrapped DEK length u16 | wrapped DEK | nonce [12] | commitment [32]
+/// | wrapped DEK length u16 | wrapped DEK
+/// | segment size u32 (suite 0x0002 only) | nonce [12] | commitment [32]
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedHeader {
     suite: Suite,
     wrapped_dek: WrappedDek,
+    /// Present exactly when the suite is segmented.
+    segment_size: Option<u32>,
     nonce: [u8; NONCE_LEN],
     commitment: [u8; COMMITMENT_LEN],
 }
 
 impl SealedHeader {
-    /// Builds a header.
+    /// Builds a header. For [`Suite::Aes256GcmSegmented`] the segment size is
+    /// [`DEFAULT_SEGMENT_SIZE`]; see [`SealedHeader::with_segment_size`].
     pub fn new(
         suite: Suite,
         wrapped_dek: WrappedDek,
         nonce: [u8; NONCE_LEN],
         commitment: [u8; COMMITMENT_LEN],
     ) -> Self {
+        let segment_size = match suite {
+            Suite::Aes256GcmHkdfSha256Commit => None,
+            Suite::Aes256GcmSegmented => Some(DEFAULT_SEGMENT_SIZE),
+        };
         Self {
             suite,
             wrapped_dek,
+            segment_size,
             nonce,
             commitment,
         }
+    }
+
+    /// Sets the segment size of a segmented header.
+    ///
+    /// # Errors
+    /// [`FormatError::LengthOutOfRange`] (in an [`ArgumentError`]) for a whole-object
+    /// suite or a size outside [`MIN_SEGMENT_SIZE`]`..=`[`MAX_SEGMENT_SIZE`].
+    pub fn with_segment_size(mut self, size: u32) -> Result<Self, ArgumentError> {
+        let max = match self.suite {
+            Suite::Aes256GcmSegmented => MAX_SEGMENT_SIZE,
+            Suite::Aes256GcmHkdfSha256Commit => 0,
+        };
+        check_segment_size(size, max).map_err(ArgumentError)?;
+        self.segment_size = Some(size);
+        Ok(self)
+    }
+
+    /// The same header with another wrapped DEK (what a re-wrap changes).
+    #[must_use]
+    pub fn with_wrapped_dek(&self, wrapped_dek: WrappedDek) -> Self {
+        Self {
+            wrapped_dek,
+            ..self.clone()
+        }
+    }
+
+    /// The segment size, for a segmented suite.
+    pub fn segment_size(&self) -> Option<u32> {
+        self.segment_size
     }
 
     /// The payload suite.
@@ -79,6 +123,9 @@ impl SealedHeader {
         out.push(0);
         let wrapped = self.wrapped_dek.encode();
         put_vec_u16(out, &wrapped);
+        if let Some(size) = self.segment_size {
+            out.extend_from_slice(&size.to_be_bytes());
+        }
         out.extend_from_slice(&self.nonce);
         out.extend_from_slice(&self.commitment);
     }
@@ -108,6 +155,14 @@ impl SealedHeader {
         let mut sub = Reader::new(wrapped_bytes);
         let wrapped_dek = WrappedDek::decode_from(&mut sub)?;
         sub.finish()?;
+        let segment_size = match suite {
+            Suite::Aes256GcmHkdfSha256Commit => None,
+            Suite::Aes256GcmSegmented => {
+                let size = u32::from_be_bytes(r.array::<4>()?);
+                check_segment_size(size, MAX_SEGMENT_SIZE)?;
+                Some(size)
+            }
+        };
         let nonce = r.array::<NONCE_LEN>()?;
         let commitment = r.array::<COMMITMENT_LEN>()?;
         let len = r.consumed(bytes.len());
@@ -115,6 +170,7 @@ impl SealedHeader {
             Self {
                 suite,
                 wrapped_dek,
+                segment_size,
                 nonce,
                 commitment,
             },
@@ -123,18 +179,34 @@ impl SealedHeader {
     }
 }
 
+fn check_segment_size(size: u32, max: u32) -> Result<(), FormatError> {
+    if (MIN_SEGMENT_SIZE..=max).contains(&size) {
+        Ok(())
+    } else {
+        Err(FormatError::LengthOutOfRange {
+            field: "segment size",
+            len: usize::try_from(size).unwrap_or(usize::MAX),
+            min: usize::try_from(MIN_SEGMENT_SIZE).unwrap_or(usize::MAX),
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+        })
+    }
+}
+
 /// A parsed sealed object borrowing its bytes: header, ciphertext and tag.
 #[derive(Debug)]
 pub struct SealedObject<'a> {
     header: SealedHeader,
     header_bytes: &'a [u8],
+    payload: &'a [u8],
     ciphertext: &'a [u8],
     tag: [u8; TAG_LEN],
 }
 
 impl<'a> SealedObject<'a> {
     /// Splits a complete sealed object. Every byte after the header is payload: the
-    /// ciphertext, then the 16-byte tag.
+    /// ciphertext, then the 16-byte tag. For the segmented suite "ciphertext" is every
+    /// segment but the last one's tag, and "tag" is the last segment's tag: use
+    /// [`SealedObject::payload`] and the segment layout of the format spec.
     ///
     /// # Errors
     /// A [`FormatError`] from the header, or [`FormatError::MissingTag`].
@@ -154,9 +226,15 @@ impl<'a> SealedObject<'a> {
         Ok(Self {
             header,
             header_bytes,
+            payload,
             ciphertext,
             tag,
         })
+    }
+
+    /// Every byte after the header (ciphertext and tag, or the segments).
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
     }
 
     /// The parsed header.

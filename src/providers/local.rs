@@ -36,7 +36,7 @@ use crate::backend::{
     BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
     UnwrapResponse, WrapRequest, WrapResponse,
 };
-use crate::crypto::{self, CryptoProvider};
+use crate::crypto::{self, CryptoProvider, Primitives};
 use crate::error::{Error, MisuseError};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
@@ -60,14 +60,14 @@ trait LocalAlgorithm: Send + Sync {
 
     fn wrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError>;
 
     fn unwrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         params: &[u8],
         wrapped: &[u8],
         binding: &BindingContext,
@@ -83,7 +83,7 @@ trait LocalAlgorithm: Send + Sync {
 /// `HKDF-SHA-256(salt = "kekring/v1/local/" || algorithm name, IKM = ikm,
 /// info = transcript... || binding context)`.
 fn derive_wrapping_key(
-    crypto: &dyn CryptoProvider,
+    crypto: &dyn Primitives,
     algorithm: WrapAlgorithm,
     ikm: &[u8],
     transcript: &[&[u8]],
@@ -101,7 +101,7 @@ fn derive_wrapping_key(
 
 /// RFC 3394 wrap of the DEK under a derived key (40 bytes).
 fn kw_wrap(
-    crypto: &dyn CryptoProvider,
+    crypto: &dyn Primitives,
     wrapping_key: &[u8; KEY_LEN],
     dek: &DataKey,
 ) -> Result<Vec<u8>, BackendError> {
@@ -112,7 +112,7 @@ fn kw_wrap(
 
 /// RFC 3394 unwrap; any failure is a rejected wrap.
 fn kw_unwrap(
-    crypto: &dyn CryptoProvider,
+    crypto: &dyn Primitives,
     wrapping_key: &[u8; KEY_LEN],
     wrapped: &[u8],
 ) -> Result<DataKey, BackendError> {
@@ -125,7 +125,7 @@ fn kw_unwrap(
 /// The KEM-style wrap every asymmetric local algorithm shares: derive the wrapping key
 /// from the shared secret, the transcript and the binding, then RFC 3394 the DEK.
 fn kem_wrap(
-    crypto: &dyn CryptoProvider,
+    crypto: &dyn Primitives,
     algorithm: WrapAlgorithm,
     shared_secret: &[u8],
     transcript: &[&[u8]],
@@ -138,7 +138,7 @@ fn kem_wrap(
 
 /// The inverse of [`kem_wrap`].
 fn kem_unwrap(
-    crypto: &dyn CryptoProvider,
+    crypto: &dyn Primitives,
     algorithm: WrapAlgorithm,
     shared_secret: &[u8],
     transcript: &[&[u8]],
@@ -352,7 +352,7 @@ pub const LOCAL_ALGORITHMS: [WrapAlgorithm; 9] = [
 pub struct LocalBackend {
     info: BackendInfo,
     keys: RwLock<HashMap<KekLocator, Arc<LocalKek>>>,
-    crypto: &'static dyn CryptoProvider,
+    crypto: &'static dyn Primitives,
 }
 
 impl fmt::Debug for LocalBackend {
@@ -372,16 +372,35 @@ impl Default for LocalBackend {
 }
 
 impl LocalBackend {
-    /// An empty local backend.
+    /// An empty local backend computing with RustCrypto.
     pub fn new() -> Self {
+        Self::with_crypto_provider(CryptoProvider::rust_crypto())
+    }
+
+    /// An empty local backend computing with `provider`. Its [`BackendInfo`] names the
+    /// provider and reports its FIPS status.
+    pub fn with_crypto_provider(provider: CryptoProvider) -> Self {
+        let mut info = BackendInfo::new(
+            BackendId::Local,
+            format!("kekring local software keys ({})", provider.name()),
+            LOCAL_ALGORITHMS.to_vec(),
+        );
+        if provider.fips() {
+            info.fips = crate::backend::FipsStatus::Validated {
+                certificate: "AWS-LC FIPS module, running in FIPS mode".to_owned(),
+            };
+        }
         Self {
-            info: BackendInfo::new(
-                BackendId::Local,
-                "kekring local software keys (RustCrypto)",
-                LOCAL_ALGORITHMS.to_vec(),
-            ),
+            info,
             keys: RwLock::new(HashMap::new()),
-            crypto: crypto::default_provider(),
+            crypto: provider.primitives,
+        }
+    }
+
+    /// The crypto provider this backend wraps and unwraps with.
+    pub fn crypto_provider(&self) -> CryptoProvider {
+        CryptoProvider {
+            primitives: self.crypto,
         }
     }
 

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, derive_wrapping_key, internal, kw_unwrap, kw_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::CryptoProvider;
+use crate::crypto::Primitives;
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
@@ -71,7 +71,7 @@ impl Aes256Kek {
 
     fn wrapping_key(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         binding: &BindingContext,
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, BackendError> {
         derive_wrapping_key(crypto, self.algorithm, self.key.bytes(), &[], binding)
@@ -93,7 +93,7 @@ impl LocalAlgorithm for Aes256Kek {
 
     fn wrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
@@ -125,7 +125,7 @@ impl LocalAlgorithm for Aes256Kek {
 
     fn unwrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         params: &[u8],
         wrapped: &[u8],
         binding: &BindingContext,

@@ -34,7 +34,7 @@ use super::mlkem::{decaps768, degenerate, dk768_from_seed};
 use super::p256::{POINT_LEN, parse_point, sec1_uncompressed};
 use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::CryptoProvider;
+use crate::crypto::Primitives;
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -239,7 +239,7 @@ impl LocalAlgorithm for HybridKek {
 
     fn wrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
@@ -259,7 +259,7 @@ impl LocalAlgorithm for HybridKek {
 
     fn unwrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         params: &[u8],
         wrapped: &[u8],
         binding: &BindingContext,

@@ -16,7 +16,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::{LocalAlgorithm, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::CryptoProvider;
+use crate::crypto::Primitives;
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -243,7 +243,7 @@ impl LocalAlgorithm for MlKemKek {
 
     fn wrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
@@ -264,7 +264,7 @@ impl LocalAlgorithm for MlKemKek {
 
     fn unwrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         params: &[u8],
         wrapped: &[u8],
         binding: &BindingContext,

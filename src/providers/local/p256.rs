@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::CryptoProvider;
+use crate::crypto::Primitives;
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -220,7 +220,7 @@ impl LocalAlgorithm for P256Kek {
 
     fn wrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
@@ -240,7 +240,7 @@ impl LocalAlgorithm for P256Kek {
 
     fn unwrap(
         &self,
-        crypto: &dyn CryptoProvider,
+        crypto: &dyn Primitives,
         params: &[u8],
         wrapped: &[u8],
         binding: &BindingContext,

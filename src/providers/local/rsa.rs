@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, internal};
 use crate::backend::BackendError;
-use crate::crypto::CryptoProvider;
+use crate::crypto::Primitives;
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -220,7 +220,7 @@ impl LocalAlgorithm for RsaKek {
 
     fn wrap(
         &self,
-        _crypto: &dyn CryptoProvider,
+        _crypto: &dyn Primitives,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
@@ -234,7 +234,7 @@ impl LocalAlgorithm for RsaKek {
 
     fn unwrap(
         &self,
-        _crypto: &dyn CryptoProvider,
+        _crypto: &dyn Primitives,
         _params: &[u8],
         wrapped: &[u8],
         binding: &BindingContext,

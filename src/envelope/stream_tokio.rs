@@ -1,0 +1,306 @@
+//! Async stream adapters for tokio's `AsyncRead` / `AsyncWrite` (feature `tokio`): the
+//! same segmented format and guarantees as the `std::io` adapters in `stream`.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+use super::Envelope;
+use super::stream::{SegmentOpener, SegmentSealer, header_rest_len, to_io};
+use crate::context::Context;
+use crate::error::{Error, MisuseError};
+use crate::format::{DEFAULT_SEGMENT_SIZE, FormatError, SealedHeader, TAG_LEN};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    Done,
+    Failed,
+}
+
+/// Writes a sealed stream to an `AsyncWrite`. Shut it down (`AsyncWriteExt::shutdown`)
+/// to seal the last segment; a writer dropped before that leaves a stream every reader
+/// rejects as cut off. Created by [`Envelope::seal_async_writer`].
+pub struct AsyncSealWriter<W: AsyncWrite + Unpin> {
+    inner: W,
+    sealer: SegmentSealer,
+    /// Sealed bytes not yet accepted by `inner` (the header, then one segment).
+    out: Vec<u8>,
+    out_pos: usize,
+    last_sealed: bool,
+    state: State,
+}
+
+impl<W: AsyncWrite + Unpin> fmt::Debug for AsyncSealWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncSealWriter")
+            .field("pending", &(self.out.len() - self.out_pos))
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncSealWriter<W> {
+    fn poll_drain(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        while self.out_pos < self.out.len() {
+            let pending = self.out.get(self.out_pos..).unwrap_or_default();
+            match ready!(Pin::new(&mut self.inner).poll_write(cx, pending)) {
+                Ok(0) => {
+                    self.state = State::Failed;
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => self.out_pos += n,
+                Err(e) => {
+                    self.state = State::Failed;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Seals the pending segment and queues it for writing.
+    fn seal(&mut self, last: bool) -> io::Result<()> {
+        if let Err(e) = self.sealer.seal(last) {
+            self.state = State::Failed;
+            return Err(to_io(e));
+        }
+        // The drained output buffer becomes the next plaintext buffer.
+        std::mem::swap(&mut self.out, &mut self.sealer.buf);
+        self.sealer.buf.clear();
+        self.out_pos = 0;
+        Ok(())
+    }
+
+    /// The inner writer.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncSealWriter<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.state != State::Open || this.last_sealed {
+            return Poll::Ready(Err(to_io(MisuseError::StreamState.into())));
+        }
+        ready!(this.poll_drain(cx))?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.sealer.full() {
+            this.seal(false)?;
+        }
+        Poll::Ready(Ok(this.sealer.absorb(data)))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.state == State::Failed {
+            return Poll::Ready(Err(to_io(MisuseError::StreamState.into())));
+        }
+        ready!(this.poll_drain(cx))?;
+        if !this.last_sealed {
+            this.seal(true)?;
+            this.last_sealed = true;
+            ready!(this.poll_drain(cx))?;
+        }
+        ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+        this.state = State::Done;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Reads a sealed stream from an `AsyncRead` and yields its plaintext, with the same
+/// guarantees as [`super::OpenReader`]. Created by [`Envelope::open_async_reader`].
+pub struct AsyncOpenReader<R: AsyncRead + Unpin> {
+    inner: R,
+    opener: SegmentOpener,
+    buf: Vec<u8>,
+    filled: usize,
+    gathering: bool,
+    pos: usize,
+    end: usize,
+    carry: usize,
+    state: State,
+}
+
+impl<R: AsyncRead + Unpin> fmt::Debug for AsyncOpenReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncOpenReader")
+            .field("segments_read", &self.opener.index)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
+    fn poll_segment(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let window = self.opener.window();
+        if !self.gathering {
+            if self.carry > 0 {
+                let from = self.filled - self.carry;
+                self.buf.copy_within(from..self.filled, 0);
+            }
+            self.filled = self.carry;
+            self.carry = 0;
+            self.gathering = true;
+        }
+        while self.filled < window {
+            let spare = self.buf.get_mut(self.filled..window).unwrap_or_default();
+            let mut rb = ReadBuf::new(spare);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            if n == 0 {
+                break;
+            }
+            self.filled += n;
+        }
+        self.gathering = false;
+        let (n, last) = self
+            .opener
+            .open_next(&mut self.buf, self.filled)
+            .map_err(to_io)?;
+        self.pos = 0;
+        self.end = n;
+        if last {
+            self.state = State::Done;
+        } else {
+            self.carry = self.filled - (self.opener.size + TAG_LEN);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The inner reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for AsyncOpenReader<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.pos < this.end {
+                let avail = this.buf.get(this.pos..this.end).unwrap_or_default();
+                let n = avail.len().min(out.remaining());
+                out.put_slice(avail.get(..n).unwrap_or_default());
+                this.pos += n;
+                return Poll::Ready(Ok(()));
+            }
+            match this.state {
+                State::Done => return Poll::Ready(Ok(())),
+                State::Failed => {
+                    return Poll::Ready(Err(to_io(MisuseError::StreamState.into())));
+                }
+                State::Open => {}
+            }
+            if out.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if let Err(e) = ready!(this.poll_segment(cx)) {
+                this.state = State::Failed;
+                return Poll::Ready(Err(e));
+            }
+        }
+    }
+}
+
+impl Envelope {
+    /// Starts a sealed stream on an `AsyncWrite` with the default segment size; the
+    /// header is written with the first segment (or at shutdown).
+    ///
+    /// # Errors
+    /// As [`Envelope::seal`].
+    pub async fn seal_async_writer<W: AsyncWrite + Unpin>(
+        &self,
+        ctx: &Context,
+        inner: W,
+    ) -> Result<AsyncSealWriter<W>, Error> {
+        self.seal_async_writer_with_segment_size(ctx, inner, DEFAULT_SEGMENT_SIZE)
+            .await
+    }
+
+    /// As [`Envelope::seal_async_writer`] with `segment_size` plaintext bytes per segment.
+    ///
+    /// # Errors
+    /// As [`Envelope::seal_writer_with_segment_size`].
+    pub async fn seal_async_writer_with_segment_size<W: AsyncWrite + Unpin>(
+        &self,
+        ctx: &Context,
+        inner: W,
+        segment_size: u32,
+    ) -> Result<AsyncSealWriter<W>, Error> {
+        let (header, sealer) = self.begin_stream(ctx, segment_size).await?;
+        Ok(AsyncSealWriter {
+            inner,
+            sealer,
+            out: header,
+            out_pos: 0,
+            last_sealed: false,
+            state: State::Open,
+        })
+    }
+
+    /// Reads a stream's header from an `AsyncRead`, checks it, unwraps its DEK and
+    /// returns a reader of the plaintext.
+    ///
+    /// # Errors
+    /// As [`Envelope::open_reader`].
+    pub async fn open_async_reader<R: AsyncRead + Unpin>(
+        &self,
+        ctx: &Context,
+        mut inner: R,
+    ) -> Result<AsyncOpenReader<R>, Error> {
+        let mut bytes = vec![0u8; 10];
+        inner.read_exact(&mut bytes).await.map_err(eof)?;
+        let rest = header_rest_len(&bytes)?;
+        bytes.resize(10 + rest, 0);
+        let tail = bytes.get_mut(10..).ok_or(FormatError::Truncated)?;
+        inner.read_exact(tail).await.map_err(eof)?;
+        let (header, len) = SealedHeader::decode_prefix(&bytes)?;
+        if len != bytes.len() {
+            return Err(FormatError::TrailingBytes.into());
+        }
+        let opener = self.begin_open_stream(ctx, &header).await?;
+        let window = opener.window();
+        Ok(AsyncOpenReader {
+            inner,
+            opener,
+            buf: vec![0u8; window],
+            filled: 0,
+            gathering: false,
+            pos: 0,
+            end: 0,
+            carry: 0,
+            state: State::Open,
+        })
+    }
+}
+
+fn eof(e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        FormatError::Truncated.into()
+    } else {
+        Error::Io(e)
+    }
+}
