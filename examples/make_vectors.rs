@@ -179,6 +179,85 @@ async fn main() {
         );
     }
 
+    // Streams (suite 0x0002) with 1 KiB segments: empty, exactly one segment, and a
+    // partial third segment.
+    let mut stream_2500 = Vec::new();
+    for len in [0usize, 1024, 2500] {
+        let object = format!("stream-{len}");
+        let c = ctx("acme", "gcm", &object, "confidential", b"");
+        let pt: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut w = env
+            .seal_writer_with_segment_size(&c, Vec::new(), 1024)
+            .await
+            .unwrap();
+        std::io::Write::write_all(&mut w, &pt).unwrap();
+        let sealed = w.finish().unwrap();
+        positive.push(
+            json!({"name": format!("stream {len} bytes, 1 KiB segments"),
+            "kind": "sealed", "context": ctx_json("acme", "gcm", &object, "confidential", b""),
+            "bytes_hex": hex::encode(&sealed), "plaintext_hex": hex::encode(&pt)}),
+        );
+        if len == 2500 {
+            stream_2500 = sealed;
+        }
+    }
+    {
+        let cj = ctx_json("acme", "gcm", "stream-2500", "confidential", b"");
+        let s = &stream_2500;
+        let (_, h) = SealedHeader::decode_prefix(s).unwrap();
+        let full = 1024 + 16;
+        let seg = |i: usize| s[h + i * full..(h + (i + 1) * full).min(s.len())].to_vec();
+        neg(
+            "stream cut at a segment boundary",
+            "sealed",
+            cj.clone(),
+            &s[..h + 2 * full],
+            "Crypto",
+        );
+        neg(
+            "stream segments swapped",
+            "sealed",
+            cj.clone(),
+            &[s[..h].to_vec(), seg(1), seg(0), seg(2)].concat(),
+            "Crypto",
+        );
+        neg(
+            "stream cut inside the last tag",
+            "sealed",
+            cj.clone(),
+            &s[..h + 2 * full + 10],
+            "Malformed(Truncated)",
+        );
+        let mut ext = s.clone();
+        ext.extend_from_slice(&[0u8; 17]);
+        neg(
+            "stream extended by a segment",
+            "sealed",
+            cj.clone(),
+            &ext,
+            "Crypto",
+        );
+        let mut bad = s.clone();
+        let size_at = h - 48; // segment size, then nonce (12) and commitment (32)
+        bad[size_at + 2] = 0x08; // 1 KiB -> 2 KiB
+        neg(
+            "stream segment size changed",
+            "sealed",
+            cj.clone(),
+            &bad,
+            "Crypto",
+        );
+        let mut bad = s.clone();
+        bad[size_at..size_at + 4].copy_from_slice(&[0, 0, 0, 1]);
+        neg(
+            "stream segment size below the minimum",
+            "sealed",
+            cj,
+            &bad,
+            "Malformed(LengthOutOfRange)",
+        );
+    }
+
     // Negative vectors, derived from a fresh sealed object under the KW KEK.
     let cj = ctx_json("acme", "kw", "neg-1", "confidential", b"");
     let c = ctx("acme", "kw", "neg-1", "confidential", b"");
@@ -207,7 +286,7 @@ async fn main() {
         "unknown suite",
         "sealed",
         cj.clone(),
-        &splice(&s, 5, 2, &[0, 2]),
+        &splice(&s, 5, 2, &[0, 3]),
         "Malformed(UnknownSuite)",
     );
     neg(

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-30}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode_wrapped_dek decode_sealed open)
+[ ${#targets[@]} -gt 0 ] || targets=(decode_wrapped_dek decode_sealed open open_stream)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
@@ -31,6 +31,8 @@ for v in doc["positive"] + doc["negative"]:
     if v["kind"] == "sealed":
         put("decode_sealed", b)
         put("open", b)
+        if b[5:7] == b"\x00\x02":
+            put("open_stream", b)
         if len(b) >= 10:
             n = int.from_bytes(b[8:10], "big")
             put("decode_wrapped_dek", b[10:10 + n])

@@ -90,6 +90,7 @@ async fn positive_vectors_open_and_reencode() {
     let doc = load();
     let env = envelope(&doc);
     let mut n = 0;
+    let mut streams = 0;
     for v in doc["positive"].as_array().unwrap() {
         let bytes = hex::decode(v["bytes_hex"].as_str().unwrap()).unwrap();
         let ctx = context(&v["context"]);
@@ -99,6 +100,13 @@ async fn positive_vectors_open_and_reencode() {
                 assert_eq!(hex::encode(pt), v["plaintext_hex"].as_str().unwrap());
                 let (h, len) = SealedHeader::decode_prefix(&bytes).unwrap();
                 assert_eq!(h.encode(), bytes[..len]);
+                if h.segment_size().is_some() {
+                    let mut r = env.open_reader(&ctx, bytes.as_slice()).await.unwrap();
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(&mut r, &mut out).unwrap();
+                    assert_eq!(hex::encode(out), v["plaintext_hex"].as_str().unwrap());
+                    streams += 1;
+                }
             }
             "wrapped_dek" => {
                 let k = env.unwrap_data_key(&ctx, &bytes).await.unwrap();
@@ -113,6 +121,7 @@ async fn positive_vectors_open_and_reencode() {
         n += 1;
     }
     assert!(n >= 25, "only {n} positive vectors");
+    assert!(streams >= 3, "only {streams} stream vectors");
     // Every local algorithm is covered.
     for alg in kekring::providers::local::LOCAL_ALGORITHMS {
         assert!(
