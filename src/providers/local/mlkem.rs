@@ -14,9 +14,11 @@ use ml_kem::kem::{Decapsulate, KeyExport};
 use ml_kem::{B32, MlKem768, MlKem1024, Seed};
 use zeroize::{Zeroize, Zeroizing};
 
+#[cfg(feature = "aws-lc")]
+use super::internal;
 use super::{LocalAlgorithm, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::Primitives;
+use crate::crypto::{FastKey, Primitives};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -44,7 +46,13 @@ enum Keys {
 /// encapsulation key.
 pub struct MlKemKek {
     keys: Keys,
+    fast: FastKey<Fast>,
 }
+
+#[cfg(feature = "aws-lc")]
+type Fast = crate::crypto::awslc::asym::MlKem;
+#[cfg(not(feature = "aws-lc"))]
+type Fast = ();
 
 impl fmt::Debug for MlKemKek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -153,7 +161,10 @@ impl MlKemKek {
             }
             _ => return Err(invalid("not an ML-KEM algorithm")),
         };
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            fast: FastKey::default(),
+        })
     }
 
     /// Imports an encapsulation key (1184 bytes for ML-KEM-768, 1568 for ML-KEM-1024):
@@ -183,7 +194,10 @@ impl MlKemKek {
             }
             _ => return Err(invalid("not an ML-KEM algorithm")),
         };
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            fast: FastKey::default(),
+        })
     }
 
     /// The seed `d || z` (64 bytes), for export into a key store.
@@ -222,7 +236,35 @@ impl MlKemKek {
                 dk: None,
             },
         };
-        Self { keys }
+        Self {
+            keys,
+            fast: FastKey::default(),
+        }
+    }
+}
+
+#[cfg(feature = "aws-lc")]
+impl MlKemKek {
+    /// The key in AWS-LC's form. AWS-LC cannot import the FIPS 203 seed, so the seed is
+    /// expanded here (RustCrypto, once per key) into the expanded decapsulation key.
+    #[allow(deprecated)] // the expanded encoding is what AWS-LC imports
+    fn prepare(&self) -> Option<Fast> {
+        use ml_kem::ExpandedKeyEncoding;
+        let ek = self.encapsulation_key();
+        match &self.keys {
+            Keys::K768 { dk, .. } => {
+                let expanded = dk
+                    .as_ref()
+                    .map(|d| Zeroizing::new(d.to_expanded_bytes().to_vec()));
+                Fast::new(false, &ek, expanded.as_ref().map(|e| e.as_slice())).ok()
+            }
+            Keys::K1024 { dk, .. } => {
+                let expanded = dk
+                    .as_ref()
+                    .map(|d| Zeroizing::new(d.to_expanded_bytes().to_vec()));
+                Fast::new(true, &ek, expanded.as_ref().map(|e| e.as_slice())).ok()
+            }
+        }
     }
 }
 
@@ -247,6 +289,21 @@ impl LocalAlgorithm for MlKemKek {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+        #[cfg(feature = "aws-lc")]
+        let fast = self.fast.for_provider(crypto, || self.prepare());
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = fast {
+            let (ct, ss) = k?.encapsulate().map_err(|_| internal("ML-KEM"))?;
+            let wrapped = kem_wrap(
+                crypto,
+                self.algorithm(),
+                ss.as_slice(),
+                &[&ct],
+                binding,
+                dek,
+            )?;
+            return Ok((ct, wrapped));
+        }
         let (ct, ss) = match &self.keys {
             Keys::K768 { ek, .. } => encaps768(ek)?,
             Keys::K1024 { ek, .. } => encaps1024(ek)?,
@@ -269,6 +326,18 @@ impl LocalAlgorithm for MlKemKek {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+            let ss = k?.decapsulate(params).map_err(|_| BackendError::Rejected)?;
+            return kem_unwrap(
+                crypto,
+                self.algorithm(),
+                ss.as_slice(),
+                &[params],
+                binding,
+                wrapped,
+            );
+        }
         let ss = match &self.keys {
             Keys::K768 { dk: Some(dk), .. } => decaps768(dk, params)?,
             Keys::K1024 { dk: Some(dk), .. } => decaps1024(dk, params)?,

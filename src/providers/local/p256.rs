@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::Primitives;
+use crate::crypto::{FastKey, Primitives};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -26,7 +26,13 @@ pub struct P256Kek {
     public: PublicKey,
     public_sec1: [u8; POINT_LEN],
     secret: Option<SecretKey>,
+    fast: FastKey<Fast>,
 }
+
+#[cfg(feature = "aws-lc")]
+type Fast = crate::crypto::awslc::asym::P256;
+#[cfg(not(feature = "aws-lc"))]
+type Fast = ();
 
 impl fmt::Debug for P256Kek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,6 +86,7 @@ impl P256Kek {
             public_sec1: sec1_uncompressed(&public).ok_or_else(|| invalid("bad P-256 point"))?,
             public,
             secret: Some(secret),
+            fast: FastKey::default(),
         })
     }
 
@@ -88,6 +95,7 @@ impl P256Kek {
             public_sec1: sec1_uncompressed(&public).ok_or_else(|| invalid("bad P-256 point"))?,
             public,
             secret: None,
+            fast: FastKey::default(),
         })
     }
 
@@ -205,6 +213,7 @@ impl P256Kek {
             public: self.public,
             public_sec1: self.public_sec1,
             secret: None,
+            fast: FastKey::default(),
         }
     }
 }
@@ -224,6 +233,24 @@ impl LocalAlgorithm for P256Kek {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if self
+            .fast
+            .for_provider(crypto, || Fast::new(None).ok())
+            .is_some()
+        {
+            let (epk, z) =
+                Fast::ephemeral_agree(&self.public_sec1).map_err(|_| internal("P-256"))?;
+            let wrapped = kem_wrap(
+                crypto,
+                WrapAlgorithm::P256EcdhEs,
+                &z,
+                &[&epk, &self.public_sec1],
+                binding,
+                dek,
+            )?;
+            return Ok((epk, wrapped));
+        }
         let eph = random_secret()?;
         let epk = sec1_uncompressed(&eph.public_key()).ok_or_else(|| internal("P-256"))?;
         let z = eph.diffie_hellman(&self.public);
@@ -245,6 +272,21 @@ impl LocalAlgorithm for P256Kek {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || {
+            let sk = self.secret.as_ref()?;
+            Fast::new(Some(sk.to_bytes().as_slice())).ok()
+        }) {
+            let z = k?.agree(params).map_err(|_| BackendError::Rejected)?;
+            return kem_unwrap(
+                crypto,
+                WrapAlgorithm::P256EcdhEs,
+                &z,
+                &[params, &self.public_sec1],
+                binding,
+                wrapped,
+            );
+        }
         let sk = self.secret.as_ref().ok_or(BackendError::Rejected)?;
         let epk = parse_point(params)?;
         let z = sk.diffie_hellman(&epk);

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, internal};
 use crate::backend::BackendError;
-use crate::crypto::Primitives;
+use crate::crypto::{FastKey, Primitives};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -30,7 +30,13 @@ pub struct RsaKek {
     algorithm: WrapAlgorithm,
     public: RsaPublicKey,
     private: Option<RsaPrivateKey>,
+    fast: FastKey<Fast>,
 }
+
+#[cfg(feature = "aws-lc")]
+type Fast = crate::crypto::awslc::asym::Rsa;
+#[cfg(not(feature = "aws-lc"))]
+type Fast = ();
 
 impl fmt::Debug for RsaKek {
     // `RsaPrivateKey`'s own Debug would print its primes: never delegate to it.
@@ -95,6 +101,7 @@ impl RsaKek {
             algorithm: algorithm_for(&public)?,
             public,
             private: Some(private),
+            fast: FastKey::default(),
         })
     }
 
@@ -103,6 +110,7 @@ impl RsaKek {
             algorithm: algorithm_for(&public)?,
             public,
             private: None,
+            fast: FastKey::default(),
         })
     }
 
@@ -205,7 +213,21 @@ impl RsaKek {
             algorithm: self.algorithm,
             public: self.public.clone(),
             private: None,
+            fast: FastKey::default(),
         }
+    }
+}
+
+#[cfg(feature = "aws-lc")]
+impl RsaKek {
+    /// The key in AWS-LC's form (through its DER encodings).
+    fn prepare(&self) -> Option<Fast> {
+        let spki = self.public.to_public_key_der().ok()?;
+        let pkcs8 = match &self.private {
+            Some(p) => Some(p.to_pkcs8_der().ok()?),
+            None => None,
+        };
+        Fast::new(spki.as_bytes(), pkcs8.as_ref().map(|d| d.as_bytes())).ok()
     }
 }
 
@@ -220,10 +242,18 @@ impl LocalAlgorithm for RsaKek {
 
     fn wrap(
         &self,
-        _crypto: &dyn Primitives,
+        crypto: &dyn Primitives,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+            let wrapped = k?
+                .encrypt(dek.expose_secret(), &label(self.algorithm, binding))
+                .map_err(|_| internal("RSA-OAEP encryption"))?;
+            return Ok((Vec::new(), wrapped));
+        }
+        let _ = crypto;
         let padding = Oaep::<rsa::sha2::Sha256>::new_with_label(label(self.algorithm, binding));
         let wrapped = self
             .public
@@ -234,11 +264,19 @@ impl LocalAlgorithm for RsaKek {
 
     fn unwrap(
         &self,
-        _crypto: &dyn Primitives,
+        crypto: &dyn Primitives,
         _params: &[u8],
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+            let key = k?
+                .decrypt(wrapped, &label(self.algorithm, binding))
+                .map_err(|_| BackendError::Rejected)?;
+            return DataKey::from_slice(&key).map_err(|_| BackendError::Rejected);
+        }
+        let _ = crypto;
         let private = self.private.as_ref().ok_or(BackendError::Rejected)?;
         let padding = Oaep::<rsa::sha2::Sha256>::new_with_label(label(self.algorithm, binding));
         let key = Zeroizing::new(
