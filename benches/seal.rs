@@ -20,8 +20,8 @@ use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kekring::{
-    BackendId, Classification, Context, Envelope, KekBinding, KekRef, LocalBackend, Route,
-    WrapAlgorithm,
+    BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef,
+    LocalBackend, RandomSource, Route, WrapAlgorithm,
 };
 
 const SIZES: [(usize, &str); 4] = [
@@ -100,5 +100,109 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn envelope_with(provider: CryptoProvider, random: RandomSource) -> Envelope {
+    let alg = WrapAlgorithm::Aes256Gcm;
+    let local = Arc::new(LocalBackend::with_crypto_provider(provider));
+    let loc = local.generate_aes256("bench", alg).unwrap();
+    let r = KekRef::new("bench", "objects", 1).unwrap();
+    Envelope::builder()
+        .crypto_provider(provider)
+        .random_source(random)
+        .backend(local)
+        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .route(Route::new(r))
+        .build()
+        .unwrap()
+}
+
+/// 1 KiB seal per provider and random source, beside each provider's raw AES-256-GCM.
+fn providers(c: &mut Criterion) {
+    let ctx = Context::new("bench", "objects", "object-0001", Classification::Confidential)
+        .unwrap();
+    let pt = vec![0x42u8; 1024];
+    let mut g = c.benchmark_group("seal-1KiB-providers");
+    g.throughput(Throughput::Bytes(1024));
+    let raw = Aes256Gcm::new(&[7u8; 32].into());
+    g.bench_function("raw-aes256-gcm/rust-crypto", |b| {
+        b.iter(|| {
+            let mut buf = pt.clone();
+            let tag = raw
+                .encrypt_inout_detached((&[9u8; 12]).into(), b"", buf.as_mut_slice().into())
+                .unwrap();
+            black_box((buf, tag))
+        })
+    });
+    #[cfg(feature = "aws-lc")]
+    {
+        use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+        let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).unwrap());
+        g.bench_function("raw-aes256-gcm/aws-lc", |b| {
+            b.iter(|| {
+                let mut buf = pt.clone();
+                let tag = k
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key([9u8; 12]),
+                        Aad::empty(),
+                        &mut buf,
+                    )
+                    .unwrap();
+                black_box((buf, tag))
+            })
+        });
+    }
+    let mut provs = vec![CryptoProvider::rust_crypto()];
+    #[cfg(feature = "aws-lc")]
+    provs.push(CryptoProvider::aws_lc());
+    for p in provs {
+        for (rname, r) in [
+            ("os-rng", RandomSource::OperatingSystem),
+            ("user-space-rng", RandomSource::UserSpace),
+        ] {
+            let env = envelope_with(p, r);
+            g.bench_function(format!("kekring/{}/{rname}", p.name()), |b| {
+                b.iter(|| black_box(pollster::block_on(env.seal(&ctx, &pt)).unwrap()))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// 64 MiB through the stream writer and reader (64 KiB segments) per provider.
+fn streamed(c: &mut Criterion) {
+    use std::io::{Read, Write};
+    let ctx = Context::new("bench", "objects", "object-0001", Classification::Confidential)
+        .unwrap();
+    let pt = vec![0x42u8; 64 << 20];
+    let mut g = c.benchmark_group("stream-64MiB");
+    g.throughput(Throughput::Bytes(pt.len() as u64));
+    g.sample_size(10);
+    let mut provs = vec![CryptoProvider::rust_crypto()];
+    #[cfg(feature = "aws-lc")]
+    provs.push(CryptoProvider::aws_lc());
+    for p in provs {
+        let env = envelope_with(p, RandomSource::OperatingSystem);
+        g.bench_function(format!("seal/{}", p.name()), |b| {
+            b.iter(|| {
+                let mut w = pollster::block_on(env.seal_writer(&ctx, std::io::sink())).unwrap();
+                for chunk in pt.chunks(1 << 20) {
+                    w.write_all(chunk).unwrap();
+                }
+                black_box(w.finish().unwrap())
+            })
+        });
+        let mut w = pollster::block_on(env.seal_writer(&ctx, Vec::new())).unwrap();
+        w.write_all(&pt).unwrap();
+        let sealed = w.finish().unwrap();
+        g.bench_function(format!("open/{}", p.name()), |b| {
+            let mut buf = vec![0u8; 1 << 20];
+            b.iter(|| {
+                let mut r = pollster::block_on(env.open_reader(&ctx, sealed.as_slice())).unwrap();
+                while r.read(&mut buf).unwrap() > 0 {}
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, providers, streamed);
 criterion_main!(benches);
