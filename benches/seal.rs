@@ -20,8 +20,8 @@ use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kekring::{
-    BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef,
-    LocalBackend, RandomSource, Route, WrapAlgorithm,
+    BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef, LocalBackend,
+    RandomSource, Route, WrapAlgorithm,
 };
 
 const SIZES: [(usize, &str); 4] = [
@@ -117,8 +117,13 @@ fn envelope_with(provider: CryptoProvider, random: RandomSource) -> Envelope {
 
 /// 1 KiB seal per provider and random source, beside each provider's raw AES-256-GCM.
 fn providers(c: &mut Criterion) {
-    let ctx = Context::new("bench", "objects", "object-0001", Classification::Confidential)
-        .unwrap();
+    let ctx = Context::new(
+        "bench",
+        "objects",
+        "object-0001",
+        Classification::Confidential,
+    )
+    .unwrap();
     let pt = vec![0x42u8; 1024];
     let mut g = c.benchmark_group("seal-1KiB-providers");
     g.throughput(Throughput::Bytes(1024));
@@ -170,8 +175,13 @@ fn providers(c: &mut Criterion) {
 /// 64 MiB through the stream writer and reader (64 KiB segments) per provider.
 fn streamed(c: &mut Criterion) {
     use std::io::{Read, Write};
-    let ctx = Context::new("bench", "objects", "object-0001", Classification::Confidential)
-        .unwrap();
+    let ctx = Context::new(
+        "bench",
+        "objects",
+        "object-0001",
+        Classification::Confidential,
+    )
+    .unwrap();
     let pt = vec![0x42u8; 64 << 20];
     let mut g = c.benchmark_group("stream-64MiB");
     g.throughput(Throughput::Bytes(pt.len() as u64));
