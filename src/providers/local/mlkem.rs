@@ -46,6 +46,8 @@ enum Keys {
 /// encapsulation key.
 pub struct MlKemKek {
     keys: Keys,
+    // Read only by the aws-lc provider.
+    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
     fast: FastKey<Fast>,
 }
 

@@ -26,6 +26,8 @@ pub struct P256Kek {
     public: PublicKey,
     public_sec1: [u8; POINT_LEN],
     secret: Option<SecretKey>,
+    // Read only by the aws-lc provider.
+    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
     fast: FastKey<Fast>,
 }
 

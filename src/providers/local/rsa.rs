@@ -30,6 +30,8 @@ pub struct RsaKek {
     algorithm: WrapAlgorithm,
     public: RsaPublicKey,
     private: Option<RsaPrivateKey>,
+    // Read only by the aws-lc provider.
+    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
     fast: FastKey<Fast>,
 }
 
