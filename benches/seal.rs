@@ -155,9 +155,12 @@ fn providers(c: &mut Criterion) {
             })
         });
     }
-    let mut provs = vec![CryptoProvider::rust_crypto()];
-    #[cfg(feature = "aws-lc")]
-    provs.push(CryptoProvider::aws_lc());
+    let provs = [
+        Some(CryptoProvider::rust_crypto()),
+        #[cfg(feature = "aws-lc")]
+        Some(CryptoProvider::aws_lc()),
+    ];
+    let provs = provs.into_iter().flatten();
     for p in provs {
         for (rname, r) in [
             ("os-rng", RandomSource::OperatingSystem),
@@ -186,9 +189,12 @@ fn streamed(c: &mut Criterion) {
     let mut g = c.benchmark_group("stream-64MiB");
     g.throughput(Throughput::Bytes(pt.len() as u64));
     g.sample_size(10);
-    let mut provs = vec![CryptoProvider::rust_crypto()];
-    #[cfg(feature = "aws-lc")]
-    provs.push(CryptoProvider::aws_lc());
+    let provs = [
+        Some(CryptoProvider::rust_crypto()),
+        #[cfg(feature = "aws-lc")]
+        Some(CryptoProvider::aws_lc()),
+    ];
+    let provs = provs.into_iter().flatten();
     for p in provs {
         let env = envelope_with(p, RandomSource::OperatingSystem);
         g.bench_function(format!("seal/{}", p.name()), |b| {
