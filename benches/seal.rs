@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
 
 fn envelope_with(provider: CryptoProvider, random: RandomSource) -> Envelope {
     let alg = WrapAlgorithm::Aes256Gcm;
-    let local = Arc::new(LocalBackend::with_crypto_provider(provider));
+    let local = Arc::new(LocalBackend::with_crypto_provider(provider).with_random_source(random));
     let loc = local.generate_aes256("bench", alg).unwrap();
     let r = KekRef::new("bench", "objects", 1).unwrap();
     Envelope::builder()

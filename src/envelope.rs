@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,39 @@ pub use rewrap::{
 pub use stream::{OpenReader, SealWriter, SeekableOpenReader};
 #[cfg(feature = "tokio")]
 pub use stream_tokio::{AsyncOpenReader, AsyncSealWriter};
+
+/// Usage counters of one KEK, shared by every thread using the envelope.
+#[derive(Debug, Default)]
+struct Counters {
+    wraps: AtomicU64,
+    unwraps: AtomicU64,
+    denials: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> Usage {
+        Usage {
+            wraps: self.wraps.load(Ordering::Relaxed),
+            unwraps: self.unwraps.load(Ordering::Relaxed),
+            denials: self.denials.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One KEK of a wrap plan, resolved once per key-ring generation: its backend looked up
+/// and checked, its locator and counters ready.
+struct Planned {
+    reference: KekRef,
+    backend_id: BackendId,
+    backend: Arc<dyn KeyBackend>,
+    locator: KekLocator,
+    algorithm: WrapAlgorithm,
+    counters: Arc<Counters>,
+}
+
+/// Wrap plans by tenant, then purpose, each with the key-ring generation it was
+/// computed at.
+type PlanCache = HashMap<Name, HashMap<Name, (u64, Arc<[Planned]>)>>;
 
 /// A seal under way: the header, the payload key and the payload AAD.
 struct Begun {
@@ -396,7 +430,8 @@ impl EnvelopeBuilder {
                 random: self.random,
                 clock: self.clock,
                 audit: self.audit,
-                usage: Mutex::new(BTreeMap::new()),
+                usage: RwLock::new(HashMap::new()),
+                plans: RwLock::new(HashMap::new()),
                 cache: self.cache.map(cache::DekCache::new),
             }),
         })
@@ -463,7 +498,9 @@ struct Inner {
     random: RandomSource,
     clock: Arc<dyn Clock>,
     audit: Option<AuditLog>,
-    usage: Mutex<BTreeMap<KekRef, Usage>>,
+    usage: RwLock<HashMap<KekRef, Arc<Counters>>>,
+    /// Per tenant and purpose: the wrap plan computed at a key-ring generation.
+    plans: RwLock<PlanCache>,
     cache: Option<cache::DekCache>,
 }
 
@@ -527,19 +564,30 @@ impl Envelope {
     pub fn usage(&self) -> BTreeMap<KekRef, Usage> {
         self.inner
             .usage
-            .lock()
-            .map(|u| u.clone())
+            .read()
+            .map(|u| u.iter().map(|(k, c)| (k.clone(), c.snapshot())).collect())
             .unwrap_or_default()
     }
 
-    fn count(&self, kek: &KekRef, f: impl FnOnce(&mut Usage)) {
-        if let Ok(mut u) = self.inner.usage.lock() {
-            // Clone the reference (three allocations) only the first time a KEK is seen.
-            match u.get_mut(kek) {
-                Some(usage) => f(usage),
-                None => f(u.entry(kek.clone()).or_default()),
-            }
+    /// The counters of `kek`, created the first time it is seen.
+    fn counters(&self, kek: &KekRef) -> Arc<Counters> {
+        if let Some(c) = self
+            .inner
+            .usage
+            .read()
+            .ok()
+            .and_then(|u| u.get(kek).cloned())
+        {
+            return c;
         }
+        match self.inner.usage.write() {
+            Ok(mut u) => u.entry(kek.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    fn count(&self, kek: &KekRef, f: impl FnOnce(&Counters) -> &AtomicU64) {
+        f(&self.counters(kek)).fetch_add(1, Ordering::Relaxed);
     }
 
     fn audit(&self, event: AuditEvent) -> Result<(), Error> {
@@ -568,11 +616,15 @@ impl Envelope {
     pub async fn seal(&self, ctx: &Context, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         payload::check_payload_len(plaintext.len())?;
         let begun = self
-            .begin_seal(ctx, Suite::Aes256GcmHkdfSha256Commit, None)
+            .begin_seal(
+                ctx,
+                Suite::Aes256GcmHkdfSha256Commit,
+                None,
+                plaintext.len() + TAG_LEN,
+            )
             .await?;
         let header_len = begun.header_bytes.len();
         let mut out = begun.header_bytes;
-        out.reserve_exact(plaintext.len() + TAG_LEN);
         out.extend_from_slice(plaintext);
         let (_, body) = out.split_at_mut(header_len);
         let tag = self.encrypt(&begun.key, begun.header.nonce(), &begun.aad, body)?;
@@ -588,7 +640,7 @@ impl Envelope {
     pub async fn seal_in_place(&self, ctx: &Context, buf: &mut [u8]) -> Result<SealedParts, Error> {
         payload::check_payload_len(buf.len())?;
         let begun = self
-            .begin_seal(ctx, Suite::Aes256GcmHkdfSha256Commit, None)
+            .begin_seal(ctx, Suite::Aes256GcmHkdfSha256Commit, None, 0)
             .await?;
         let tag = self.encrypt(&begun.key, begun.header.nonce(), &begun.aad, buf)?;
         Ok(SealedParts {
@@ -705,6 +757,7 @@ impl Envelope {
         ctx: &Context,
         suite: Suite,
         segment_size: Option<u32>,
+        payload_capacity: usize,
     ) -> Result<Begun, Error> {
         // One RNG call for the DEK and the nonce.
         let mut seed = zeroize::Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
@@ -723,7 +776,7 @@ impl Envelope {
         }
         let aad = payload::aad(&header, ctx.binding());
         Ok(Begun {
-            header_bytes: header.encode(),
+            header_bytes: header.encode_with_capacity(payload_capacity),
             header,
             key: keys.key,
             aad,
@@ -758,10 +811,45 @@ impl Envelope {
     }
 
     /// The KEKs a new DEK for `ctx` is wrapped under: the active KEK of the context's
-    /// tenant and purpose, then the active KEKs of its copy scopes.
-    fn wrap_plan(&self, ctx: &Context) -> Result<Vec<KekRecord>, Error> {
-        let scope = (ctx.tenant().clone(), ctx.purpose().clone());
-        let copies = self.inner.copies.get(&scope);
+    /// tenant and purpose, then the active KEKs of its copy scopes. Cached per scope and
+    /// recomputed whenever the key ring's generation moves (every transition moves it).
+    fn wrap_plan(&self, ctx: &Context) -> Result<Arc<[Planned]>, Error> {
+        let generation = self.inner.ring.read(KeyRing::generation);
+        let cached = self.inner.plans.read().ok().and_then(|p| {
+            p.get(ctx.tenant())
+                .and_then(|m| m.get(ctx.purpose()))
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, plan)| plan.clone())
+        });
+        if let Some(plan) = cached {
+            return Ok(plan);
+        }
+        let key = (ctx.tenant().clone(), ctx.purpose().clone());
+        let (generation, records) = self.plan_records(&key)?;
+        let mut plan = Vec::with_capacity(records.len());
+        for rec in records {
+            let backend = self.backend(&rec)?.clone();
+            plan.push(Planned {
+                counters: self.counters(&rec.reference),
+                reference: rec.reference,
+                backend_id: rec.backend,
+                backend,
+                locator: KekLocator::new(rec.locator),
+                algorithm: rec.algorithm,
+            });
+        }
+        let plan: Arc<[Planned]> = plan.into();
+        if let Ok(mut p) = self.inner.plans.write() {
+            p.entry(key.0)
+                .or_default()
+                .insert(key.1, (generation, plan.clone()));
+        }
+        Ok(plan)
+    }
+
+    /// The active records of a scope and its copy scopes, read at one generation.
+    fn plan_records(&self, scope: &(Name, Name)) -> Result<(u64, Vec<KekRecord>), Error> {
+        let copies = self.inner.copies.get(scope);
         self.inner.ring.read(|ring| {
             let primary = ring.active(&scope.0, &scope.1).cloned().ok_or_else(|| {
                 KeyStateError::NoWrappingKek {
@@ -780,7 +868,7 @@ impl Envelope {
                         })?;
                 plan.push(copy);
             }
-            Ok(plan)
+            Ok((ring.generation(), plan))
         })
     }
 
@@ -788,13 +876,13 @@ impl Envelope {
     /// before any backend is called.
     async fn wrap_dek(&self, ctx: &Context, dek: &DataKey) -> Result<WrappedDek, Error> {
         let plan = self.wrap_plan(ctx)?;
-        for kek in &plan {
+        for kek in plan.iter() {
             if let Err(e) = self
                 .inner
                 .profile
                 .check(ctx.classification(), kek.algorithm)
             {
-                self.count(&kek.reference, |u| u.denials += 1);
+                kek.counters.denials.fetch_add(1, Ordering::Relaxed);
                 self.audit(AuditEvent::WrapRefused {
                     kek: kek.reference.clone(),
                     algorithm: kek.algorithm,
@@ -805,27 +893,26 @@ impl Envelope {
             }
         }
         let mut entries = Vec::with_capacity(plan.len());
-        for kek in plan {
-            let backend = self.backend(&kek)?;
-            let locator = KekLocator::new(kek.locator.clone());
-            let resp = backend
+        for kek in plan.iter() {
+            let resp = kek
+                .backend
                 .wrap(WrapRequest::new(
-                    &locator,
+                    &kek.locator,
                     kek.algorithm,
                     dek,
                     ctx.binding(),
                 ))
                 .await?;
-            if resp.kek != locator {
+            if resp.kek != kek.locator {
                 return Err(BackendError::KeyMismatch {
-                    asked: locator,
+                    asked: kek.locator.clone(),
                     answered: resp.kek,
                 }
                 .into());
             }
             let entry = WrappedEntry::new(
                 kek.algorithm,
-                kek.backend,
+                kek.backend_id,
                 kek.reference.clone(),
                 resp.params,
                 resp.wrapped,
@@ -833,7 +920,7 @@ impl Envelope {
             .map_err(|_| BackendError::MalformedResponse {
                 what: "wrapped key",
             })?;
-            self.count(&kek.reference, |u| u.wraps += 1);
+            kek.counters.wraps.fetch_add(1, Ordering::Relaxed);
             entries.push(entry);
         }
         Ok(WrappedDek::new(ctx.classification().clone(), entries)?)
@@ -893,7 +980,7 @@ impl Envelope {
             let allowed = kek.can_unwrap(now)
                 || (access == Access::BreakGlass && kek.state == KekState::Revoked);
             if !allowed {
-                self.count(&kek.reference, |u| u.denials += 1);
+                self.count(&kek.reference, |u| &u.denials);
                 let state = if kek.state == KekState::Deprecated {
                     "deprecated, overlap window ended"
                 } else {
@@ -915,7 +1002,7 @@ impl Envelope {
                 && access == Access::Normal
                 && let Some(dek) = cache.get(e, ctx, now, epoch, &self.inner.ring)
             {
-                self.count(&kek.reference, |u| u.unwraps += 1);
+                self.count(&kek.reference, |u| &u.unwraps);
                 return Ok(dek);
             }
             let backend = self.backend(&kek)?;
@@ -929,7 +1016,7 @@ impl Envelope {
             );
             match backend.unwrap(req).await {
                 Ok(resp) if resp.kek == locator => {
-                    self.count(&kek.reference, |u| u.unwraps += 1);
+                    self.count(&kek.reference, |u| &u.unwraps);
                     if let Some(cache) = &self.inner.cache
                         && access == Access::Normal
                     {

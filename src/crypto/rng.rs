@@ -6,12 +6,13 @@
 //! - **Seeding.** The 256-bit key comes from the OS RNG (`getrandom`) on first use in a
 //!   thread, after every [`RESEED_AFTER`] bytes of output, and whenever the process id
 //!   differs from the one recorded at seeding.
-//! - **Generation.** Each request runs ChaCha20 under the current key with a zero nonce
-//!   and counter; the first 32 keystream bytes replace the key before any output is
-//!   returned, the next bytes are the output. A key is therefore used for exactly one
-//!   request, so the fixed nonce never repeats under a key, and the state after a request
-//!   reveals nothing about earlier outputs (backtracking resistance). The keystream
-//!   buffer is zeroized.
+//! - **Generation.** A refill runs ChaCha20 under the current key with a zero nonce and
+//!   counter for [`BLOCK`] bytes; the first 32 replace the key at once, the rest are
+//!   buffered output. Each request takes the next buffered bytes and overwrites them with
+//!   zeros as it takes them. A key is therefore used for exactly one refill, so the fixed
+//!   nonce never repeats under a key, and the state after a request holds nothing that
+//!   produced earlier outputs (backtracking resistance): only the next key and output not
+//!   yet handed out.
 //! - **Fork safety.** A forked child inherits the parent's state; comparing
 //!   `std::process::id()` with the pid recorded at seeding on *every* request makes the
 //!   child reseed before its first output, so parent and child never emit the same
@@ -40,11 +41,29 @@ use crate::error::Error;
 pub(crate) const RESEED_AFTER: u64 = 1 << 20;
 /// Largest request served from user space.
 pub(crate) const MAX_REQUEST: usize = 128;
+/// Keystream bytes per refill: a 32-byte key and 480 bytes of output.
+const BLOCK: usize = 512;
+const OUT: usize = BLOCK - 32;
 
 struct State {
     key: Zeroizing<[u8; 32]>,
+    /// Output not yet handed out is `out[pos..]`; `out[..pos]` is zeros.
+    out: Zeroizing<[u8; OUT]>,
+    pos: usize,
     pid: u32,
     generated: u64,
+}
+
+impl State {
+    fn refill(&mut self) {
+        let mut ks = Zeroizing::new([0u8; BLOCK]);
+        let mut cipher = ChaCha20::new(&(*self.key).into(), &[0u8; 12].into());
+        cipher.apply_keystream(ks.as_mut_slice());
+        let (next_key, out) = ks.split_at(32);
+        self.key.copy_from_slice(next_key);
+        self.out.copy_from_slice(out);
+        self.pos = 0;
+    }
 }
 
 thread_local! {
@@ -56,6 +75,8 @@ fn reseed(pid: u32) -> Result<State, Error> {
     super::fill_random(key.as_mut_slice())?;
     Ok(State {
         key,
+        out: Zeroizing::new([0u8; OUT]),
+        pos: OUT,
         pid,
         generated: 0,
     })
@@ -83,13 +104,14 @@ pub(crate) fn fill(buf: &mut [u8]) -> Result<(), Error> {
         let Some(state) = slot.as_mut() else {
             return Err(Error::Rng);
         };
-        let mut block = Zeroizing::new([0u8; 32 + MAX_REQUEST]);
-        let (head, _) = block.split_at_mut(32 + buf.len());
-        let mut cipher = ChaCha20::new(&(*state.key).into(), &[0u8; 12].into());
-        cipher.apply_keystream(head);
-        let (next_key, out) = head.split_at(32);
-        state.key.copy_from_slice(next_key);
-        buf.copy_from_slice(out);
+        if OUT - state.pos < buf.len() {
+            state.refill();
+        }
+        let end = state.pos + buf.len();
+        let taken = state.out.get_mut(state.pos..end).ok_or(Error::Rng)?;
+        buf.copy_from_slice(taken);
+        taken.fill(0);
+        state.pos = end;
         state.generated = state
             .generated
             .saturating_add(u64::try_from(buf.len()).unwrap_or(u64::MAX));
@@ -102,18 +124,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outputs_differ_and_the_key_moves_on() {
+    fn outputs_differ_are_erased_once_served_and_the_key_moves_on() {
         let mut a = [0u8; 44];
         let mut b = [0u8; 44];
         fill(&mut a).unwrap();
         let key_after_a = STATE.with(|s| *s.borrow().as_ref().unwrap().key);
         fill(&mut b).unwrap();
-        let key_after_b = STATE.with(|s| *s.borrow().as_ref().unwrap().key);
         assert_ne!(a, b);
         assert_ne!(a, [0u8; 44]);
-        assert_ne!(key_after_a, key_after_b);
         // The output is not the key that produced it, nor the next key.
         assert_ne!(&a[..32], &key_after_a[..]);
+        STATE.with(|s| {
+            let s = s.borrow();
+            let st = s.as_ref().unwrap();
+            assert!(
+                st.out[..st.pos].iter().all(|&x| x == 0),
+                "served bytes kept"
+            );
+            assert!(st.pos >= 88);
+        });
+        // Draining the buffer forces a refill under a new key.
+        for _ in 0..20 {
+            fill(&mut a).unwrap();
+        }
+        let key_now = STATE.with(|s| *s.borrow().as_ref().unwrap().key);
+        assert_ne!(key_now, key_after_a);
     }
 
     #[test]
@@ -147,15 +182,20 @@ mod tests {
         STATE.with(|s| {
             *s.borrow_mut() = Some(State {
                 key: Zeroizing::new(key),
+                out: Zeroizing::new([0u8; OUT]),
+                pos: OUT,
                 pid: std::process::id(),
                 generated: 0,
             })
         });
         let mut out = [0u8; 16];
         fill(&mut out).unwrap();
-        let mut ks = [0u8; 48];
+        let mut next = [0u8; 16];
+        fill(&mut next).unwrap();
+        let mut ks = [0u8; BLOCK];
         ChaCha20::new(&key.into(), &[0u8; 12].into()).apply_keystream(&mut ks);
         assert_eq!(out, ks[32..48]);
+        assert_eq!(next, ks[48..64]);
         STATE.with(|s| assert_eq!(&*s.borrow().as_ref().unwrap().key, &ks[..32]));
     }
 

@@ -73,6 +73,28 @@ impl Primitives for RustCrypto {
         Box::new(GcmKey(Aes256Gcm::new(key.into())))
     }
 
+    // One-off keys without the box: every whole-object seal and open takes this path.
+    fn aes256_gcm_seal(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; 16], CryptoFailure> {
+        GcmKey(Aes256Gcm::new(key.into())).seal(nonce, aad, buf)
+    }
+
+    fn aes256_gcm_open(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<(), CryptoFailure> {
+        GcmKey(Aes256Gcm::new(key.into())).open(nonce, aad, buf, tag)
+    }
+
     fn aes256_kw_wrap(&self, kek: &[u8; 32], key: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
         if !kw_input_ok(key) {
             return Err(CryptoFailure);

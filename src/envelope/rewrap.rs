@@ -243,7 +243,7 @@ impl Envelope {
         let current = w.entries().len() == plan.len()
             && w.entries()
                 .iter()
-                .zip(&plan)
+                .zip(plan.iter())
                 .all(|(e, k)| e.kek() == &k.reference);
         if current {
             return Ok((w.clone(), RewrapOutcome::AlreadyCurrent, None));

@@ -668,7 +668,7 @@ impl Envelope {
         segment_size: u32,
     ) -> Result<(Vec<u8>, SegmentSealer), Error> {
         let begun = self
-            .begin_seal(ctx, Suite::Aes256GcmSegmented, Some(segment_size))
+            .begin_seal(ctx, Suite::Aes256GcmSegmented, Some(segment_size), 0)
             .await?;
         let key = self.inner.crypto.aes256_gcm(&begun.key);
         let sealer = SegmentSealer::new(key, begun.aad, segment_size)?;

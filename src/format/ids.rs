@@ -335,8 +335,11 @@ pub const MAX_LABEL_LEN: usize = 32;
 ///
 /// The restricted alphabet keeps names printable in audit trails, file names and KMS
 /// encryption contexts, and makes their encoding unambiguous.
+///
+/// Cheap to clone (shared, immutable): names are copied into every wrapped DEK, audit
+/// event and key-ring record.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(String);
+pub struct Name(std::sync::Arc<str>);
 
 impl Name {
     /// Validates `s` as a tenant or purpose name.
@@ -358,7 +361,7 @@ impl Name {
         }
         // The alphabet is ASCII, so this cannot fail; map it anyway rather than unwrap.
         let s = std::str::from_utf8(b).map_err(|_| FormatError::InvalidName { field })?;
-        Ok(Self(s.to_owned()))
+        Ok(Self(std::sync::Arc::from(s)))
     }
 
     /// The name as a string.

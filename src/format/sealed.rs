@@ -1,7 +1,7 @@
 //! The sealed object: a header followed by the AES-256-GCM payload.
 
 use super::ids::Suite;
-use super::reader::{Reader, put_vec_u16};
+use super::reader::Reader;
 use super::wrapped::WrappedDek;
 use super::{ArgumentError, FORMAT_VERSION, FormatError};
 
@@ -110,7 +110,17 @@ impl SealedHeader {
 
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.wrapped_dek.encoded_len_hint() + 64);
+        self.encode_with_capacity(0)
+    }
+
+    /// The canonical encoding in a buffer with room for `extra` more bytes (the payload
+    /// that follows).
+    pub(crate) fn encode_with_capacity(&self, extra: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            self.wrapped_dek
+                .encoded_len_hint()
+                .saturating_add(64 + extra),
+        );
         self.encode_into(&mut out);
         out
     }
@@ -121,8 +131,15 @@ impl SealedHeader {
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&self.suite.id().to_be_bytes());
         out.push(0);
-        let wrapped = self.wrapped_dek.encode();
-        put_vec_u16(out, &wrapped);
+        // The wrapped DEK's u16 length prefix, patched once it is written in place.
+        let at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        self.wrapped_dek.encode_into(out);
+        let len = out.len().saturating_sub(at + 2);
+        let prefix = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+        if let Some(p) = out.get_mut(at..at + 2) {
+            p.copy_from_slice(&prefix);
+        }
         if let Some(size) = self.segment_size {
             out.extend_from_slice(&size.to_be_bytes());
         }

@@ -36,7 +36,7 @@ use crate::backend::{
     BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
     UnwrapResponse, WrapRequest, WrapResponse,
 };
-use crate::crypto::{self, CryptoProvider, Primitives};
+use crate::crypto::{self, CryptoProvider, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
@@ -61,6 +61,7 @@ trait LocalAlgorithm: Send + Sync {
     fn wrap(
         &self,
         crypto: &dyn Primitives,
+        random: RandomSource,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError>;
@@ -353,6 +354,7 @@ pub struct LocalBackend {
     info: BackendInfo,
     keys: RwLock<HashMap<KekLocator, Arc<LocalKek>>>,
     crypto: &'static dyn Primitives,
+    random: RandomSource,
 }
 
 impl fmt::Debug for LocalBackend {
@@ -394,7 +396,16 @@ impl LocalBackend {
             info,
             keys: RwLock::new(HashMap::new()),
             crypto: provider.primitives,
+            random: RandomSource::default(),
         }
+    }
+
+    /// Where wrap randomness (the AES-GCM wrap nonce) comes from (default:
+    /// [`RandomSource::OperatingSystem`]). KEKs are always generated from the OS RNG.
+    #[must_use]
+    pub fn with_random_source(mut self, random: RandomSource) -> Self {
+        self.random = random;
+        self
     }
 
     /// The crypto provider this backend wraps and unwraps with.
@@ -525,7 +536,9 @@ impl KeyBackend for LocalBackend {
 
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
         let kek = self.get_for(req.kek, req.algorithm)?;
-        let (params, wrapped) = kek.inner().wrap(self.crypto, req.dek, req.binding)?;
+        let (params, wrapped) = kek
+            .inner()
+            .wrap(self.crypto, self.random, req.dek, req.binding)?;
         Ok(WrapResponse::new(req.kek.clone(), params, wrapped))
     }
 

@@ -14,9 +14,11 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::{LocalAlgorithm, derive_wrapping_key, internal, kw_unwrap, kw_wrap, random};
+use super::{LocalAlgorithm, derive_wrapping_key, internal, kw_unwrap, kw_wrap};
 use crate::backend::BackendError;
-use crate::crypto::Primitives;
+use std::sync::OnceLock;
+
+use crate::crypto::{Aes256GcmKey, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
@@ -27,6 +29,8 @@ const GCM_AAD_LABEL: &[u8] = b"kekring/v1/local/aes256-gcm";
 pub struct Aes256Kek {
     algorithm: WrapAlgorithm,
     key: Aes256KeyMaterial,
+    /// The AES-GCM key schedule, prepared on first use by the provider named with it.
+    prepared: OnceLock<(&'static str, Box<dyn Aes256GcmKey>)>,
 }
 
 impl fmt::Debug for Aes256Kek {
@@ -46,7 +50,11 @@ impl Aes256Kek {
     pub fn new(algorithm: WrapAlgorithm, key: Aes256KeyMaterial) -> Result<Self, Error> {
         match algorithm {
             WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp | WrapAlgorithm::Aes256Gcm => {
-                Ok(Self { algorithm, key })
+                Ok(Self {
+                    algorithm,
+                    key,
+                    prepared: OnceLock::new(),
+                })
             }
             _ => Err(MisuseError::AlgorithmNotOffered {
                 backend: crate::format::BackendId::Local,
@@ -78,6 +86,37 @@ impl Aes256Kek {
     }
 }
 
+impl Aes256Kek {
+    /// Runs `f` with the KEK's prepared AES-GCM key for `crypto` (kept for the provider
+    /// that used it first; another provider prepares a one-off key).
+    fn with_gcm<T>(&self, crypto: &dyn Primitives, f: impl FnOnce(&dyn Aes256GcmKey) -> T) -> T {
+        let (name, key) = self
+            .prepared
+            .get_or_init(|| (crypto.name(), crypto.aes256_gcm(self.key.bytes())));
+        if *name == crypto.name() {
+            f(key.as_ref())
+        } else {
+            f(crypto.aes256_gcm(self.key.bytes()).as_ref())
+        }
+    }
+}
+
+/// Runs `f` with the wrap AAD, built on the stack when it is small (the usual case).
+fn with_gcm_aad<T>(binding: &BindingContext, f: impl FnOnce(&[u8]) -> T) -> T {
+    let b = binding.canonical_bytes();
+    let n = GCM_AAD_LABEL.len() + b.len();
+    let mut stack = [0u8; 512];
+    match stack.get_mut(..n) {
+        Some(buf) => {
+            let (label, rest) = buf.split_at_mut(GCM_AAD_LABEL.len());
+            label.copy_from_slice(GCM_AAD_LABEL);
+            rest.copy_from_slice(b);
+            f(buf)
+        }
+        None => f(&gcm_aad(binding)),
+    }
+}
+
 fn gcm_aad(binding: &BindingContext) -> Vec<u8> {
     let b = binding.canonical_bytes();
     let mut aad = Vec::with_capacity(GCM_AAD_LABEL.len() + b.len());
@@ -94,15 +133,21 @@ impl LocalAlgorithm for Aes256Kek {
     fn wrap(
         &self,
         crypto: &dyn Primitives,
+        random: RandomSource,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
         match self.algorithm {
             WrapAlgorithm::Aes256Gcm => {
-                let nonce = *random::<12>()?;
-                let mut buf = Zeroizing::new(dek.expose_secret().to_vec());
-                let tag = crypto
-                    .aes256_gcm_seal(self.key.bytes(), &nonce, &gcm_aad(binding), &mut buf)
+                let mut nonce = [0u8; 12];
+                random
+                    .fill(crypto, &mut nonce)
+                    .map_err(|_| internal("RNG"))?;
+                let mut buf = Zeroizing::new(*dek.expose_secret());
+                let tag = self
+                    .with_gcm(crypto, |k| {
+                        with_gcm_aad(binding, |aad| k.seal(&nonce, aad, buf.as_mut_slice()))
+                    })
                     .map_err(|_| internal("wrap"))?;
                 let mut wrapped = Vec::with_capacity(KEY_LEN + 16);
                 wrapped.extend_from_slice(buf.as_slice());
@@ -140,9 +185,10 @@ impl LocalAlgorithm for Aes256Kek {
                 let (ct, tag) = wrapped.split_at(split);
                 let tag: [u8; 16] = tag.try_into().map_err(|_| BackendError::Rejected)?;
                 let mut buf = Zeroizing::new(ct.to_vec());
-                crypto
-                    .aes256_gcm_open(self.key.bytes(), &nonce, &gcm_aad(binding), &mut buf, &tag)
-                    .map_err(|_| BackendError::Rejected)?;
+                self.with_gcm(crypto, |k| {
+                    with_gcm_aad(binding, |aad| k.open(&nonce, aad, &mut buf, &tag))
+                })
+                .map_err(|_| BackendError::Rejected)?;
                 buf
             }
             WrapAlgorithm::Aes256Kwp => {

@@ -34,7 +34,7 @@ use super::mlkem::{decaps768, degenerate, dk768_from_seed};
 use super::p256::{POINT_LEN, parse_point, sec1_uncompressed};
 use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::Primitives;
+use crate::crypto::{Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -240,6 +240,7 @@ impl LocalAlgorithm for HybridKek {
     fn wrap(
         &self,
         crypto: &dyn Primitives,
+        _random: RandomSource,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {

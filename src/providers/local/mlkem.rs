@@ -18,7 +18,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::internal;
 use super::{LocalAlgorithm, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::{FastKey, Primitives};
+use crate::crypto::{FastKey, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -288,6 +288,7 @@ impl LocalAlgorithm for MlKemKek {
     fn wrap(
         &self,
         crypto: &dyn Primitives,
+        _random: RandomSource,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::{FastKey, Primitives};
+use crate::crypto::{FastKey, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -232,6 +232,7 @@ impl LocalAlgorithm for P256Kek {
     fn wrap(
         &self,
         crypto: &dyn Primitives,
+        _random: RandomSource,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, internal};
 use crate::backend::BackendError;
-use crate::crypto::{FastKey, Primitives};
+use crate::crypto::{FastKey, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -245,6 +245,7 @@ impl LocalAlgorithm for RsaKek {
     fn wrap(
         &self,
         crypto: &dyn Primitives,
+        _random: RandomSource,
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
