@@ -63,7 +63,7 @@ impl Counters {
     }
 }
 
-/// One KEK of a wrap plan, resolved once per key-ring generation: its backend looked up
+/// One KEK of a wrap plan, resolved once per key-ring version: its backend looked up
 /// and checked, its locator and counters ready.
 struct Planned {
     reference: KekRef,
@@ -74,7 +74,17 @@ struct Planned {
     counters: Arc<Counters>,
 }
 
-/// Wrap plans by tenant, then purpose, each with the key-ring generation it was
+/// A key-ring record resolved for unwrapping: its backend (when it is configured and
+/// valid here), locator, counters and the revocation epoch it was read at.
+struct Resolved {
+    record: KekRecord,
+    backend: Option<Arc<dyn KeyBackend>>,
+    locator: KekLocator,
+    counters: Arc<Counters>,
+    epoch: u64,
+}
+
+/// Wrap plans by tenant, then purpose, each with the key-ring version it was
 /// computed at.
 type PlanCache = HashMap<Name, HashMap<Name, (u64, Arc<[Planned]>)>>;
 
@@ -432,6 +442,7 @@ impl EnvelopeBuilder {
                 audit: self.audit,
                 usage: RwLock::new(HashMap::new()),
                 plans: RwLock::new(HashMap::new()),
+                resolved: RwLock::new(HashMap::new()),
                 cache: self.cache.map(cache::DekCache::new),
             }),
         })
@@ -499,8 +510,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     audit: Option<AuditLog>,
     usage: RwLock<HashMap<KekRef, Arc<Counters>>>,
-    /// Per tenant and purpose: the wrap plan computed at a key-ring generation.
+    /// Per tenant and purpose: the wrap plan computed at a key-ring version.
     plans: RwLock<PlanCache>,
+    /// KEKs resolved for unwrapping, each with the key-ring version it was read at.
+    resolved: RwLock<HashMap<KekRef, (u64, Arc<Resolved>)>>,
     cache: Option<cache::DekCache>,
 }
 
@@ -584,10 +597,6 @@ impl Envelope {
             Ok(mut u) => u.entry(kek.clone()).or_default().clone(),
             Err(_) => Arc::default(),
         }
-    }
-
-    fn count(&self, kek: &KekRef, f: impl FnOnce(&Counters) -> &AtomicU64) {
-        f(&self.counters(kek)).fetch_add(1, Ordering::Relaxed);
     }
 
     fn audit(&self, event: AuditEvent) -> Result<(), Error> {
@@ -810,22 +819,54 @@ impl Envelope {
         Ok((keys.key, *header.nonce(), aad))
     }
 
+    /// A KEK of the key ring with what unwrapping under it needs, cached per key-ring
+    /// version (every install moves it, so a cached state is never stale).
+    fn resolve(&self, kek: &KekRef) -> Option<Arc<Resolved>> {
+        let version = self.inner.ring.version();
+        let cached = self.inner.resolved.read().ok().and_then(|m| {
+            m.get(kek)
+                .filter(|(v, _)| *v == version)
+                .map(|(_, r)| r.clone())
+        });
+        if cached.is_some() {
+            return cached;
+        }
+        // Read again with the version under the same lock: an install since the check
+        // above must not be cached under the older version.
+        let (version, (epoch, record)) = self
+            .inner
+            .ring
+            .read_versioned(|r| (r.revocation_epoch(), r.get(kek).cloned()));
+        let record = record?;
+        let resolved = Arc::new(Resolved {
+            backend: check_backend(&self.inner.backends, &record).ok().cloned(),
+            locator: KekLocator::new(record.locator.clone()),
+            counters: self.counters(&record.reference),
+            epoch,
+            record,
+        });
+        if let Ok(mut m) = self.inner.resolved.write() {
+            m.insert(kek.clone(), (version, resolved.clone()));
+        }
+        Some(resolved)
+    }
+
     /// The KEKs a new DEK for `ctx` is wrapped under: the active KEK of the context's
     /// tenant and purpose, then the active KEKs of its copy scopes. Cached per scope and
-    /// recomputed whenever the key ring's generation moves (every transition moves it).
+    /// recomputed whenever the key ring's version moves (every install moves it).
     fn wrap_plan(&self, ctx: &Context) -> Result<Arc<[Planned]>, Error> {
-        let generation = self.inner.ring.read(KeyRing::generation);
+        let version = self.inner.ring.version();
         let cached = self.inner.plans.read().ok().and_then(|p| {
             p.get(ctx.tenant())
                 .and_then(|m| m.get(ctx.purpose()))
-                .filter(|(g, _)| *g == generation)
+                .filter(|(v, _)| *v == version)
                 .map(|(_, plan)| plan.clone())
         });
         if let Some(plan) = cached {
             return Ok(plan);
         }
         let key = (ctx.tenant().clone(), ctx.purpose().clone());
-        let (generation, records) = self.plan_records(&key)?;
+        let (version, records) = self.plan_records(&key)?;
         let mut plan = Vec::with_capacity(records.len());
         for rec in records {
             let backend = self.backend(&rec)?.clone();
@@ -842,15 +883,15 @@ impl Envelope {
         if let Ok(mut p) = self.inner.plans.write() {
             p.entry(key.0)
                 .or_default()
-                .insert(key.1, (generation, plan.clone()));
+                .insert(key.1, (version, plan.clone()));
         }
         Ok(plan)
     }
 
-    /// The active records of a scope and its copy scopes, read at one generation.
+    /// The active records of a scope and its copy scopes, read at one ring version.
     fn plan_records(&self, scope: &(Name, Name)) -> Result<(u64, Vec<KekRecord>), Error> {
         let copies = self.inner.copies.get(scope);
-        self.inner.ring.read(|ring| {
+        let (version, plan) = self.inner.ring.read_versioned(|ring| {
             let primary = ring.active(&scope.0, &scope.1).cloned().ok_or_else(|| {
                 KeyStateError::NoWrappingKek {
                     tenant: scope.0.clone(),
@@ -868,8 +909,9 @@ impl Envelope {
                         })?;
                 plan.push(copy);
             }
-            Ok((ring.generation(), plan))
-        })
+            Ok::<_, KeyStateError>(plan)
+        });
+        Ok((version, plan?))
     }
 
     /// Wraps `dek` under every KEK of the plan. The profile is checked for all of them
@@ -966,9 +1008,10 @@ impl Envelope {
         let now = self.inner.clock.now();
         let mut last_err: Option<Error> = None;
         for e in entries {
-            let Some(kek) = self.inner.ring.read(|r| r.get(e.kek()).cloned()) else {
+            let Some(resolved) = self.resolve(e.kek()) else {
                 continue;
             };
+            let kek = &resolved.record;
             if kek.backend != e.backend() || kek.algorithm != e.algorithm() {
                 return Err(ContextError::KekClaim {
                     kek: e.kek().clone(),
@@ -980,7 +1023,7 @@ impl Envelope {
             let allowed = kek.can_unwrap(now)
                 || (access == Access::BreakGlass && kek.state == KekState::Revoked);
             if !allowed {
-                self.count(&kek.reference, |u| &u.denials);
+                resolved.counters.denials.fetch_add(1, Ordering::Relaxed);
                 let state = if kek.state == KekState::Deprecated {
                     "deprecated, overlap window ended"
                 } else {
@@ -997,26 +1040,29 @@ impl Envelope {
                 }
                 .into());
             }
-            let epoch = self.inner.ring.read(KeyRing::revocation_epoch);
+            let epoch = resolved.epoch;
             if let Some(cache) = &self.inner.cache
                 && access == Access::Normal
                 && let Some(dek) = cache.get(e, ctx, now, epoch, &self.inner.ring)
             {
-                self.count(&kek.reference, |u| &u.unwraps);
+                resolved.counters.unwraps.fetch_add(1, Ordering::Relaxed);
                 return Ok(dek);
             }
-            let backend = self.backend(&kek)?;
-            let locator = KekLocator::new(kek.locator.clone());
+            let backend = match &resolved.backend {
+                Some(b) => b,
+                None => self.backend(kek)?,
+            };
+            let locator = &resolved.locator;
             let req = UnwrapRequest::new(
-                &locator,
+                locator,
                 kek.algorithm,
                 e.params(),
                 e.wrapped(),
                 ctx.binding(),
             );
             match backend.unwrap(req).await {
-                Ok(resp) if resp.kek == locator => {
-                    self.count(&kek.reference, |u| &u.unwraps);
+                Ok(resp) if &resp.kek == locator => {
+                    resolved.counters.unwraps.fetch_add(1, Ordering::Relaxed);
                     if let Some(cache) = &self.inner.cache
                         && access == Access::Normal
                     {
@@ -1026,7 +1072,7 @@ impl Envelope {
                 }
                 Ok(resp) => {
                     return Err(BackendError::KeyMismatch {
-                        asked: locator,
+                        asked: locator.clone(),
                         answered: resp.kek,
                     }
                     .into());

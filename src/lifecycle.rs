@@ -22,6 +22,7 @@
 //! their own database with compare-and-swap ([`SharedKeyRing::compare_and_swap`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -882,6 +883,9 @@ pub struct Inventory {
 #[derive(Clone, Debug, Default)]
 pub struct SharedKeyRing {
     inner: Arc<RwLock<KeyRing>>,
+    /// Moves on every install (under the write lock), whatever the installed ring's own
+    /// generation: what envelopes key their caches on, read without taking the lock.
+    version: Arc<AtomicU64>,
 }
 
 impl SharedKeyRing {
@@ -889,6 +893,21 @@ impl SharedKeyRing {
     pub fn new(ring: KeyRing) -> Self {
         Self {
             inner: Arc::new(RwLock::new(ring)),
+            version: Arc::default(),
+        }
+    }
+
+    /// The install counter, without the lock. A value cached together with the version it
+    /// was read at (see [`SharedKeyRing::read_versioned`]) is current while this equals it.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Reads the ring and the install counter under one lock.
+    pub(crate) fn read_versioned<T>(&self, f: impl FnOnce(&KeyRing) -> T) -> (u64, T) {
+        match self.inner.read() {
+            Ok(r) => (self.version(), f(&r)),
+            Err(poisoned) => (self.version(), f(&poisoned.into_inner())),
         }
     }
 
@@ -920,6 +939,7 @@ impl SharedKeyRing {
         };
         let (next, events) = f(&guard)?;
         *guard = next;
+        self.version.fetch_add(1, Ordering::AcqRel);
         Ok(events)
     }
 
@@ -948,6 +968,7 @@ impl SharedKeyRing {
             });
         }
         *guard = new;
+        self.version.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -1001,4 +1022,44 @@ pub fn scan_objects<'a>(items: impl IntoIterator<Item = (&'a str, &'a [u8])>) ->
         }
     }
     scan
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+    use crate::format::{BackendId, KekRef, WrapAlgorithm};
+
+    fn new(v: u32) -> NewKek {
+        NewKek::new(
+            KekRef::new("acme", "docs", v).unwrap(),
+            BackendId::Local,
+            format!("k{v}"),
+            WrapAlgorithm::Aes256Kw,
+        )
+    }
+
+    #[test]
+    fn every_install_moves_the_version_and_failures_do_not() {
+        let shared = SharedKeyRing::default();
+        let v0 = shared.version();
+        shared.apply(|r| r.register(new(1), 10)).unwrap();
+        let v1 = shared.version();
+        assert!(v1 > v0);
+        // A refused transition installs nothing.
+        assert!(shared.apply(|r| r.register(new(1), 11)).is_err());
+        assert_eq!(shared.version(), v1);
+        // An install whose ring keeps its generation still moves the version (caches
+        // must not trust the ring's own counter for that).
+        shared.apply(|r| Ok((r.clone(), Vec::new()))).unwrap();
+        assert!(shared.version() > v1);
+        let v2 = shared.version();
+        let (rotated, _) = shared.read(|r| r.rotate(new(2), 12)).unwrap();
+        let expected = shared.read(KeyRing::generation);
+        shared.compare_and_swap(expected, rotated).unwrap();
+        assert!(shared.version() > v2);
+        // A refused swap (stale expectation) installs nothing.
+        let v3 = shared.version();
+        assert!(shared.compare_and_swap(expected, shared.snapshot()).is_err());
+        assert_eq!(shared.version(), v3);
+    }
 }
