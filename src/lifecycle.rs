@@ -1059,7 +1059,11 @@ mod shared_tests {
         assert!(shared.version() > v2);
         // A refused swap (stale expectation) installs nothing.
         let v3 = shared.version();
-        assert!(shared.compare_and_swap(expected, shared.snapshot()).is_err());
+        assert!(
+            shared
+                .compare_and_swap(expected, shared.snapshot())
+                .is_err()
+        );
         assert_eq!(shared.version(), v3);
     }
 }

@@ -356,6 +356,12 @@ pub(crate) mod asym {
         )
     }
 
+    /// The MLKEM768-P256 hybrid's two component keys.
+    pub(crate) struct Hybrid {
+        pub(crate) pq: MlKem,
+        pub(crate) t: P256,
+    }
+
     /// An ML-KEM-768 or ML-KEM-1024 key (encapsulation key, and the decapsulation key
     /// when private).
     pub(crate) struct MlKem {

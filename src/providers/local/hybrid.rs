@@ -34,7 +34,7 @@ use super::mlkem::{decaps768, degenerate, dk768_from_seed};
 use super::p256::{POINT_LEN, parse_point, sec1_uncompressed};
 use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::{Primitives, RandomSource};
+use crate::crypto::{FastKey, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
@@ -60,7 +60,15 @@ pub struct HybridKek {
     ek_t: PublicKey,
     ek_t_bytes: [u8; POINT_LEN],
     private: Option<Private>,
+    // Read only by the aws-lc provider.
+    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
+    fast: FastKey<Fast>,
 }
+
+#[cfg(feature = "aws-lc")]
+type Fast = crate::crypto::awslc::asym::Hybrid;
+#[cfg(not(feature = "aws-lc"))]
+type Fast = ();
 
 impl fmt::Debug for HybridKek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,6 +148,7 @@ impl HybridKek {
                 dk_pq: Box::new(dk_pq),
                 dk_t,
             }),
+            fast: FastKey::default(),
         })
     }
 
@@ -161,6 +170,7 @@ impl HybridKek {
             ek_t_bytes: sec1_uncompressed(&ek_t).ok_or_else(|| invalid("bad P-256 point"))?,
             ek_t,
             private: None,
+            fast: FastKey::default(),
         })
     }
 
@@ -188,6 +198,7 @@ impl HybridKek {
             ek_t: self.ek_t,
             ek_t_bytes: self.ek_t_bytes,
             private: None,
+            fast: FastKey::default(),
         }
     }
 
@@ -228,6 +239,58 @@ impl HybridKek {
     }
 }
 
+#[cfg(feature = "aws-lc")]
+impl HybridKek {
+    /// The component keys in AWS-LC's form (the ML-KEM half through its expanded
+    /// decapsulation key, as for the ML-KEM KEKs).
+    #[allow(deprecated)] // the expanded encoding is what AWS-LC imports
+    fn prepare(&self) -> Option<Fast> {
+        use ml_kem::ExpandedKeyEncoding;
+        use ml_kem::kem::KeyExport;
+        let ek = self.ek_pq.to_bytes();
+        let (expanded, scalar) = match &self.private {
+            Some(p) => (
+                Some(Zeroizing::new(p.dk_pq.to_expanded_bytes().to_vec())),
+                Some(Zeroizing::new(p.dk_t.to_bytes().to_vec())),
+            ),
+            None => (None, None),
+        };
+        let pq = crate::crypto::awslc::asym::MlKem::new(
+            false,
+            ek.as_slice(),
+            expanded.as_ref().map(|e| e.as_slice()),
+        )
+        .ok()?;
+        let t =
+            crate::crypto::awslc::asym::P256::new(scalar.as_ref().map(|s| s.as_slice())).ok()?;
+        Some(Fast { pq, t })
+    }
+
+    /// Encapsulation with AWS-LC's randomness: ML-KEM-768 encapsulation and an ephemeral
+    /// P-256 key, combined as in the draft.
+    fn encaps_aws_lc(&self, k: &Fast) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
+        let fail = |_| internal("hybrid encapsulation");
+        let (ct_pq, ss_pq) = k.pq.encapsulate().map_err(fail)?;
+        let (ct_t, ss_t) =
+            crate::crypto::awslc::asym::P256::ephemeral_agree(&self.ek_t_bytes).map_err(fail)?;
+        let ss = combine(ss_pq.as_slice(), &ss_t, &ct_t, &self.ek_t_bytes);
+        Ok(([ct_pq.as_slice(), &ct_t].concat(), ss))
+    }
+
+    fn decaps_aws_lc(&self, k: &Fast, ct: &[u8]) -> Result<Zeroizing<[u8; 32]>, BackendError> {
+        if self.private.is_none() || ct.len() != CT_PQ_LEN + POINT_LEN {
+            return Err(BackendError::Rejected);
+        }
+        let (ct_pq, ct_t) = ct.split_at(CT_PQ_LEN);
+        let ss_pq =
+            k.pq.decapsulate(ct_pq)
+                .map_err(|_| BackendError::Rejected)?;
+        // AWS-LC refuses an invalid point: the draft's explicit rejection.
+        let ss_t = k.t.agree(ct_t).map_err(|_| BackendError::Rejected)?;
+        Ok(combine(ss_pq.as_slice(), &ss_t, ct_t, &self.ek_t_bytes))
+    }
+}
+
 impl LocalAlgorithm for HybridKek {
     fn algorithm(&self) -> WrapAlgorithm {
         WrapAlgorithm::HybridP256MlKem768
@@ -244,6 +307,19 @@ impl LocalAlgorithm for HybridKek {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+            let (ct, ss) = self.encaps_aws_lc(k?)?;
+            let wrapped = kem_wrap(
+                crypto,
+                self.algorithm(),
+                ss.as_slice(),
+                &[&ct],
+                binding,
+                dek,
+            )?;
+            return Ok((ct, wrapped));
+        }
         let mut randomness = random::<160>()?;
         let (ct, ss) = self.encaps_derand(&randomness)?;
         randomness.zeroize();
@@ -265,6 +341,12 @@ impl LocalAlgorithm for HybridKek {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
+        #[cfg(feature = "aws-lc")]
+        let ss = match self.fast.for_provider(crypto, || self.prepare()) {
+            Some(k) => self.decaps_aws_lc(k?, params)?,
+            None => self.decaps(params)?,
+        };
+        #[cfg(not(feature = "aws-lc"))]
         let ss = self.decaps(params)?;
         kem_unwrap(
             crypto,
@@ -311,6 +393,15 @@ mod tests {
             );
             let ss2 = kek.decaps(&ct).unwrap();
             assert_eq!(ss2.as_slice(), ss.as_slice(), "decaps #{i}");
+            #[cfg(feature = "aws-lc")]
+            {
+                let fast = kek.prepare().unwrap();
+                let ss4 = kek.decaps_aws_lc(&fast, &ct).unwrap();
+                assert_eq!(ss4.as_slice(), ss.as_slice(), "AWS-LC decaps #{i}");
+                // And what AWS-LC encapsulates, RustCrypto decapsulates.
+                let (ct5, ss5) = kek.encaps_aws_lc(&fast).unwrap();
+                assert_eq!(kek.decaps(&ct5).unwrap().as_slice(), ss5.as_slice());
+            }
             // The public half alone encapsulates to the same values.
             let public = HybridKek::from_encapsulation_key(&kek.encapsulation_key()).unwrap();
             let (ct3, ss3) = public.encaps_derand(&r).unwrap();
@@ -358,5 +449,13 @@ mod tests {
         let last = ct.len() - 1;
         ct[last] ^= 1; // the point leaves the curve
         assert!(matches!(kek.decaps(&ct), Err(BackendError::Rejected)));
+        #[cfg(feature = "aws-lc")]
+        {
+            let fast = kek.prepare().unwrap();
+            assert!(matches!(
+                kek.decaps_aws_lc(&fast, &ct),
+                Err(BackendError::Rejected)
+            ));
+        }
     }
 }
