@@ -90,6 +90,19 @@ async fn each_provider_opens_what_the_other_sealed_for_every_algorithm() {
 }
 
 #[tokio::test]
+async fn a_fresh_kek_wraps_then_unwraps_on_aws_lc_alone() {
+    // Whichever operation reaches a KEK first prepares its AWS-LC key; a wrap first must
+    // leave the private half usable for the unwrap after it.
+    for alg in LOCAL_ALGORITHMS {
+        let material = LocalKek::generate(alg).unwrap();
+        let lc = envelope(CryptoProvider::aws_lc(), alg, &material);
+        let c = ctx("obj-1");
+        let sealed = lc.seal(&c, b"wrap first").await.unwrap();
+        assert_eq!(lc.open(&c, &sealed).await.unwrap(), b"wrap first", "{alg}");
+    }
+}
+
+#[tokio::test]
 async fn aws_lc_in_place_open_failure_leaves_the_buffer_alone() {
     let alg = WrapAlgorithm::Aes256Gcm;
     let material = LocalKek::generate(alg).unwrap();

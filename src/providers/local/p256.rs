@@ -220,6 +220,18 @@ impl P256Kek {
     }
 }
 
+#[cfg(feature = "aws-lc")]
+impl P256Kek {
+    /// The key in AWS-LC's form: the static private key when there is one. One form
+    /// serves wrap and unwrap; whichever comes first fills the cache.
+    fn prepare(&self) -> Option<Fast> {
+        match &self.secret {
+            Some(sk) => Fast::new(Some(Zeroizing::new(sk.to_bytes()).as_slice())).ok(),
+            None => Fast::new(None).ok(),
+        }
+    }
+}
+
 impl LocalAlgorithm for P256Kek {
     fn algorithm(&self) -> WrapAlgorithm {
         WrapAlgorithm::P256EcdhEs
@@ -237,11 +249,7 @@ impl LocalAlgorithm for P256Kek {
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
         #[cfg(feature = "aws-lc")]
-        if self
-            .fast
-            .for_provider(crypto, || Fast::new(None).ok())
-            .is_some()
-        {
+        if self.fast.for_provider(crypto, || self.prepare()).is_some() {
             let (epk, z) =
                 Fast::ephemeral_agree(&self.public_sec1).map_err(|_| internal("P-256"))?;
             let wrapped = kem_wrap(
@@ -276,10 +284,7 @@ impl LocalAlgorithm for P256Kek {
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
         #[cfg(feature = "aws-lc")]
-        if let Some(k) = self.fast.for_provider(crypto, || {
-            let sk = self.secret.as_ref()?;
-            Fast::new(Some(sk.to_bytes().as_slice())).ok()
-        }) {
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
             let z = k?.agree(params).map_err(|_| BackendError::Rejected)?;
             return kem_unwrap(
                 crypto,
