@@ -168,7 +168,7 @@ impl Error {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     Open,
     Done,
     Failed,
@@ -336,11 +336,7 @@ impl SegmentOpener {
     /// Given `filled` bytes gathered into `buf` (`filled == window()` or the input
     /// ended), opens the next segment in place. Returns the plaintext length and whether
     /// it was the last segment.
-    pub(crate) fn open_next(
-        &mut self,
-        buf: &mut [u8],
-        filled: usize,
-    ) -> Result<(usize, bool), Error> {
+    fn open_next(&mut self, buf: &mut [u8], filled: usize) -> Result<(usize, bool), Error> {
         let last = filled < self.window();
         let seg_len = if last { filled } else { self.size + TAG_LEN };
         if last && (filled < TAG_LEN || (filled == TAG_LEN && self.index > 0)) {
@@ -353,6 +349,107 @@ impl SegmentOpener {
     }
 }
 
+/// The I/O-free core of a front-to-back reader, shared by the sync and async adapters:
+/// gathers one segment plus one byte of look-ahead (to tell the last segment from the
+/// others), opens it in place, and hands out its plaintext.
+pub(crate) struct FrontCore {
+    pub(crate) opener: SegmentOpener,
+    /// Gathered ciphertext; after a segment is opened, its plaintext sits at the front.
+    buf: Vec<u8>,
+    filled: usize,
+    pos: usize,
+    end: usize,
+    /// Bytes of the next segment already in `buf` after the current one.
+    carry: usize,
+    gathering: bool,
+    state: State,
+}
+
+impl FrontCore {
+    pub(crate) fn new(opener: SegmentOpener) -> Self {
+        Self {
+            buf: vec![0u8; opener.window()],
+            opener,
+            filled: 0,
+            pos: 0,
+            end: 0,
+            carry: 0,
+            gathering: false,
+            state: State::Open,
+        }
+    }
+
+    /// Copies available plaintext into `out`; `None` when none is available and the
+    /// caller must gather (or the stream is over: see [`FrontCore::finished`]).
+    pub(crate) fn take(&mut self, out: &mut [u8]) -> Option<usize> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let avail = self.buf.get(self.pos..self.end).unwrap_or_default();
+        let n = avail.len().min(out.len());
+        out.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(avail.get(..n).unwrap_or_default());
+        self.pos += n;
+        Some(n)
+    }
+
+    /// `Ok(true)` after the last segment, an error after a failure, `Ok(false)` while
+    /// more segments may follow.
+    pub(crate) fn finished(&self) -> io::Result<bool> {
+        match self.state {
+            State::Done => Ok(true),
+            State::Failed => Err(to_io(MisuseError::StreamState.into())),
+            State::Open => Ok(false),
+        }
+    }
+
+    /// Where the next input bytes go, or `None` once a full window is gathered.
+    pub(crate) fn spare(&mut self) -> Option<&mut [u8]> {
+        let window = self.opener.window();
+        if !self.gathering {
+            // Move the look-ahead byte(s) of the previous round to the front.
+            if self.carry > 0 {
+                let from = self.filled - self.carry;
+                self.buf.copy_within(from..self.filled, 0);
+            }
+            self.filled = self.carry;
+            self.carry = 0;
+            self.gathering = true;
+        }
+        (self.filled < window).then(|| self.buf.get_mut(self.filled..window).unwrap_or_default())
+    }
+
+    /// Records `n` bytes written into [`FrontCore::spare`].
+    pub(crate) fn gathered(&mut self, n: usize) {
+        self.filled += n;
+    }
+
+    /// Opens the gathered segment (the input ended if the window is not full).
+    pub(crate) fn open(&mut self) -> io::Result<()> {
+        self.gathering = false;
+        match self.opener.open_next(&mut self.buf, self.filled) {
+            Ok((n, last)) => {
+                self.pos = 0;
+                self.end = n;
+                if last {
+                    self.state = State::Done;
+                } else {
+                    self.carry = self.filled - (self.opener.size + TAG_LEN);
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fail(to_io(e))),
+        }
+    }
+
+    /// Marks the stream failed; returns `e`.
+    pub(crate) fn fail(&mut self, e: io::Error) -> io::Error {
+        self.state = State::Failed;
+        e
+    }
+}
+
 /// Reads a sealed stream front to back and yields its plaintext. Created by
 /// [`Envelope::open_reader`].
 ///
@@ -362,58 +459,30 @@ impl SegmentOpener {
 /// (see [`crate::Error::from_io`]); after one, every later read fails too.
 pub struct OpenReader<R: Read> {
     inner: R,
-    opener: SegmentOpener,
-    /// Gathered ciphertext; after a segment is opened, its plaintext sits at the front.
-    buf: Vec<u8>,
-    filled: usize,
-    pos: usize,
-    end: usize,
-    /// Bytes of the next segment already in `buf` after the current one.
-    carry: usize,
-    state: State,
+    core: FrontCore,
 }
 
 impl<R: Read> fmt::Debug for OpenReader<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenReader")
-            .field("segment_size", &self.opener.size)
-            .field("segments_read", &self.opener.index)
-            .field("state", &self.state)
+            .field("segment_size", &self.core.opener.size)
+            .field("segments_read", &self.core.opener.index)
+            .field("state", &self.core.state)
             .finish_non_exhaustive()
     }
 }
 
 impl<R: Read> OpenReader<R> {
     fn next_segment(&mut self) -> io::Result<()> {
-        let window = self.opener.window();
-        // Move the look-ahead byte(s) of the previous round to the front.
-        if self.carry > 0 {
-            let from = self.filled - self.carry;
-            self.buf.copy_within(from..self.filled, 0);
-        }
-        self.filled = self.carry;
-        self.carry = 0;
-        while self.filled < window {
-            let spare = self.buf.get_mut(self.filled..window).unwrap_or_default();
+        while let Some(spare) = self.core.spare() {
             match self.inner.read(spare) {
                 Ok(0) => break,
-                Ok(n) => self.filled += n,
+                Ok(n) => self.core.gathered(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.core.fail(e)),
             }
         }
-        let (n, last) = self
-            .opener
-            .open_next(&mut self.buf, self.filled)
-            .map_err(to_io)?;
-        self.pos = 0;
-        self.end = n;
-        if last {
-            self.state = State::Done;
-        } else {
-            self.carry = self.filled - (self.opener.size + TAG_LEN);
-        }
-        Ok(())
+        self.core.open()
     }
 
     /// The inner reader (positioned after what was consumed).
@@ -425,27 +494,13 @@ impl<R: Read> OpenReader<R> {
 impl<R: Read> Read for OpenReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.pos < self.end {
-                let avail = self.buf.get(self.pos..self.end).unwrap_or_default();
-                let n = avail.len().min(out.len());
-                out.get_mut(..n)
-                    .unwrap_or_default()
-                    .copy_from_slice(avail.get(..n).unwrap_or_default());
-                self.pos += n;
+            if let Some(n) = self.core.take(out) {
                 return Ok(n);
             }
-            match self.state {
-                State::Done => return Ok(0),
-                State::Failed => return Err(to_io(MisuseError::StreamState.into())),
-                State::Open => {}
-            }
-            if out.is_empty() {
+            if self.core.finished()? || out.is_empty() {
                 return Ok(0);
             }
-            if let Err(e) = self.next_segment() {
-                self.state = State::Failed;
-                return Err(e);
-            }
+            self.next_segment()?;
         }
     }
 }
@@ -631,16 +686,9 @@ impl Envelope {
     ) -> Result<OpenReader<R>, Error> {
         let (header, _) = read_header(&mut inner)?;
         let opener = self.begin_open_stream(ctx, &header).await?;
-        let window = opener.window();
         Ok(OpenReader {
             inner,
-            opener,
-            buf: vec![0u8; window],
-            filled: 0,
-            pos: 0,
-            end: 0,
-            carry: 0,
-            state: State::Open,
+            core: FrontCore::new(opener),
         })
     }
 

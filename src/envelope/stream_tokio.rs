@@ -9,10 +9,10 @@ use std::task::{Context as TaskContext, Poll, ready};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use super::Envelope;
-use super::stream::{SegmentOpener, SegmentSealer, header_rest_len, to_io};
+use super::stream::{FrontCore, SegmentSealer, header_rest_len, to_io};
 use crate::context::Context;
 use crate::error::{Error, MisuseError};
-use crate::format::{DEFAULT_SEGMENT_SIZE, FormatError, SealedHeader, TAG_LEN};
+use crate::format::{DEFAULT_SEGMENT_SIZE, FormatError, SealedHeader};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -130,60 +130,31 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncSealWriter<W> {
 /// guarantees as [`super::OpenReader`]. Created by [`Envelope::open_async_reader`].
 pub struct AsyncOpenReader<R: AsyncRead + Unpin> {
     inner: R,
-    opener: SegmentOpener,
-    buf: Vec<u8>,
-    filled: usize,
-    gathering: bool,
-    pos: usize,
-    end: usize,
-    carry: usize,
-    state: State,
+    core: FrontCore,
 }
 
 impl<R: AsyncRead + Unpin> fmt::Debug for AsyncOpenReader<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncOpenReader")
-            .field("segments_read", &self.opener.index)
-            .field("state", &self.state)
+            .field("segments_read", &self.core.opener.index)
             .finish_non_exhaustive()
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
     fn poll_segment(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        let window = self.opener.window();
-        if !self.gathering {
-            if self.carry > 0 {
-                let from = self.filled - self.carry;
-                self.buf.copy_within(from..self.filled, 0);
-            }
-            self.filled = self.carry;
-            self.carry = 0;
-            self.gathering = true;
-        }
-        while self.filled < window {
-            let spare = self.buf.get_mut(self.filled..window).unwrap_or_default();
+        while let Some(spare) = self.core.spare() {
             let mut rb = ReadBuf::new(spare);
-            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
+            if let Err(e) = ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb)) {
+                return Poll::Ready(Err(self.core.fail(e)));
+            }
             let n = rb.filled().len();
             if n == 0 {
                 break;
             }
-            self.filled += n;
+            self.core.gathered(n);
         }
-        self.gathering = false;
-        let (n, last) = self
-            .opener
-            .open_next(&mut self.buf, self.filled)
-            .map_err(to_io)?;
-        self.pos = 0;
-        self.end = n;
-        if last {
-            self.state = State::Done;
-        } else {
-            self.carry = self.filled - (self.opener.size + TAG_LEN);
-        }
-        Poll::Ready(Ok(()))
+        Poll::Ready(self.core.open())
     }
 
     /// The inner reader.
@@ -200,27 +171,14 @@ impl<R: AsyncRead + Unpin> AsyncRead for AsyncOpenReader<R> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.pos < this.end {
-                let avail = this.buf.get(this.pos..this.end).unwrap_or_default();
-                let n = avail.len().min(out.remaining());
-                out.put_slice(avail.get(..n).unwrap_or_default());
-                this.pos += n;
+            if let Some(n) = this.core.take(out.initialize_unfilled()) {
+                out.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            match this.state {
-                State::Done => return Poll::Ready(Ok(())),
-                State::Failed => {
-                    return Poll::Ready(Err(to_io(MisuseError::StreamState.into())));
-                }
-                State::Open => {}
-            }
-            if out.remaining() == 0 {
+            if this.core.finished()? || out.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            if let Err(e) = ready!(this.poll_segment(cx)) {
-                this.state = State::Failed;
-                return Poll::Ready(Err(e));
-            }
+            ready!(this.poll_segment(cx))?;
         }
     }
 }
@@ -282,17 +240,9 @@ impl Envelope {
             return Err(FormatError::TrailingBytes.into());
         }
         let opener = self.begin_open_stream(ctx, &header).await?;
-        let window = opener.window();
         Ok(AsyncOpenReader {
             inner,
-            opener,
-            buf: vec![0u8; window],
-            filled: 0,
-            gathering: false,
-            pos: 0,
-            end: 0,
-            carry: 0,
-            state: State::Open,
+            core: FrontCore::new(opener),
         })
     }
 }
