@@ -98,11 +98,26 @@ fn kek(key: &[u8; 32]) -> Result<AesKek, CryptoFailure> {
     AesKek::new(&AES_256, key).map_err(|_| CryptoFailure)
 }
 
-fn finish_unwrap(
-    r: Result<usize, CryptoFailure>,
-    mut out: Zeroizing<Vec<u8>>,
+type KwOp = fn(AesKek, &[u8], &mut [u8]) -> Result<usize, aws_lc_rs::error::Unspecified>;
+
+/// One RFC 3394 / 5649 wrap: a fresh `AesKek` (AWS-LC consumes it per call), an output
+/// sized for the input plus padding and the integrity block.
+fn wrap_with(kek_bytes: &[u8; 32], key: &[u8], op: KwOp) -> Result<Vec<u8>, CryptoFailure> {
+    let mut out = vec![0u8; kw_capacity(key.len())];
+    let n = op(kek(kek_bytes)?, key, &mut out).map_err(|_| CryptoFailure)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// One RFC 3394 / 5649 unwrap; AWS-LC may leave unverified bytes in the output on
+/// failure, so it is wiped then.
+fn unwrap_with(
+    kek_bytes: &[u8; 32],
+    wrapped: &[u8],
+    op: KwOp,
 ) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
-    match r {
+    let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
+    match kek(kek_bytes).and_then(|k| op(k, wrapped, &mut out).map_err(|_| CryptoFailure)) {
         Ok(n) => {
             out.truncate(n);
             Ok(out)
@@ -132,13 +147,7 @@ impl Primitives for AwsLc {
     }
 
     fn aes256_kw_wrap(&self, kek_bytes: &[u8; 32], key: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
-        let mut out = vec![0u8; kw_capacity(key.len())];
-        let n = kek(kek_bytes)?
-            .wrap(key, &mut out)
-            .map_err(|_| CryptoFailure)?
-            .len();
-        out.truncate(n);
-        Ok(out)
+        wrap_with(kek_bytes, key, |k, i, o| k.wrap(i, o).map(|w| w.len()))
     }
 
     fn aes256_kw_unwrap(
@@ -146,26 +155,18 @@ impl Primitives for AwsLc {
         kek_bytes: &[u8; 32],
         wrapped: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
-        let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
-        let r = kek(kek_bytes).and_then(|k| {
-            k.unwrap(wrapped, &mut out)
-                .map(|o| o.len())
-                .map_err(|_| CryptoFailure)
-        });
-        finish_unwrap(r, out)
+        unwrap_with(kek_bytes, wrapped, |k, i, o| {
+            k.unwrap(i, o).map(|u| u.len())
+        })
     }
 
     fn aes256_kwp_wrap(&self, kek_bytes: &[u8; 32], key: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
         if key.is_empty() {
             return Err(CryptoFailure);
         }
-        let mut out = vec![0u8; kw_capacity(key.len())];
-        let n = kek(kek_bytes)?
-            .wrap_with_padding(key, &mut out)
-            .map_err(|_| CryptoFailure)?
-            .len();
-        out.truncate(n);
-        Ok(out)
+        wrap_with(kek_bytes, key, |k, i, o| {
+            k.wrap_with_padding(i, o).map(|w| w.len())
+        })
     }
 
     fn aes256_kwp_unwrap(
@@ -173,13 +174,9 @@ impl Primitives for AwsLc {
         kek_bytes: &[u8; 32],
         wrapped: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
-        let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
-        let r = kek(kek_bytes).and_then(|k| {
-            k.unwrap_with_padding(wrapped, &mut out)
-                .map(|o| o.len())
-                .map_err(|_| CryptoFailure)
-        });
-        finish_unwrap(r, out)
+        unwrap_with(kek_bytes, wrapped, |k, i, o| {
+            k.unwrap_with_padding(i, o).map(|u| u.len())
+        })
     }
 
     fn hkdf_sha256(
