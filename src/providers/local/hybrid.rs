@@ -291,6 +291,39 @@ impl HybridKek {
     }
 }
 
+impl HybridKek {
+    /// Encapsulates with the backend's provider: AWS-LC's own randomness, or 160 bytes
+    /// of OS randomness through the draft's deterministic variant.
+    fn encapsulate(
+        &self,
+        crypto: &dyn Primitives,
+    ) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+            return self.encaps_aws_lc(k?);
+        }
+        let _ = crypto;
+        let mut randomness = random::<160>()?;
+        let r = self.encaps_derand(&randomness);
+        randomness.zeroize();
+        r
+    }
+
+    /// Decapsulates with the backend's provider.
+    fn decapsulate(
+        &self,
+        crypto: &dyn Primitives,
+        ct: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+            return self.decaps_aws_lc(k?, ct);
+        }
+        let _ = crypto;
+        self.decaps(ct)
+    }
+}
+
 impl LocalAlgorithm for HybridKek {
     fn algorithm(&self) -> WrapAlgorithm {
         WrapAlgorithm::HybridP256MlKem768
@@ -307,22 +340,7 @@ impl LocalAlgorithm for HybridKek {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
-        #[cfg(feature = "aws-lc")]
-        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
-            let (ct, ss) = self.encaps_aws_lc(k?)?;
-            let wrapped = kem_wrap(
-                crypto,
-                self.algorithm(),
-                ss.as_slice(),
-                &[&ct],
-                binding,
-                dek,
-            )?;
-            return Ok((ct, wrapped));
-        }
-        let mut randomness = random::<160>()?;
-        let (ct, ss) = self.encaps_derand(&randomness)?;
-        randomness.zeroize();
+        let (ct, ss) = self.encapsulate(crypto)?;
         let wrapped = kem_wrap(
             crypto,
             self.algorithm(),
@@ -341,13 +359,7 @@ impl LocalAlgorithm for HybridKek {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
-        #[cfg(feature = "aws-lc")]
-        let ss = match self.fast.for_provider(crypto, || self.prepare()) {
-            Some(k) => self.decaps_aws_lc(k?, params)?,
-            None => self.decaps(params)?,
-        };
-        #[cfg(not(feature = "aws-lc"))]
-        let ss = self.decaps(params)?;
+        let ss = self.decapsulate(crypto, params)?;
         kem_unwrap(
             crypto,
             self.algorithm(),

@@ -270,6 +270,42 @@ impl MlKemKek {
     }
 }
 
+impl MlKemKek {
+    /// Encapsulates to the KEK with the backend's provider.
+    fn encapsulate(
+        &self,
+        crypto: &dyn Primitives,
+    ) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+            return k?.encapsulate().map_err(|_| internal("ML-KEM"));
+        }
+        let _ = crypto;
+        match &self.keys {
+            Keys::K768 { ek, .. } => encaps768(ek),
+            Keys::K1024 { ek, .. } => encaps1024(ek),
+        }
+    }
+
+    /// Decapsulates with the backend's provider (implicit rejection either way).
+    fn decapsulate(
+        &self,
+        crypto: &dyn Primitives,
+        ct: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, BackendError> {
+        #[cfg(feature = "aws-lc")]
+        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+            return k?.decapsulate(ct).map_err(|_| BackendError::Rejected);
+        }
+        let _ = crypto;
+        match &self.keys {
+            Keys::K768 { dk: Some(dk), .. } => decaps768(dk, ct),
+            Keys::K1024 { dk: Some(dk), .. } => decaps1024(dk, ct),
+            _ => Err(BackendError::Rejected),
+        }
+    }
+}
+
 impl LocalAlgorithm for MlKemKek {
     fn algorithm(&self) -> WrapAlgorithm {
         match self.keys {
@@ -292,25 +328,7 @@ impl LocalAlgorithm for MlKemKek {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
-        #[cfg(feature = "aws-lc")]
-        let fast = self.fast.for_provider(crypto, || self.prepare());
-        #[cfg(feature = "aws-lc")]
-        if let Some(k) = fast {
-            let (ct, ss) = k?.encapsulate().map_err(|_| internal("ML-KEM"))?;
-            let wrapped = kem_wrap(
-                crypto,
-                self.algorithm(),
-                ss.as_slice(),
-                &[&ct],
-                binding,
-                dek,
-            )?;
-            return Ok((ct, wrapped));
-        }
-        let (ct, ss) = match &self.keys {
-            Keys::K768 { ek, .. } => encaps768(ek)?,
-            Keys::K1024 { ek, .. } => encaps1024(ek)?,
-        };
+        let (ct, ss) = self.encapsulate(crypto)?;
         let wrapped = kem_wrap(
             crypto,
             self.algorithm(),
@@ -329,23 +347,7 @@ impl LocalAlgorithm for MlKemKek {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
-        #[cfg(feature = "aws-lc")]
-        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
-            let ss = k?.decapsulate(params).map_err(|_| BackendError::Rejected)?;
-            return kem_unwrap(
-                crypto,
-                self.algorithm(),
-                ss.as_slice(),
-                &[params],
-                binding,
-                wrapped,
-            );
-        }
-        let ss = match &self.keys {
-            Keys::K768 { dk: Some(dk), .. } => decaps768(dk, params)?,
-            Keys::K1024 { dk: Some(dk), .. } => decaps1024(dk, params)?,
-            _ => return Err(BackendError::Rejected),
-        };
+        let ss = self.decapsulate(crypto, params)?;
         kem_unwrap(
             crypto,
             self.algorithm(),
