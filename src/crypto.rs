@@ -52,6 +52,23 @@ pub(crate) trait Aes256GcmKey: Send + Sync {
         // RustCrypto verifies the tag before it decrypts.
         self.open(nonce, aad, buf, tag)
     }
+
+    /// Decrypts `ct` into `out` (as long as `ct`) in one pass; on failure `out` holds
+    /// no plaintext.
+    fn open_to(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        ct: &[u8],
+        tag: &[u8; 16],
+        out: &mut [u8],
+    ) -> Result<(), CryptoFailure> {
+        if out.len() != ct.len() {
+            return Err(CryptoFailure);
+        }
+        out.copy_from_slice(ct);
+        self.open(nonce, aad, out, tag)
+    }
 }
 
 /// The primitives the crate needs.

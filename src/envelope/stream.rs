@@ -334,18 +334,41 @@ impl SegmentOpener {
     }
 
     /// Given `filled` bytes gathered into `buf` (`filled == window()` or the input
-    /// ended), opens the next segment in place. Returns the plaintext length and whether
-    /// it was the last segment.
-    fn open_next(&mut self, buf: &mut [u8], filled: usize) -> Result<(usize, bool), Error> {
+    /// ended), opens the next segment: straight into `out` when its plaintext fits
+    /// there, else in place in `buf`. Returns whether it went to `out`, the plaintext
+    /// length, and whether it was the last segment.
+    fn open_next(
+        &mut self,
+        buf: &mut [u8],
+        filled: usize,
+        out: &mut [u8],
+    ) -> Result<(bool, usize, bool), Error> {
         let last = filled < self.window();
         let seg_len = if last { filled } else { self.size + TAG_LEN };
         if last && (filled < TAG_LEN || (filled == TAG_LEN && self.index > 0)) {
             return Err(FormatError::Truncated.into());
         }
         let seg = buf.get_mut(..seg_len).ok_or(FormatError::Truncated)?;
-        let n = self.open_at(self.index, last, seg)?;
+        let pt_len = seg_len - TAG_LEN;
+        let direct = out.len() >= pt_len;
+        if direct {
+            let (ct, tag) = seg.split_at(pt_len);
+            let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| FormatError::MissingTag)?;
+            let out = out.get_mut(..pt_len).ok_or(FormatError::Truncated)?;
+            self.key
+                .open_to(
+                    &payload::segment_nonce(self.index, last),
+                    &self.aad,
+                    ct,
+                    &tag,
+                    out,
+                )
+                .map_err(|_| Error::Crypto)?;
+        } else {
+            self.open_at(self.index, last, seg)?;
+        }
         self.index = self.index.checked_add(1).ok_or(FormatError::Truncated)?;
-        Ok((n, last))
+        Ok((direct, pt_len, last))
     }
 }
 
@@ -425,19 +448,22 @@ impl FrontCore {
         self.filled += n;
     }
 
-    /// Opens the gathered segment (the input ended if the window is not full).
-    pub(crate) fn open(&mut self) -> io::Result<()> {
+    /// Opens the gathered segment (the input ended if the window is not full). When its
+    /// plaintext fits in `out` it is decrypted straight there (no second copy) and its
+    /// length returned; otherwise it stays here for [`FrontCore::take`] and the result
+    /// is `None`.
+    pub(crate) fn open(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
         self.gathering = false;
-        match self.opener.open_next(&mut self.buf, self.filled) {
-            Ok((n, last)) => {
+        match self.opener.open_next(&mut self.buf, self.filled, out) {
+            Ok((direct, n, last)) => {
                 self.pos = 0;
-                self.end = n;
+                self.end = if direct { 0 } else { n };
                 if last {
                     self.state = State::Done;
                 } else {
                     self.carry = self.filled - (self.opener.size + TAG_LEN);
                 }
-                Ok(())
+                Ok(direct.then_some(n))
             }
             Err(e) => Err(self.fail(to_io(e))),
         }
@@ -473,7 +499,8 @@ impl<R: Read> fmt::Debug for OpenReader<R> {
 }
 
 impl<R: Read> OpenReader<R> {
-    fn next_segment(&mut self) -> io::Result<()> {
+    /// Gathers and opens the next segment; see [`FrontCore::open`] for `out`.
+    fn next_segment(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
         while let Some(spare) = self.core.spare() {
             match self.inner.read(spare) {
                 Ok(0) => break,
@@ -482,7 +509,7 @@ impl<R: Read> OpenReader<R> {
                 Err(e) => return Err(self.core.fail(e)),
             }
         }
-        self.core.open()
+        self.core.open(out)
     }
 
     /// The inner reader (positioned after what was consumed).
@@ -500,7 +527,9 @@ impl<R: Read> Read for OpenReader<R> {
             if self.core.finished()? || out.is_empty() {
                 return Ok(0);
             }
-            self.next_segment()?;
+            if let Some(n @ 1..) = self.next_segment(out)? {
+                return Ok(n);
+            }
         }
     }
 }

@@ -142,7 +142,12 @@ impl<R: AsyncRead + Unpin> fmt::Debug for AsyncOpenReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
-    fn poll_segment(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+    /// Gathers and opens the next segment; see `FrontCore::open` for `out`.
+    fn poll_segment(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<Option<usize>>> {
         while let Some(spare) = self.core.spare() {
             let mut rb = ReadBuf::new(spare);
             if let Err(e) = ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb)) {
@@ -154,7 +159,7 @@ impl<R: AsyncRead + Unpin> AsyncOpenReader<R> {
             }
             self.core.gathered(n);
         }
-        Poll::Ready(self.core.open())
+        Poll::Ready(self.core.open(out))
     }
 
     /// The inner reader.
@@ -178,7 +183,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for AsyncOpenReader<R> {
             if this.core.finished()? || out.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            ready!(this.poll_segment(cx))?;
+            if let Some(n @ 1..) = ready!(this.poll_segment(cx, out.initialize_unfilled()))? {
+                out.advance(n);
+                return Poll::Ready(Ok(()));
+            }
         }
     }
 }
