@@ -20,6 +20,12 @@ if ! command -v cc >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq gcc g++
 fi
 command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3; }
+# The FIPS build of AWS-LC (feature aws-lc-fips, part of --all-features) builds with
+# cmake and Go.
+if ! command -v cmake >/dev/null 2>&1 || ! command -v go >/dev/null 2>&1; then
+  step "installing cmake and Go (AWS-LC FIPS build)"
+  apt-get update -qq && apt-get install -y -qq cmake golang-go
+fi
 # The bring-your-own-key tests generate keys with openssl at test time.
 command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl; }
 
@@ -34,6 +40,9 @@ cargo clippy --no-default-features --lib -- -D warnings
 
 step "tests (all features)"
 cargo test --all-features
+
+step "tests on the non-FIPS AWS-LC build (--all-features above links the FIPS one)"
+cargo test --features aws-lc,tokio
 
 step "tests without default features"
 cargo test --no-default-features

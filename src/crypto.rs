@@ -76,9 +76,9 @@ pub(crate) trait Primitives: Send + Sync + Debug {
     /// The provider's name, as reported by [`CryptoProvider::name`].
     fn name(&self) -> &'static str;
 
-    /// Whether the library runs in a FIPS 140-3 validated mode.
-    fn fips(&self) -> bool {
-        false
+    /// The FIPS 140-3 module and its version when the library runs one in FIPS mode.
+    fn fips_module(&self) -> Option<String> {
+        None
     }
 
     /// Prepares an AES-256-GCM key.
@@ -169,11 +169,34 @@ impl CryptoProvider {
         }
     }
 
-    /// `aws-lc-rs` (AWS-LC, non-FIPS build). Needs the `aws-lc` feature.
+    /// `aws-lc-rs` (AWS-LC). Needs the `aws-lc` feature; with `aws-lc-fips` it is the
+    /// FIPS build ([`CryptoProvider::fips`] tells which one runs).
     #[cfg(feature = "aws-lc")]
     pub fn aws_lc() -> Self {
         Self {
             primitives: &awslc::AwsLc,
+        }
+    }
+
+    /// `aws-lc-rs` built on the FIPS module of AWS-LC (`aws-lc-fips-sys`), checked to be
+    /// running in FIPS mode. Needs the `aws-lc-fips` feature.
+    ///
+    /// The module being in FIPS mode does not make every kekring operation an approved
+    /// service: AWS-LC counts AES-GCM sealing with a caller-supplied nonce (the payload,
+    /// stream segments, the local AES-256-GCM KEK) and HKDF-Expand without Extract (the
+    /// payload key schedule) as non-approved. [`crate::BackendInfo::fips`] of a local
+    /// backend on this provider says so.
+    ///
+    /// # Errors
+    /// [`MisuseError::NotFipsMode`](crate::MisuseError::NotFipsMode) when AWS-LC is
+    /// not in FIPS mode (for example an ASAN build).
+    #[cfg(feature = "aws-lc-fips")]
+    pub fn aws_lc_fips() -> Result<Self, Error> {
+        let provider = Self::aws_lc();
+        if provider.fips() {
+            Ok(provider)
+        } else {
+            Err(crate::error::MisuseError::NotFipsMode.into())
         }
     }
 
@@ -182,10 +205,11 @@ impl CryptoProvider {
         self.primitives.name()
     }
 
-    /// Whether the provider runs in a FIPS 140-3 validated mode (only the FIPS build of
-    /// AWS-LC can).
+    /// Whether the provider runs in a FIPS 140-3 module in FIPS mode (only the FIPS
+    /// build of AWS-LC can). Not every kekring operation is then an approved service:
+    /// see `CryptoProvider::aws_lc_fips` (feature `aws-lc-fips`).
     pub fn fips(&self) -> bool {
-        self.primitives.fips()
+        self.primitives.fips_module().is_some()
     }
 }
 

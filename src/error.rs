@@ -94,6 +94,10 @@ pub enum MisuseError {
     /// A stream was written to after it failed or was finished.
     #[error("the stream failed or was finished earlier")]
     StreamState,
+    /// The FIPS crypto provider was asked for, but the linked AWS-LC is not running in
+    /// FIPS mode.
+    #[error("AWS-LC is not running in FIPS mode")]
+    NotFipsMode,
     /// A buffer of the wrong size was passed to an in-place call.
     #[error("buffer is {len} bytes; {expected} were needed")]
     BufferSize {

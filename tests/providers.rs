@@ -127,8 +127,34 @@ fn backends_describe_their_provider() {
     assert!(rc.info().description.contains("rust-crypto"));
     assert!(lc.info().description.contains("aws-lc"));
     assert_eq!(lc.crypto_provider(), CryptoProvider::aws_lc());
-    // The non-FIPS build reports no FIPS validation.
+    assert_eq!(CryptoProvider::default(), CryptoProvider::rust_crypto());
+    assert!(!CryptoProvider::rust_crypto().fips());
+    assert_eq!(rc.info().fips, kekring::FipsStatus::Unvalidated);
+}
+
+#[cfg(not(feature = "aws-lc-fips"))]
+#[test]
+fn the_non_fips_build_claims_nothing() {
+    let lc = LocalBackend::with_crypto_provider(CryptoProvider::aws_lc());
     assert!(!CryptoProvider::aws_lc().fips());
     assert_eq!(lc.info().fips, kekring::FipsStatus::Unvalidated);
-    assert_eq!(CryptoProvider::default(), CryptoProvider::rust_crypto());
+}
+
+#[cfg(feature = "aws-lc-fips")]
+#[test]
+fn the_fips_build_runs_in_fips_mode_and_says_what_is_not_approved() {
+    let fips = CryptoProvider::aws_lc_fips().expect("AWS-LC in FIPS mode");
+    assert!(fips.fips());
+    assert_eq!(fips, CryptoProvider::aws_lc());
+    let lc = LocalBackend::with_crypto_provider(fips);
+    match &lc.info().fips {
+        kekring::FipsStatus::ModuleInFipsMode { module, unapproved } => {
+            assert!(
+                module.contains("AWS-LC") && module.contains("FIPS mode"),
+                "{module}"
+            );
+            assert!(unapproved.contains("aes-256-gcm"), "{unapproved}");
+        }
+        other => panic!("a FIPS build must report its module, got {other:?}"),
+    }
 }

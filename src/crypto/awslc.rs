@@ -151,8 +151,15 @@ impl Primitives for AwsLc {
         NAME
     }
 
-    fn fips(&self) -> bool {
-        aws_lc_rs::try_fips_mode().is_ok()
+    fn fips_module(&self) -> Option<String> {
+        aws_lc_rs::try_fips_mode().ok()?;
+        let version = aws_lc_rs::awslc_version();
+        Some(match aws_lc_rs::fips_version() {
+            Some(module) => {
+                format!("AWS-LC {version} (FIPS module version {module}), in FIPS mode")
+            }
+            None => format!("AWS-LC {version}, in FIPS mode"),
+        })
     }
 
     fn aes256_gcm(&self, key: &[u8; 32]) -> Box<dyn Aes256GcmKey> {

@@ -387,9 +387,12 @@ impl LocalBackend {
             format!("kekring local software keys ({})", provider.name()),
             LOCAL_ALGORITHMS.to_vec(),
         );
-        if provider.fips() {
-            info.fips = crate::backend::FipsStatus::Validated {
-                certificate: "AWS-LC FIPS module, running in FIPS mode".to_owned(),
+        if let Some(module) = provider.primitives.fips_module() {
+            info.fips = crate::backend::FipsStatus::ModuleInFipsMode {
+                module,
+                unapproved: "the aes-256-gcm KEK wrap (AES-GCM seal with a caller-supplied \
+                             nonce)"
+                    .to_owned(),
             };
         }
         Self {
