@@ -4,6 +4,7 @@
 //! | id | what |
 //! |---|---|
 //! | `kekring` | `Envelope::seal` / `open`, local AES-256 KEK, `WrapAlgorithm::Aes256Gcm` |
+//! | `kekring-aws-lc` | the same on `CryptoProvider::aws_lc()` (feature `aws-lc`) |
 //! | `raw-aes256-gcm` | RustCrypto `aes-gcm` 0.11 on the same bytes, key schedule done once |
 //! | `aws-esdk` | AWS Encryption SDK, raw AES keyring, `AlgAes256GcmHkdfSha512CommitKey` |
 //! | `tink` | tink-rust `KmsEnvelopeAead`, AES-256-GCM DEKs, local AES-256-GCM KEK |
@@ -27,8 +28,8 @@ use aws_esdk::material_providers::types::{
 use aws_esdk::types::aws_encryption_sdk_config::AwsEncryptionSdkConfig;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kekring::{
-    BackendId, Classification, Context, Envelope, KekBinding, KekRef, LocalBackend, Route,
-    WrapAlgorithm,
+    BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef, LocalBackend,
+    Route, WrapAlgorithm,
 };
 use kms_aead::ring_encryption::RingAeadEncryption;
 use kms_aead::{
@@ -53,12 +54,13 @@ const PURPOSE: &str = "objects";
 const OBJECT: &str = "object-0001";
 const AAD: &str = "tenant=bench;purpose=objects;object=object-0001;class=confidential";
 
-fn kekring_envelope() -> Envelope {
-    let local = Arc::new(LocalBackend::new());
+fn kekring_envelope(provider: CryptoProvider) -> Envelope {
+    let local = Arc::new(LocalBackend::with_crypto_provider(provider));
     let alg = WrapAlgorithm::Aes256Gcm;
     let loc = local.generate_aes256("bench", alg).unwrap();
     let r = KekRef::new(TENANT, PURPOSE, 1).unwrap();
     Envelope::builder()
+        .crypto_provider(provider)
         .backend(local)
         .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
@@ -128,8 +130,11 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
 
-    // kekring.
-    let env = kekring_envelope();
+    // kekring, on its default provider (RustCrypto) and, with the `aws-lc` feature, on
+    // AWS-LC (`kekring-aws-lc`).
+    let env = kekring_envelope(CryptoProvider::rust_crypto());
+    #[cfg(feature = "aws-lc")]
+    let env_lc = kekring_envelope(CryptoProvider::aws_lc());
     let ctx = Context::new(TENANT, PURPOSE, OBJECT, Classification::Confidential).unwrap();
 
     // Baseline: raw AES-256-GCM, as in benches/seal.rs.
@@ -217,6 +222,13 @@ fn bench(c: &mut Criterion) {
         // Every peer's output opens to the plaintext before anything is timed.
         let k_sealed = pollster::block_on(env.seal(&ctx, &pt)).unwrap();
         assert_eq!(pollster::block_on(env.open(&ctx, &k_sealed)).unwrap(), pt);
+        #[cfg(feature = "aws-lc")]
+        let k_sealed_lc = pollster::block_on(env_lc.seal(&ctx, &pt)).unwrap();
+        #[cfg(feature = "aws-lc")]
+        assert_eq!(
+            pollster::block_on(env_lc.open(&ctx, &k_sealed_lc)).unwrap(),
+            pt
+        );
         let e_sealed = esdk_seal(&pt).into_inner();
         assert_eq!(esdk_open(&e_sealed).as_ref(), pt.as_slice());
         let t_sealed = tink.encrypt(&pt, AAD.as_bytes()).unwrap();
@@ -235,6 +247,10 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(u64::try_from(size).unwrap()));
         g.bench_function("kekring", |b| {
             b.iter(|| black_box(pollster::block_on(env.seal(&ctx, black_box(&pt))).unwrap()))
+        });
+        #[cfg(feature = "aws-lc")]
+        g.bench_function("kekring-aws-lc", |b| {
+            b.iter(|| black_box(pollster::block_on(env_lc.seal(&ctx, black_box(&pt))).unwrap()))
         });
         g.bench_function("raw-aes256-gcm", |b| {
             b.iter(|| {
@@ -270,6 +286,12 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(u64::try_from(size).unwrap()));
         g.bench_function("kekring", |b| {
             b.iter(|| black_box(pollster::block_on(env.open(&ctx, black_box(&k_sealed))).unwrap()))
+        });
+        #[cfg(feature = "aws-lc")]
+        g.bench_function("kekring-aws-lc", |b| {
+            b.iter(|| {
+                black_box(pollster::block_on(env_lc.open(&ctx, black_box(&k_sealed_lc))).unwrap())
+            })
         });
         g.bench_function("raw-aes256-gcm", |b| {
             b.iter(|| {
