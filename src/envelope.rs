@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +27,7 @@ use crate::lifecycle::{KekRecord, KekState, KeyRing, NewKek, SharedKeyRing};
 use crate::payload;
 use crate::policy::Profile;
 use crate::secret::{DataKey, KEY_LEN};
+use crate::sharded::{Sharded, ShardedCounters};
 
 mod cache;
 mod clock;
@@ -45,20 +45,33 @@ pub use stream::{OpenReader, SealWriter, SeekableOpenReader};
 #[cfg(feature = "tokio")]
 pub use stream_tokio::{AsyncOpenReader, AsyncSealWriter};
 
-/// Usage counters of one KEK, shared by every thread using the envelope.
+/// Usage counters of one KEK, shared by every thread using the envelope; each thread
+/// counts in its own shard.
 #[derive(Debug, Default)]
-struct Counters {
-    wraps: AtomicU64,
-    unwraps: AtomicU64,
-    denials: AtomicU64,
-}
+struct Counters(ShardedCounters<3>);
 
 impl Counters {
+    const WRAPS: usize = 0;
+    const UNWRAPS: usize = 1;
+    const DENIALS: usize = 2;
+
+    fn wrapped(&self) {
+        self.0.bump(Self::WRAPS);
+    }
+
+    fn unwrapped(&self) {
+        self.0.bump(Self::UNWRAPS);
+    }
+
+    fn denied(&self) {
+        self.0.bump(Self::DENIALS);
+    }
+
     fn snapshot(&self) -> Usage {
         Usage {
-            wraps: self.wraps.load(Ordering::Relaxed),
-            unwraps: self.unwraps.load(Ordering::Relaxed),
-            denials: self.denials.load(Ordering::Relaxed),
+            wraps: self.0.sum(Self::WRAPS),
+            unwraps: self.0.sum(Self::UNWRAPS),
+            denials: self.0.sum(Self::DENIALS),
         }
     }
 }
@@ -441,8 +454,8 @@ impl EnvelopeBuilder {
                 clock: self.clock,
                 audit: self.audit,
                 usage: RwLock::new(HashMap::new()),
-                plans: RwLock::new(HashMap::new()),
-                resolved: RwLock::new(HashMap::new()),
+                plans: Sharded::new(HashMap::new),
+                resolved: Sharded::new(HashMap::new),
                 cache: self.cache.map(cache::DekCache::new),
             }),
         })
@@ -510,10 +523,12 @@ struct Inner {
     clock: Arc<dyn Clock>,
     audit: Option<AuditLog>,
     usage: RwLock<HashMap<KekRef, Arc<Counters>>>,
-    /// Per tenant and purpose: the wrap plan computed at a key-ring version.
-    plans: RwLock<PlanCache>,
-    /// KEKs resolved for unwrapping, each with the key-ring version it was read at.
-    resolved: RwLock<HashMap<KekRef, (u64, Arc<Resolved>)>>,
+    /// Per tenant and purpose: the wrap plan computed at a key-ring version. Each thread
+    /// shard fills its own copy, so a seal touches no cache line another thread writes.
+    plans: Sharded<PlanCache>,
+    /// KEKs resolved for unwrapping, each with the key-ring version it was read at (per
+    /// thread shard, as `plans`).
+    resolved: Sharded<HashMap<KekRef, (u64, Arc<Resolved>)>>,
     cache: Option<cache::DekCache>,
 }
 
@@ -823,7 +838,7 @@ impl Envelope {
     /// version (every install moves it, so a cached state is never stale).
     fn resolve(&self, kek: &KekRef) -> Option<Arc<Resolved>> {
         let version = self.inner.ring.version();
-        let cached = self.inner.resolved.read().ok().and_then(|m| {
+        let cached = self.inner.resolved.local().read().ok().and_then(|m| {
             m.get(kek)
                 .filter(|(v, _)| *v == version)
                 .map(|(_, r)| r.clone())
@@ -845,7 +860,7 @@ impl Envelope {
             epoch,
             record,
         });
-        if let Ok(mut m) = self.inner.resolved.write() {
+        if let Ok(mut m) = self.inner.resolved.local().write() {
             m.insert(kek.clone(), (version, resolved.clone()));
         }
         Some(resolved)
@@ -856,7 +871,7 @@ impl Envelope {
     /// recomputed whenever the key ring's version moves (every install moves it).
     fn wrap_plan(&self, ctx: &Context) -> Result<Arc<[Planned]>, Error> {
         let version = self.inner.ring.version();
-        let cached = self.inner.plans.read().ok().and_then(|p| {
+        let cached = self.inner.plans.local().read().ok().and_then(|p| {
             p.get(ctx.tenant())
                 .and_then(|m| m.get(ctx.purpose()))
                 .filter(|(v, _)| *v == version)
@@ -872,7 +887,9 @@ impl Envelope {
             let backend = self.backend(&rec)?.clone();
             plan.push(Planned {
                 counters: self.counters(&rec.reference),
-                reference: rec.reference,
+                // Its own copy of the names: cloning it into every wrapped DEK then
+                // counts references on this shard's copy, not on one all threads share.
+                reference: rec.reference.detached(),
                 backend_id: rec.backend,
                 backend,
                 locator: KekLocator::new(rec.locator),
@@ -880,7 +897,7 @@ impl Envelope {
             });
         }
         let plan: Arc<[Planned]> = plan.into();
-        if let Ok(mut p) = self.inner.plans.write() {
+        if let Ok(mut p) = self.inner.plans.local().write() {
             p.entry(key.0)
                 .or_default()
                 .insert(key.1, (version, plan.clone()));
@@ -924,7 +941,7 @@ impl Envelope {
                 .profile
                 .check(ctx.classification(), kek.algorithm)
             {
-                kek.counters.denials.fetch_add(1, Ordering::Relaxed);
+                kek.counters.denied();
                 self.audit(AuditEvent::WrapRefused {
                     kek: kek.reference.clone(),
                     algorithm: kek.algorithm,
@@ -962,7 +979,7 @@ impl Envelope {
             .map_err(|_| BackendError::MalformedResponse {
                 what: "wrapped key",
             })?;
-            kek.counters.wraps.fetch_add(1, Ordering::Relaxed);
+            kek.counters.wrapped();
             entries.push(entry);
         }
         Ok(WrappedDek::new(ctx.classification().clone(), entries)?)
@@ -1023,7 +1040,7 @@ impl Envelope {
             let allowed = kek.can_unwrap(now)
                 || (access == Access::BreakGlass && kek.state == KekState::Revoked);
             if !allowed {
-                resolved.counters.denials.fetch_add(1, Ordering::Relaxed);
+                resolved.counters.denied();
                 let state = if kek.state == KekState::Deprecated {
                     "deprecated, overlap window ended"
                 } else {
@@ -1045,7 +1062,7 @@ impl Envelope {
                 && access == Access::Normal
                 && let Some(dek) = cache.get(e, ctx, now, epoch, &self.inner.ring)
             {
-                resolved.counters.unwraps.fetch_add(1, Ordering::Relaxed);
+                resolved.counters.unwrapped();
                 return Ok(dek);
             }
             let backend = match &resolved.backend {
@@ -1062,7 +1079,7 @@ impl Envelope {
             );
             match backend.unwrap(req).await {
                 Ok(resp) if &resp.kek == locator => {
-                    resolved.counters.unwraps.fetch_add(1, Ordering::Relaxed);
+                    resolved.counters.unwrapped();
                     if let Some(cache) = &self.inner.cache
                         && access == Access::Normal
                     {

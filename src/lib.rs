@@ -35,6 +35,7 @@ mod payload;
 pub mod policy;
 pub mod providers;
 pub mod secret;
+mod sharded;
 pub mod threat_model;
 
 pub use backend::{BackendError, BackendInfo, FipsStatus, KekLocator, KeyBackend};

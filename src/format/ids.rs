@@ -499,6 +499,16 @@ pub struct KekRef {
 }
 
 impl KekRef {
+    /// The same reference with its own copies of the names (no reference count shared
+    /// with `self`).
+    pub(crate) fn detached(&self) -> Self {
+        Self {
+            tenant: Name(std::sync::Arc::from(&*self.tenant.0)),
+            purpose: Name(std::sync::Arc::from(&*self.purpose.0)),
+            version: self.version,
+        }
+    }
+
     /// A reference to version `version` (at least 1) of the KEK for `tenant` and `purpose`.
     ///
     /// # Errors

@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -40,6 +40,7 @@ use crate::crypto::{self, CryptoProvider, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
+use crate::sharded::Sharded;
 use zeroize::Zeroizing;
 
 mod aes;
@@ -352,14 +353,16 @@ pub const LOCAL_ALGORITHMS: [WrapAlgorithm; 9] = [
 /// Software KEKs in process memory, addressed by locator strings the caller chooses.
 pub struct LocalBackend {
     info: BackendInfo,
-    keys: RwLock<HashMap<KekLocator, Arc<LocalKek>>>,
+    /// The key table, one copy per thread shard (`crate::sharded`): a wrap or unwrap
+    /// locks only its own thread's copy and clones nothing shared.
+    keys: Sharded<HashMap<KekLocator, Arc<LocalKek>>>,
     crypto: &'static dyn Primitives,
     random: RandomSource,
 }
 
 impl fmt::Debug for LocalBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.keys.read().map(|k| k.len()).unwrap_or(0);
+        let n = self.keys.local().read().map(|k| k.len()).unwrap_or(0);
         f.debug_struct("LocalBackend")
             .field("info", &self.info)
             .field("keys", &n)
@@ -397,7 +400,7 @@ impl LocalBackend {
         }
         Self {
             info,
-            keys: RwLock::new(HashMap::new()),
+            keys: Sharded::new(HashMap::new),
             crypto: provider.primitives,
             random: RandomSource::default(),
         }
@@ -464,17 +467,24 @@ impl LocalBackend {
     /// # Errors
     /// [`Error::Misuse`] if a KEK already has that locator.
     pub fn insert_shared(&self, locator: KekLocator, kek: Arc<LocalKek>) -> Result<(), Error> {
-        let mut keys = self.keys.write().map_err(|_| poisoned())?;
-        if keys.contains_key(&locator) {
+        // Every shard, locked in one order (so concurrent inserts cannot deadlock),
+        // changes under the same critical section.
+        let mut shards = Vec::new();
+        for shard in self.keys.all() {
+            shards.push(shard.write().map_err(|_| poisoned())?);
+        }
+        if shards.iter().any(|keys| keys.contains_key(&locator)) {
             return Err(MisuseError::DuplicateLocator(locator).into());
         }
-        keys.insert(locator, kek);
+        for keys in &mut shards {
+            keys.insert(locator.clone(), kek.clone());
+        }
         Ok(())
     }
 
     /// The KEK under `locator`, shared.
     pub fn get_shared(&self, locator: &KekLocator) -> Option<Arc<LocalKek>> {
-        self.keys.read().ok()?.get(locator).cloned()
+        self.keys.local().read().ok()?.get(locator).cloned()
     }
 
     /// Generates a fresh AES-256 KEK for `algorithm` under `locator`.
@@ -492,31 +502,35 @@ impl LocalBackend {
     /// Whether a KEK exists under `locator`.
     pub fn contains(&self, locator: &KekLocator) -> bool {
         self.keys
+            .local()
             .read()
             .map(|k| k.contains_key(locator))
             .unwrap_or(false)
     }
 
-    fn get(&self, locator: &KekLocator) -> Result<Arc<LocalKek>, BackendError> {
-        let keys = self.keys.read().map_err(|_| unavailable_poisoned())?;
-        keys.get(locator)
-            .cloned()
-            .ok_or_else(|| BackendError::KeyNotFound(locator.clone()))
-    }
-
-    fn get_for(
+    /// Runs `op` on the KEK under `locator`, which must be a KEK for `algorithm`, under
+    /// this thread's shard of the key table (no shared reference count is touched).
+    fn with_kek<T>(
         &self,
         locator: &KekLocator,
         algorithm: WrapAlgorithm,
-    ) -> Result<Arc<LocalKek>, BackendError> {
-        let kek = self.get(locator)?;
+        op: impl FnOnce(&LocalKek) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let keys = self
+            .keys
+            .local()
+            .read()
+            .map_err(|_| unavailable_poisoned())?;
+        let kek = keys
+            .get(locator)
+            .ok_or_else(|| BackendError::KeyNotFound(locator.clone()))?;
         if kek.algorithm() != algorithm {
             return Err(BackendError::UnsupportedAlgorithm {
                 kek: locator.clone(),
                 algorithm,
             });
         }
-        Ok(kek)
+        op(kek)
     }
 }
 
@@ -538,21 +552,21 @@ impl KeyBackend for LocalBackend {
     }
 
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
-        let kek = self.get_for(req.kek, req.algorithm)?;
-        let (params, wrapped) = kek
-            .inner()
-            .wrap(self.crypto, self.random, req.dek, req.binding)?;
+        let (params, wrapped) = self.with_kek(req.kek, req.algorithm, |kek| {
+            kek.inner()
+                .wrap(self.crypto, self.random, req.dek, req.binding)
+        })?;
         Ok(WrapResponse::new(req.kek.clone(), params, wrapped))
     }
 
     async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
-        let kek = self.get_for(req.kek, req.algorithm)?;
-        if !kek.can_unwrap() {
-            return Err(BackendError::PublicOnly(req.kek.clone()));
-        }
-        let dek = kek
-            .inner()
-            .unwrap(self.crypto, req.params, req.wrapped, req.binding)?;
+        let dek = self.with_kek(req.kek, req.algorithm, |kek| {
+            if !kek.can_unwrap() {
+                return Err(BackendError::PublicOnly(req.kek.clone()));
+            }
+            kek.inner()
+                .unwrap(self.crypto, req.params, req.wrapped, req.binding)
+        })?;
         Ok(UnwrapResponse::new(req.kek.clone(), dek))
     }
 
