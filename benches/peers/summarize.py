@@ -10,7 +10,7 @@ import json
 import pathlib
 import sys
 
-IDS = ["kekring", "kekring-aws-lc", "raw-aes256-gcm", "aws-esdk", "tink", "kms-aead"]
+IDS = ["kekring", "kekring-aws-lc", "kekring-aws-lc-in-place", "raw-aes256-gcm", "raw-aws-lc", "raw-aws-lc-in-place", "aws-esdk", "tink", "kms-aead"]
 SIZES = ["64B", "1KiB", "64KiB", "1MiB"]
 
 
