@@ -70,14 +70,14 @@ pub enum FipsStatus {
         /// The certificate or a description of it.
         certificate: String,
     },
-    /// The key operations run in a FIPS 140-3 module operating in FIPS mode, but some of
-    /// them use services outside the module's approved ones, so this alone is not a
+    /// Key operations run in a FIPS 140-3 module operating in FIPS mode, but some run
+    /// outside it or through services outside its approved ones, so this is not a
     /// validated configuration.
     ModuleInFipsMode {
         /// The module and its version.
         module: String,
-        /// The operations known to fall outside the approved services (no claim is made
-        /// for the others).
+        /// The operations known to run outside the module or its approved services (no
+        /// claim is made for the others).
         unapproved: String,
     },
 }

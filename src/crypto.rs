@@ -200,7 +200,8 @@ impl CryptoProvider {
         }
     }
 
-    /// The provider's name: `rust-crypto` or `aws-lc`.
+    /// The provider's name: `rust-crypto`, `aws-lc`, or `aws-lc-fips` when the linked
+    /// AWS-LC runs in FIPS mode.
     pub fn name(&self) -> &'static str {
         self.primitives.name()
     }
@@ -302,7 +303,7 @@ impl<T> FastKey<T> {
         crypto: &dyn Primitives,
         prepare: impl FnOnce() -> Option<T>,
     ) -> Option<Result<&T, crate::backend::BackendError>> {
-        if crypto.name() != awslc::NAME {
+        if crypto.name() != awslc::name() {
             return None;
         }
         Some(self.cell.get_or_init(prepare).as_ref().ok_or_else(|| {

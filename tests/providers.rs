@@ -48,7 +48,7 @@ async fn each_provider_opens_what_the_other_sealed_for_every_algorithm() {
         let material = LocalKek::generate(alg).unwrap();
         let rc = envelope(CryptoProvider::rust_crypto(), alg, &material);
         let lc = envelope(CryptoProvider::aws_lc(), alg, &material);
-        assert_eq!(lc.crypto_provider().name(), "aws-lc");
+        assert!(lc.crypto_provider().name().starts_with("aws-lc"));
         for (from, to, dir) in [
             (&rc, &lc, "rust-crypto -> aws-lc"),
             (&lc, &rc, "aws-lc -> rust-crypto"),
@@ -137,6 +137,17 @@ fn backends_describe_their_provider() {
 fn the_non_fips_build_claims_nothing() {
     let lc = LocalBackend::with_crypto_provider(CryptoProvider::aws_lc());
     assert!(!CryptoProvider::aws_lc().fips());
+    assert_eq!(CryptoProvider::aws_lc().name(), "aws-lc");
+    // What `CryptoProvider::aws_lc_fips` refuses with when the module is not in FIPS mode.
+    let e = Error::from(kekring::MisuseError::NotFipsMode);
+    assert!(matches!(
+        e,
+        Error::Misuse(kekring::MisuseError::NotFipsMode)
+    ));
+    assert_eq!(
+        e.to_string(),
+        "API misuse: AWS-LC is not running in FIPS mode"
+    );
     assert_eq!(lc.info().fips, kekring::FipsStatus::Unvalidated);
 }
 
@@ -145,6 +156,7 @@ fn the_non_fips_build_claims_nothing() {
 fn the_fips_build_runs_in_fips_mode_and_says_what_is_not_approved() {
     let fips = CryptoProvider::aws_lc_fips().expect("AWS-LC in FIPS mode");
     assert!(fips.fips());
+    assert_eq!(fips.name(), "aws-lc-fips");
     assert_eq!(fips, CryptoProvider::aws_lc());
     let lc = LocalBackend::with_crypto_provider(fips);
     match &lc.info().fips {
@@ -154,6 +166,7 @@ fn the_fips_build_runs_in_fips_mode_and_says_what_is_not_approved() {
                 "{module}"
             );
             assert!(unapproved.contains("aes-256-gcm"), "{unapproved}");
+            assert!(unapproved.contains("key generation"), "{unapproved}");
         }
         other => panic!("a FIPS build must report its module, got {other:?}"),
     }

@@ -17,8 +17,19 @@ use zeroize::{Zeroize, Zeroizing};
 use super::{Aes256GcmKey, CryptoFailure, Primitives};
 use crate::error::Error;
 
-/// The name [`crate::CryptoProvider::name`] reports.
-pub(crate) const NAME: &str = "aws-lc";
+/// The name [`crate::CryptoProvider::name`] reports: `aws-lc`, or `aws-lc-fips` when the
+/// linked AWS-LC runs in FIPS mode (the `aws-lc-fips` feature, enabled by this crate or
+/// by any other crate in the build, since cargo unifies features).
+pub(crate) fn name() -> &'static str {
+    static NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        if aws_lc_rs::try_fips_mode().is_ok() {
+            "aws-lc-fips"
+        } else {
+            "aws-lc"
+        }
+    })
+}
 
 /// The `aws-lc-rs` provider.
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +159,7 @@ fn unwrap_with(
 
 impl Primitives for AwsLc {
     fn name(&self) -> &'static str {
-        NAME
+        name()
     }
 
     fn fips_module(&self) -> Option<String> {

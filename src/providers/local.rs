@@ -376,6 +376,14 @@ impl Default for LocalBackend {
     }
 }
 
+/// What a local backend on the FIPS build still does outside the module or through
+/// services AWS-LC counts as non-approved.
+const FIPS_OUTSIDE: &str = "key generation (seeds and secrets from the OS RNG; RSA and P-256 \
+    keys computed by RustCrypto); ML-KEM seed expansion and the MLKEM768-P256 hybrid's \
+    SHA3-256 combiner (RustCrypto); AES-GCM seal with a caller-supplied nonce (the \
+    aes-256-gcm KEK wrap); wrap randomness from the OS RNG unless the backend's \
+    RandomSource is UserSpace (then the module's DRBG)";
+
 impl LocalBackend {
     /// An empty local backend computing with RustCrypto.
     pub fn new() -> Self {
@@ -393,9 +401,7 @@ impl LocalBackend {
         if let Some(module) = provider.primitives.fips_module() {
             info.fips = crate::backend::FipsStatus::ModuleInFipsMode {
                 module,
-                unapproved: "the aes-256-gcm KEK wrap (AES-GCM seal with a caller-supplied \
-                             nonce)"
-                    .to_owned(),
+                unapproved: FIPS_OUTSIDE.to_owned(),
             };
         }
         Self {
@@ -510,6 +516,9 @@ impl LocalBackend {
 
     /// Runs `op` on the KEK under `locator`, which must be a KEK for `algorithm`, under
     /// this thread's shard of the key table (no shared reference count is touched).
+    /// The shard's read lock is held for the operation (an RSA-4096 unwrap takes ~2 ms),
+    /// so an insert, which write-locks every shard in one order, waits for operations in
+    /// flight; there is no nested locking, hence no deadlock.
     fn with_kek<T>(
         &self,
         locator: &KekLocator,
