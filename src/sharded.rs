@@ -10,9 +10,21 @@
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Shards per structure. Threads beyond this many share shards (correct, just contended
-/// again).
-const SHARDS: usize = 16;
+/// At most this many shards per structure.
+const MAX_SHARDS: usize = 16;
+
+/// Shards per structure: the machine's parallelism (a power of two, at most
+/// [`MAX_SHARDS`]), read once. More threads than shards share shards (correct, just
+/// contended again); each shard costs memory (a counter set is 128 bytes per shard).
+fn shard_count() -> usize {
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .next_power_of_two()
+            .min(MAX_SHARDS)
+    })
+}
 
 /// One shard on its own cache lines (128 bytes covers adjacent-line prefetch).
 #[repr(align(128))]
@@ -23,7 +35,7 @@ struct Padded<T>(T);
 fn shard_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % shard_count();
     }
     INDEX.with(|i| *i)
 }
@@ -39,13 +51,15 @@ impl<T> Sharded<T> {
     /// Every shard starts as `make()`.
     pub(crate) fn new(mut make: impl FnMut() -> T) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Padded(RwLock::new(make()))).collect(),
+            shards: (0..shard_count())
+                .map(|_| Padded(RwLock::new(make())))
+                .collect(),
         }
     }
 
     /// The calling thread's shard.
     pub(crate) fn local(&self) -> &RwLock<T> {
-        // `shard_index() < SHARDS == shards.len()`; the fallback is never taken.
+        // `shard_index() < shard_count() == shards.len()`; the fallback is never taken.
         match self.shards.get(shard_index()) {
             Some(s) => &s.0,
             None => &self.first().0,
@@ -53,7 +67,7 @@ impl<T> Sharded<T> {
     }
 
     fn first(&self) -> &Padded<RwLock<T>> {
-        // Built with SHARDS >= 1 shards.
+        // Built with shard_count() >= 1 shards.
         #[allow(clippy::indexing_slicing)]
         &self.shards[0]
     }
@@ -75,7 +89,7 @@ pub(crate) struct ShardedCounters<const N: usize> {
 impl<const N: usize> Default for ShardedCounters<N> {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS)
+            shards: (0..shard_count())
                 .map(|_| Padded(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
         }
