@@ -776,3 +776,71 @@ async fn open_detached_matches_seal_in_place() {
         .unwrap();
     assert_eq!(buf, pt);
 }
+
+#[test]
+fn usage_counts_every_thread() {
+    // The counters are kept per thread shard and summed: what four threads did must add
+    // up exactly, whichever shards they landed on.
+    let (env, _) = envelope(WrapAlgorithm::Aes256Gcm);
+    let per_thread = 50;
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let env = &env;
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let c = ctx("acme", &format!("t{t}-o{i}"), Classification::Internal);
+                    let sealed = pollster::block_on(env.seal(&c, b"counted")).unwrap();
+                    pollster::block_on(env.open(&c, &sealed)).unwrap();
+                }
+            });
+        }
+    });
+    let usage = env.usage();
+    let acme = usage.get(&kref("acme", "docs", 1)).unwrap();
+    assert_eq!(acme.wraps, 4 * per_thread);
+    assert_eq!(acme.unwraps, 4 * per_thread);
+    assert_eq!(acme.denials, 0);
+    assert!(
+        usage
+            .get(&kref("globex", "docs", 1))
+            .is_none_or(|u| u.wraps == 0)
+    );
+}
+
+#[test]
+fn a_kek_added_on_one_thread_is_usable_on_every_other_and_never_twice() {
+    // The local key table is copied into per-thread shards: an insert must reach all of
+    // them, and a duplicate locator must be refused whichever shard is asked.
+    let local = Arc::new(LocalBackend::new());
+    let alg = WrapAlgorithm::Aes256Gcm;
+    let loc = std::thread::scope(|s| {
+        s.spawn(|| local.generate_aes256("late", alg).unwrap())
+            .join()
+            .unwrap()
+    });
+    let r = kref("acme", "docs", 1);
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .route(Route::new(r))
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (env, local) = (&env, &local);
+            s.spawn(move || {
+                let c = ctx("acme", &format!("o{t}"), Classification::Internal);
+                let sealed = pollster::block_on(env.seal(&c, b"late kek")).unwrap();
+                assert_eq!(
+                    pollster::block_on(env.open(&c, &sealed)).unwrap(),
+                    b"late kek"
+                );
+                assert!(local.contains(&KekLocator::new("late")));
+                assert!(matches!(
+                    local.generate_aes256("late", alg),
+                    Err(Error::Misuse(kekring::MisuseError::DuplicateLocator(_)))
+                ));
+            });
+        }
+    });
+}

@@ -236,6 +236,30 @@ fn a_flipped_bit_fails_at_its_segment_and_not_before() {
 }
 
 #[test]
+fn a_failed_segment_leaves_no_plaintext_in_the_callers_buffer() {
+    // A read buffer of at least one segment gets the segment decrypted straight into it;
+    // when that segment fails, the buffer must not hold its plaintext.
+    let env = envelope();
+    let ctx = ctx();
+    let pt = data(3 * 1024);
+    let sealed = seal(&env, &ctx, &pt, 4096);
+    let h = header_len(&sealed);
+    let mut bad = sealed.clone();
+    bad[h + FULL + 7] ^= 0x01; // segment 1
+    let mut r = pollster::block_on(env.open_reader(&ctx, bad.as_slice())).unwrap();
+    let mut buf = vec![0xEEu8; 2 * 1024];
+    assert_eq!(r.read(&mut buf).unwrap(), 1024);
+    assert_eq!(buf[..1024], pt[..1024]);
+    let err = r.read(&mut buf).unwrap_err();
+    assert!(matches!(Error::from_io(&err), Some(Error::Crypto)));
+    assert_ne!(buf[..1024], pt[1024..2048], "segment 1's plaintext leaked");
+    assert!(
+        buf[..1024].iter().all(|b| *b == 0) || buf[..1024] == bad[h + FULL..h + FULL + 1024],
+        "the buffer holds neither zeros nor the ciphertext"
+    );
+}
+
+#[test]
 fn random_access_decrypts_only_the_touched_segments() {
     let env = envelope();
     let ctx = ctx();
