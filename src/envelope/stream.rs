@@ -374,7 +374,8 @@ impl SegmentOpener {
 
 /// The I/O-free core of a front-to-back reader, shared by the sync and async adapters:
 /// gathers one segment plus one byte of look-ahead (to tell the last segment from the
-/// others), opens it in place, and hands out its plaintext.
+/// others), and opens it: straight into the caller's buffer when its plaintext fits
+/// there, else in place, handing the plaintext out from here.
 pub(crate) struct FrontCore {
     pub(crate) opener: SegmentOpener,
     /// Gathered ciphertext; after a segment is opened, its plaintext sits at the front.
