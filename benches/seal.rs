@@ -1,6 +1,8 @@
-//! Seal and open at 64 B, 1 KiB, 64 KiB and 1 MiB with local AES-256 KEKs, each beside
-//! raw AES-256-GCM of the same bytes (same provider, key schedule done once) in the
-//! same run. Run: `cargo bench --bench seal`.
+//! Seal and open at 64 B, 1 KiB, 64 KiB and 1 MiB under every local KEK algorithm and
+//! every provider compiled in, each beside raw AES-256-GCM of the same bytes (same
+//! provider, key schedule done once) in the same run; 1 KiB per random source; 64 MiB
+//! streamed. Run: `cargo bench --bench seal` (add `--features aws-lc` for the AWS-LC
+//! rows).
 //!
 //! The local backend's futures complete without waiting, so `pollster` drives them with
 //! no runtime overhead worth measuring.
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
 use kekring::{
     BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef, LocalBackend,
     RandomSource, Route, WrapAlgorithm,
@@ -30,13 +33,25 @@ const SIZES: [(usize, &str); 4] = [
     (65536, "64KiB"),
     (1 << 20, "1MiB"),
 ];
-const ALGS: [WrapAlgorithm; 2] = [WrapAlgorithm::Aes256Kw, WrapAlgorithm::Aes256Gcm];
+/// Every provider compiled in.
+fn compiled_providers() -> Vec<CryptoProvider> {
+    vec![
+        CryptoProvider::rust_crypto(),
+        #[cfg(feature = "aws-lc")]
+        CryptoProvider::aws_lc(),
+    ]
+}
 
-fn envelope(alg: WrapAlgorithm) -> Envelope {
-    let local = Arc::new(LocalBackend::new());
-    let loc = local.generate_aes256("bench", alg).unwrap();
+/// An envelope on `provider` with one local KEK of `alg`.
+fn envelope(provider: CryptoProvider, alg: WrapAlgorithm) -> Envelope {
+    let local = Arc::new(LocalBackend::with_crypto_provider(provider));
+    let loc = kekring::KekLocator::new("bench");
+    local
+        .insert(loc.clone(), LocalKek::generate(alg).unwrap())
+        .unwrap();
     let r = KekRef::new("bench", "objects", 1).unwrap();
     Envelope::builder()
+        .crypto_provider(provider)
         .backend(local)
         .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
@@ -44,32 +59,101 @@ fn envelope(alg: WrapAlgorithm) -> Envelope {
         .unwrap()
 }
 
+/// Raw AES-256-GCM of one provider, key schedule done once: seal and open of a copy of
+/// the input, as kekring's `seal` / `open` return a new buffer.
+struct Raw {
+    rust_crypto: Aes256Gcm,
+    #[cfg(feature = "aws-lc")]
+    aws_lc: aws_lc_rs::aead::LessSafeKey,
+}
+
+const NONCE: [u8; 12] = [9u8; 12];
+
+impl Raw {
+    fn new() -> Self {
+        Self {
+            rust_crypto: Aes256Gcm::new(&[7u8; 32].into()),
+            #[cfg(feature = "aws-lc")]
+            aws_lc: aws_lc_rs::aead::LessSafeKey::new(
+                aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &[7u8; 32])
+                    .unwrap(),
+            ),
+        }
+    }
+
+    /// Ciphertext followed by the tag.
+    fn seal(&self, provider: CryptoProvider, pt: &[u8]) -> Vec<u8> {
+        let mut buf = pt.to_vec();
+        #[cfg(feature = "aws-lc")]
+        if provider != CryptoProvider::rust_crypto() {
+            self.aws_lc
+                .seal_in_place_append_tag(
+                    aws_lc_rs::aead::Nonce::assume_unique_for_key(NONCE),
+                    aws_lc_rs::aead::Aad::empty(),
+                    &mut buf,
+                )
+                .unwrap();
+            return buf;
+        }
+        let _ = provider;
+        let tag = self
+            .rust_crypto
+            .encrypt_inout_detached((&NONCE).into(), b"", buf.as_mut_slice().into())
+            .unwrap();
+        buf.extend_from_slice(&tag);
+        buf
+    }
+
+    fn open(&self, provider: CryptoProvider, sealed: &[u8]) -> Vec<u8> {
+        let mut buf = sealed.to_vec();
+        let n = buf.len() - 16;
+        #[cfg(feature = "aws-lc")]
+        if provider != CryptoProvider::rust_crypto() {
+            self.aws_lc
+                .open_in_place(
+                    aws_lc_rs::aead::Nonce::assume_unique_for_key(NONCE),
+                    aws_lc_rs::aead::Aad::empty(),
+                    &mut buf,
+                )
+                .unwrap();
+            buf.truncate(n);
+            return buf;
+        }
+        let _ = provider;
+        let (ct, tag) = buf.split_at_mut(n);
+        let tag: [u8; 16] = (&*tag).try_into().unwrap();
+        self.rust_crypto
+            .decrypt_inout_detached((&NONCE).into(), b"", ct.into(), (&tag).into())
+            .unwrap();
+        buf.truncate(n);
+        buf
+    }
+}
+
+/// Seal and open per size, per local KEK algorithm and per provider, each provider
+/// beside its own raw AES-256-GCM of the same bytes.
 fn bench(c: &mut Criterion) {
-    let ctx = Context::new(
-        "bench",
-        "objects",
-        "object-0001",
-        Classification::Confidential,
-    )
-    .unwrap();
-    let raw = Aes256Gcm::new(&[7u8; 32].into());
-    let nonce = [9u8; 12];
+    // Internal data: the default profile admits every local KEK algorithm for it.
+    let ctx = Context::new("bench", "objects", "object-0001", Classification::Internal).unwrap();
+    let raw = Raw::new();
+    let envs: Vec<(CryptoProvider, WrapAlgorithm, Envelope)> = compiled_providers()
+        .into_iter()
+        .flat_map(|p| LOCAL_ALGORITHMS.map(|alg| (p, alg, envelope(p, alg))))
+        .collect();
+    // A provider's rows are named `kekring-<provider>/<algorithm>` and
+    // `raw-aes256-gcm-<provider>`, so each reads against its own raw row.
     for (size, label) in SIZES {
         let pt = vec![0x42u8; size];
         let mut g = c.benchmark_group(format!("seal/{label}"));
         g.throughput(Throughput::Bytes(size as u64));
-        g.bench_function("raw-aes256-gcm", |b| {
-            b.iter(|| {
-                let mut buf = pt.clone();
-                let tag = raw
-                    .encrypt_inout_detached((&nonce).into(), b"", buf.as_mut_slice().into())
-                    .unwrap();
-                black_box((buf, tag))
-            })
-        });
-        for alg in ALGS {
-            let env = envelope(alg);
-            g.bench_with_input(BenchmarkId::new("kekring", alg.name()), &pt, |b, pt| {
+        for p in compiled_providers() {
+            g.bench_function(format!("raw-aes256-gcm-{}", p.name()), |b| {
+                b.iter(|| black_box(raw.seal(p, &pt)))
+            });
+        }
+        for (p, alg, env) in &envs {
+            let id = BenchmarkId::new(format!("kekring-{}", p.name()), alg.name());
+            g.bench_with_input(id, &pt, |b, pt| {
                 b.iter(|| black_box(pollster::block_on(env.seal(&ctx, pt)).unwrap()))
             });
         }
@@ -77,22 +161,17 @@ fn bench(c: &mut Criterion) {
 
         let mut g = c.benchmark_group(format!("open/{label}"));
         g.throughput(Throughput::Bytes(size as u64));
-        let mut ct = pt.clone();
-        let tag = raw
-            .encrypt_inout_detached((&nonce).into(), b"", ct.as_mut_slice().into())
-            .unwrap();
-        g.bench_function("raw-aes256-gcm", |b| {
-            b.iter(|| {
-                let mut buf = ct.clone();
-                raw.decrypt_inout_detached((&nonce).into(), b"", buf.as_mut_slice().into(), &tag)
-                    .unwrap();
-                black_box(buf)
-            })
-        });
-        for alg in ALGS {
-            let env = envelope(alg);
+        for p in compiled_providers() {
+            let sealed = raw.seal(p, &pt);
+            assert_eq!(raw.open(p, &sealed), pt);
+            g.bench_function(format!("raw-aes256-gcm-{}", p.name()), |b| {
+                b.iter(|| black_box(raw.open(p, &sealed)))
+            });
+        }
+        for (p, alg, env) in &envs {
             let sealed = pollster::block_on(env.seal(&ctx, &pt)).unwrap();
-            g.bench_with_input(BenchmarkId::new("kekring", alg.name()), &sealed, |b, s| {
+            let id = BenchmarkId::new(format!("kekring-{}", p.name()), alg.name());
+            g.bench_with_input(id, &sealed, |b, s| {
                 b.iter(|| black_box(pollster::block_on(env.open(&ctx, s)).unwrap()))
             });
         }
