@@ -83,7 +83,10 @@ impl Raw {
 
     /// Ciphertext followed by the tag.
     fn seal(&self, provider: CryptoProvider, pt: &[u8]) -> Vec<u8> {
-        let mut buf = pt.to_vec();
+        // Room for the tag up front, as kekring's `seal` sizes its output: appending the
+        // tag must not reallocate (and copy) the buffer.
+        let mut buf = Vec::with_capacity(pt.len() + 16);
+        buf.extend_from_slice(pt);
         #[cfg(feature = "aws-lc")]
         if provider != CryptoProvider::rust_crypto() {
             self.aws_lc
