@@ -15,11 +15,14 @@
     clippy::as_conversions
 )]
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
+use common::{Raw, compiled_providers};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
 use kekring::{
@@ -33,15 +36,6 @@ const SIZES: [(usize, &str); 4] = [
     (65536, "64KiB"),
     (1 << 20, "1MiB"),
 ];
-/// Every provider compiled in.
-fn compiled_providers() -> Vec<CryptoProvider> {
-    vec![
-        CryptoProvider::rust_crypto(),
-        #[cfg(feature = "aws-lc")]
-        CryptoProvider::aws_lc(),
-    ]
-}
-
 /// An envelope on `provider` with one local KEK of `alg`.
 fn envelope(provider: CryptoProvider, alg: WrapAlgorithm) -> Envelope {
     let local = Arc::new(LocalBackend::with_crypto_provider(provider));
@@ -57,80 +51,6 @@ fn envelope(provider: CryptoProvider, alg: WrapAlgorithm) -> Envelope {
         .route(Route::new(r))
         .build()
         .unwrap()
-}
-
-/// Raw AES-256-GCM of one provider, key schedule done once: seal and open of a copy of
-/// the input, as kekring's `seal` / `open` return a new buffer.
-struct Raw {
-    rust_crypto: Aes256Gcm,
-    #[cfg(feature = "aws-lc")]
-    aws_lc: aws_lc_rs::aead::LessSafeKey,
-}
-
-const NONCE: [u8; 12] = [9u8; 12];
-
-impl Raw {
-    fn new() -> Self {
-        Self {
-            rust_crypto: Aes256Gcm::new(&[7u8; 32].into()),
-            #[cfg(feature = "aws-lc")]
-            aws_lc: aws_lc_rs::aead::LessSafeKey::new(
-                aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &[7u8; 32])
-                    .unwrap(),
-            ),
-        }
-    }
-
-    /// Ciphertext followed by the tag.
-    fn seal(&self, provider: CryptoProvider, pt: &[u8]) -> Vec<u8> {
-        // Room for the tag up front, as kekring's `seal` sizes its output: appending the
-        // tag must not reallocate (and copy) the buffer.
-        let mut buf = Vec::with_capacity(pt.len() + 16);
-        buf.extend_from_slice(pt);
-        #[cfg(feature = "aws-lc")]
-        if provider != CryptoProvider::rust_crypto() {
-            self.aws_lc
-                .seal_in_place_append_tag(
-                    aws_lc_rs::aead::Nonce::assume_unique_for_key(NONCE),
-                    aws_lc_rs::aead::Aad::empty(),
-                    &mut buf,
-                )
-                .unwrap();
-            return buf;
-        }
-        let _ = provider;
-        let tag = self
-            .rust_crypto
-            .encrypt_inout_detached((&NONCE).into(), b"", buf.as_mut_slice().into())
-            .unwrap();
-        buf.extend_from_slice(&tag);
-        buf
-    }
-
-    fn open(&self, provider: CryptoProvider, sealed: &[u8]) -> Vec<u8> {
-        let mut buf = sealed.to_vec();
-        let n = buf.len() - 16;
-        #[cfg(feature = "aws-lc")]
-        if provider != CryptoProvider::rust_crypto() {
-            self.aws_lc
-                .open_in_place(
-                    aws_lc_rs::aead::Nonce::assume_unique_for_key(NONCE),
-                    aws_lc_rs::aead::Aad::empty(),
-                    &mut buf,
-                )
-                .unwrap();
-            buf.truncate(n);
-            return buf;
-        }
-        let _ = provider;
-        let (ct, tag) = buf.split_at_mut(n);
-        let tag: [u8; 16] = (&*tag).try_into().unwrap();
-        self.rust_crypto
-            .decrypt_inout_detached((&NONCE).into(), b"", ct.into(), (&tag).into())
-            .unwrap();
-        buf.truncate(n);
-        buf
-    }
 }
 
 /// Seal and open per size, per local KEK algorithm and per provider, each provider
@@ -209,41 +129,13 @@ fn providers(c: &mut Criterion) {
     let pt = vec![0x42u8; 1024];
     let mut g = c.benchmark_group("seal-1KiB-providers");
     g.throughput(Throughput::Bytes(1024));
-    let raw = Aes256Gcm::new(&[7u8; 32].into());
-    g.bench_function("raw-aes256-gcm/rust-crypto", |b| {
-        b.iter(|| {
-            let mut buf = pt.clone();
-            let tag = raw
-                .encrypt_inout_detached((&[9u8; 12]).into(), b"", buf.as_mut_slice().into())
-                .unwrap();
-            black_box((buf, tag))
-        })
-    });
-    #[cfg(feature = "aws-lc")]
-    {
-        use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-        let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).unwrap());
-        g.bench_function("raw-aes256-gcm/aws-lc", |b| {
-            b.iter(|| {
-                let mut buf = pt.clone();
-                let tag = k
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key([9u8; 12]),
-                        Aad::empty(),
-                        &mut buf,
-                    )
-                    .unwrap();
-                black_box((buf, tag))
-            })
+    let raw = Raw::new();
+    for p in compiled_providers() {
+        g.bench_function(format!("raw-aes256-gcm/{}", p.name()), |b| {
+            b.iter(|| black_box(raw.seal(p, &pt)))
         });
     }
-    let provs = [
-        Some(CryptoProvider::rust_crypto()),
-        #[cfg(feature = "aws-lc")]
-        Some(CryptoProvider::aws_lc()),
-    ];
-    let provs = provs.into_iter().flatten();
-    for p in provs {
+    for p in compiled_providers() {
         for (rname, r) in [
             ("os-rng", RandomSource::OperatingSystem),
             ("user-space-rng", RandomSource::UserSpace),
@@ -307,13 +199,7 @@ fn streamed(c: &mut Criterion) {
             })
         });
     }
-    let provs = [
-        Some(CryptoProvider::rust_crypto()),
-        #[cfg(feature = "aws-lc")]
-        Some(CryptoProvider::aws_lc()),
-    ];
-    let provs = provs.into_iter().flatten();
-    for p in provs {
+    for p in compiled_providers() {
         let env = envelope_with(p, RandomSource::OperatingSystem);
         g.bench_function(format!("seal/{}", p.name()), |b| {
             b.iter(|| {

@@ -12,12 +12,13 @@
     clippy::as_conversions
 )]
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{AeadInOut, KeyInit};
+use common::{Raw, compiled_providers};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kekring::{
     BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef, LocalBackend,
@@ -68,36 +69,14 @@ fn bench(c: &mut Criterion) {
     // shares no mutable state between threads. Its 2-thread ratio is what this machine
     // allows; kekring's ratio is read against it.
     let mut g = c.benchmark_group("threads/raw-aes256-gcm");
-    let raw = Aes256Gcm::new(&[7u8; 32].into());
+    let raw = Raw::new();
     for threads in [1usize, 2] {
         g.throughput(Throughput::Elements(threads as u64));
-        g.bench_function(format!("rust-crypto-seal-1KiB/{threads}"), |b| {
-            b.iter_custom(|iters| {
-                run(threads, iters, &|| {
-                    let mut buf = pt.clone();
-                    let tag = raw
-                        .encrypt_inout_detached((&[9u8; 12]).into(), b"", buf.as_mut_slice().into())
-                        .unwrap();
-                    black_box((buf, tag));
-                })
-            })
-        });
-        #[cfg(feature = "aws-lc")]
-        {
-            use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-            let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).unwrap());
-            g.bench_function(format!("aws-lc-seal-1KiB/{threads}"), |b| {
+        for p in compiled_providers() {
+            g.bench_function(format!("{}-seal-1KiB/{threads}", p.name()), |b| {
                 b.iter_custom(|iters| {
                     run(threads, iters, &|| {
-                        let mut buf = pt.clone();
-                        let tag = k
-                            .seal_in_place_separate_tag(
-                                Nonce::assume_unique_for_key([9u8; 12]),
-                                Aad::empty(),
-                                &mut buf,
-                            )
-                            .unwrap();
-                        let _ = black_box((buf, tag));
+                        black_box(raw.seal(p, &pt));
                     })
                 })
             });
@@ -105,12 +84,7 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
-    let providers = [
-        Some(CryptoProvider::rust_crypto()),
-        #[cfg(feature = "aws-lc")]
-        Some(CryptoProvider::aws_lc()),
-    ];
-    for p in providers.into_iter().flatten() {
+    for p in compiled_providers() {
         for (rname, r) in [
             ("os-rng", RandomSource::OperatingSystem),
             ("user-space-rng", RandomSource::UserSpace),
