@@ -346,3 +346,265 @@ fn exit_codes_distinguish_failures() {
     assert!(Path::new(&out).exists());
     std::fs::remove_dir_all(&c.work).unwrap();
 }
+
+/// Every file of the home directory but the lock and the audit trail: the state an
+/// attacker without the master secret might edit or roll back.
+fn state_files(home: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(home)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n != "lock" && n != "audit.jsonl"
+        })
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn put_back(home: &Path, files: &[(PathBuf, Vec<u8>)]) {
+    for (p, _) in state_files(home) {
+        std::fs::remove_file(p).unwrap();
+    }
+    for (p, b) in files {
+        std::fs::write(p, b).unwrap();
+    }
+}
+
+fn open_args<'a>(c: &'a Cli, s: &'a [&'a str], obj: &'a str, out: &'a str) -> Vec<String> {
+    let mut v: Vec<String> = vec!["open".into()];
+    v.extend(s.iter().map(|x| (*x).to_owned()));
+    v.extend(
+        [
+            "--object",
+            obj,
+            "--class",
+            "internal",
+            "--in",
+            &c.path(&format!("objs/{obj}")),
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|x| (*x).to_owned()),
+    );
+    v
+}
+
+/// Issue 10, item 2: the CLI's state cannot be edited or rolled back without the master
+/// secret: a revoked KEK stays revoked.
+#[test]
+fn state_edited_or_rolled_back_without_the_secret_is_refused() {
+    let c = Cli::new("tamper");
+    std::fs::write(c.work.join("plain.txt"), b"numbers").unwrap();
+    let s = scope("docs");
+    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    let sealed = c.path("objs/a");
+    c.ok(&[
+        &["seal"],
+        &s[..],
+        &[
+            "--object",
+            "a",
+            "--class",
+            "internal",
+            "--in",
+            "plain.txt",
+            "--out",
+            &sealed,
+        ],
+    ]
+    .concat());
+    let before_revoke = state_files(&c.home);
+    c.ok(&[
+        &["revoke"],
+        &s[..],
+        &["--version", "1", "--reason", "stolen"],
+    ]
+    .concat());
+    let after_revoke = state_files(&c.home);
+    let open = open_args(&c, &s, "a", "out.txt");
+    let open: Vec<&str> = open.iter().map(String::as_str).collect();
+    assert_ne!(c.code(&open), 0);
+
+    // 1. Flip the state back to active wherever it is written in clear.
+    for (p, b) in &after_revoke {
+        let text = String::from_utf8_lossy(b);
+        if text.contains("\"revoked\"") {
+            std::fs::write(p, text.replace("\"revoked\"", "\"active\"")).unwrap();
+        }
+    }
+    assert_ne!(
+        c.code(&open),
+        0,
+        "an edited state file revived a revoked KEK"
+    );
+    assert!(!c.work.join("out.txt").exists());
+    put_back(&c.home, &after_revoke);
+
+    // 2. Roll the state back to a copy taken before the revocation.
+    put_back(&c.home, &before_revoke);
+    assert_ne!(
+        c.code(&open),
+        0,
+        "a rolled-back state revived a revoked KEK"
+    );
+    assert!(!c.work.join("out.txt").exists());
+    put_back(&c.home, &after_revoke);
+
+    // 3. Delete the state and start over: no fresh state beside an existing audit trail,
+    //    and never the old key material under a new registration.
+    put_back(&c.home, &[]);
+    let _ = c.run(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    assert_ne!(c.code(&open), 0, "deleting the state revived a revoked KEK");
+    assert!(!c.work.join("out.txt").exists());
+    std::fs::remove_dir_all(&c.work).unwrap();
+}
+
+/// Issue 10, item 3: cutting the audit trail's last record, or rewriting a record with
+/// a recomputed chain, is detected without any flag.
+#[test]
+fn a_cut_or_rewritten_audit_trail_is_detected_without_a_flag() {
+    use kekring::audit::AuditRecord;
+    use sha2::{Digest, Sha256};
+    let c = Cli::new("audit-cut");
+    let s = scope("docs");
+    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.ok(&[
+        &["revoke"],
+        &s[..],
+        &["--version", "1", "--reason", "stolen"],
+    ]
+    .concat());
+    let path = c.home.join("audit.jsonl");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    assert!(lines.len() >= 2);
+
+    // 1. Drop the last record.
+    let cut = lines[..lines.len() - 1].join("\n") + "\n";
+    std::fs::write(&path, cut).unwrap();
+    assert_ne!(c.code(&["audit", "verify"]), 0, "a cut trail verified");
+    assert_ne!(c.code(&["inventory"]), 0, "a command ran on a cut trail");
+    std::fs::write(&path, &original).unwrap();
+    assert_eq!(c.code(&["audit", "verify"]), 0);
+
+    // 2. Rewrite the revocation's reason and recompute every hash after it, as anyone
+    //    who can write the file can with an unkeyed chain.
+    let mut records: Vec<AuditRecord> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut prev = [0u8; 32];
+    for r in &mut records {
+        let mut e = serde_json::to_value(&r.event).unwrap();
+        if e["event"]["reason"] == "stolen" {
+            e["event"]["reason"] = "routine".into();
+            r.event = serde_json::from_value(e).unwrap();
+        }
+        let mut h = Sha256::new();
+        h.update(b"kekring/v1/audit");
+        h.update(r.seq.to_be_bytes());
+        h.update(r.time.to_be_bytes());
+        h.update(prev);
+        h.update(serde_json::to_vec(&r.event).unwrap());
+        let hash: [u8; 32] = h.finalize().into();
+        r.prev = hex::encode(prev);
+        r.hash = hex::encode(hash);
+        prev = hash;
+    }
+    let forged: String = records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+    assert!(forged.contains("routine") && !forged.contains("stolen"));
+    std::fs::write(&path, forged).unwrap();
+    assert_ne!(
+        c.code(&["audit", "verify"]),
+        0,
+        "a rewritten trail verified"
+    );
+    assert_ne!(
+        c.code(&["inventory"]),
+        0,
+        "a command ran on a rewritten trail"
+    );
+    std::fs::remove_dir_all(&c.work).unwrap();
+}
+
+/// Issue 10, item 12: `open --out` writes the plaintext readable by its owner only, and
+/// a broken audit chain exits with a code the README lists (7).
+#[cfg(unix)]
+#[test]
+fn plaintext_is_written_0600_and_a_broken_chain_exits_7() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cli::new("mode");
+    std::fs::write(c.work.join("plain.txt"), b"numbers").unwrap();
+    let s = scope("docs");
+    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    let sealed = c.path("objs/a");
+    c.ok(&[
+        &["seal"],
+        &s[..],
+        &[
+            "--object",
+            "a",
+            "--class",
+            "internal",
+            "--in",
+            "plain.txt",
+            "--out",
+            &sealed,
+        ],
+    ]
+    .concat());
+    let open = open_args(&c, &s, "a", "out.txt");
+    let open: Vec<&str> = open.iter().map(String::as_str).collect();
+    c.ok(&open);
+    let mode = std::fs::metadata(c.work.join("out.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "plaintext written with mode {mode:o}");
+
+    let path = c.home.join("audit.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("acme", "acmf", 1)).unwrap();
+    assert_eq!(c.code(&["audit", "verify"]), 7);
+    std::fs::remove_dir_all(&c.work).unwrap();
+}
+
+/// Issue 10, item 2: `destroy` removes the key material from the store.
+#[test]
+fn destroy_removes_the_key_material() {
+    let c = Cli::new("destroy");
+    let s = scope("docs");
+    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.ok(&[
+        &["revoke"],
+        &s[..],
+        &["--version", "1", "--reason", "stolen"],
+    ]
+    .concat());
+    c.ok(&[
+        &["destroy"],
+        &s[..],
+        &["--version", "1", "--dir", &c.path("objs")],
+    ]
+    .concat());
+    let secret = kekring::keystore::MasterSecret::new(c.secret).unwrap();
+    let store = kekring::keystore::KeyStore::open(c.home.join("keys.kks"), &secret).unwrap();
+    assert_eq!(
+        store.locators().count(),
+        0,
+        "destroyed material is still stored"
+    );
+    let inv = c.ok(&["inventory", "--json"]);
+    assert!(inv.contains("\"destroyed\""), "{inv}");
+    std::fs::remove_dir_all(&c.work).unwrap();
+}

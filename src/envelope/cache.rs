@@ -221,4 +221,31 @@ mod tests {
         assert!(c.get(&entry(5), &ctx, 21, epoch, &ring).is_none());
         assert_eq!(c.len(), 0);
     }
+
+    /// Issue 10, item 6: the map never grows (growing moves entries and leaves the old
+    /// slots unwiped), and expired entries are swept without being touched.
+    #[test]
+    fn no_regrowth_and_expired_entries_are_swept() {
+        let kek = KekRef::new("t", "p", 1).unwrap();
+        let ring = SharedKeyRing::new(KeyRing::new());
+        ring.apply(|r| {
+            r.register(
+                NewKek::new(kek.clone(), BackendId::Local, "k", WrapAlgorithm::Aes256Kw),
+                0,
+            )
+        })
+        .unwrap();
+        let ctx = Context::new("t", "p", "o", Classification::Internal).unwrap();
+        let dek = DataKey::from_array([9; 32]);
+        let c = DekCache::new(CacheConfig::new(100, 64, 1000));
+        let capacity = c.state.lock().unwrap().entries.capacity();
+        assert!(capacity >= 64, "capacity {capacity} not reserved up front");
+        for n in 0..64u8 {
+            c.put(&entry(n), &ctx, &dek, kek.clone(), 10, 0);
+        }
+        assert_eq!(c.state.lock().unwrap().entries.capacity(), capacity);
+        // Past the TTL, touching one other entry sweeps every expired one.
+        c.put(&entry(200), &ctx, &dek, kek.clone(), 500, 0);
+        assert_eq!(c.len(), 1, "expired entries stayed in memory");
+    }
 }

@@ -1,0 +1,511 @@
+//! Security hardening: one test per finding of the outside review of the core (issue 10).
+//! Each was written to fail on the reviewed commit (a36b560) and passes with its fix.
+#![cfg(feature = "local")]
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::as_conversions,
+    clippy::panic
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use kekring::audit::{AuditEvent, AuditLog, MemorySink};
+use kekring::backend::{
+    BackendError, BackendInfo, KekDescriptor, KekSpec, UnwrapRequest, UnwrapResponse, WrapRequest,
+    WrapResponse,
+};
+use kekring::format::{WrappedDek, WrappedEntry};
+use kekring::lifecycle::{KekState, KeyRing, NewKek, SharedKeyRing};
+use kekring::{
+    BackendId, Classification, Clock, Context, Envelope, Error, KekLocator, KekRef, KeyBackend,
+    LocalBackend, ManualClock, WrapAlgorithm,
+};
+
+const T0: u64 = 1_800_000_000;
+
+fn kref(purpose: &str, v: u32) -> KekRef {
+    KekRef::new("acme", purpose, v).unwrap()
+}
+
+fn ctx(purpose: &str, object: &str, class: Classification) -> Context {
+    Context::new("acme", purpose, object, class).unwrap()
+}
+
+/// A local backend that counts wraps and unwraps.
+#[derive(Debug)]
+struct Counting {
+    inner: LocalBackend,
+    wraps: AtomicUsize,
+    unwraps: AtomicUsize,
+}
+
+impl Counting {
+    fn new() -> Self {
+        Self {
+            inner: LocalBackend::new(),
+            wraps: AtomicUsize::new(0),
+            unwraps: AtomicUsize::new(0),
+        }
+    }
+    fn calls(&self) -> usize {
+        self.wraps.load(Ordering::SeqCst) + self.unwraps.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl KeyBackend for Counting {
+    fn info(&self) -> &BackendInfo {
+        self.inner.info()
+    }
+    async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
+        self.wraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.wrap(req).await
+    }
+    async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.unwrap(req).await
+    }
+    async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
+        self.inner.create_kek(spec).await
+    }
+}
+
+/// A ring with one KEK per (purpose, algorithm), all generated in `local`.
+async fn ring_with(local: &LocalBackend, keks: &[(&str, u32, WrapAlgorithm)]) -> SharedKeyRing {
+    let ring = SharedKeyRing::new(KeyRing::new());
+    for (purpose, v, alg) in keks {
+        let d = local
+            .create_kek(&KekSpec::new(*alg, format!("{purpose}-{v}")))
+            .await
+            .unwrap();
+        ring.apply(|r| {
+            r.register(
+                NewKek::new(
+                    kref(purpose, *v),
+                    BackendId::Local,
+                    d.locator.as_str(),
+                    *alg,
+                ),
+                T0,
+            )
+        })
+        .unwrap();
+    }
+    ring
+}
+
+fn locator(ring: &SharedKeyRing, k: &KekRef) -> KekLocator {
+    KekLocator::new(ring.read(|r| r.get(k).unwrap().locator.clone()))
+}
+
+/// Wraps `dek` under `kek` with `binding_ctx`'s binding, as a party holding only the
+/// KEK's public half (or encrypt-only rights) can.
+async fn forge_entry(
+    local: &LocalBackend,
+    ring: &SharedKeyRing,
+    kek: &KekRef,
+    alg: WrapAlgorithm,
+    dek: &kekring::DataKey,
+    binding_ctx: &Context,
+) -> WrappedEntry {
+    let loc = locator(ring, kek);
+    let r = local
+        .wrap(WrapRequest::new(&loc, alg, dek, binding_ctx.binding()))
+        .await
+        .unwrap();
+    WrappedEntry::new(alg, BackendId::Local, kek.clone(), r.params, r.wrapped).unwrap()
+}
+
+/// Item 1: a copy under a KEK of another purpose, behind a decoy first copy that names an
+/// unknown version of the reader's purpose, must not open.
+#[tokio::test]
+async fn a_copy_under_another_purpose_behind_a_decoy_is_refused() {
+    let local = Arc::new(LocalBackend::new());
+    let alg = WrapAlgorithm::MlKem768;
+    let ring = ring_with(&local, &[("docs", 1, alg), ("uploads", 1, alg)]).await;
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .key_ring(ring.clone())
+        .build()
+        .unwrap();
+    let docs = ctx("docs", "report", Classification::Confidential);
+    // The attacker's DEK, wrapped to the docs binding under the uploads KEK.
+    let dek = kekring::DataKey::generate().unwrap();
+    let real = forge_entry(&local, &ring, &kref("uploads", 1), alg, &dek, &docs).await;
+    let decoy = WrappedEntry::new(
+        alg,
+        BackendId::Local,
+        kref("docs", 4_000_000_000),
+        real.params().to_vec(),
+        real.wrapped().to_vec(),
+    )
+    .unwrap();
+    let forged = WrappedDek::new(Classification::Confidential, vec![decoy, real])
+        .unwrap()
+        .encode();
+    let got = env.unwrap_data_key(&docs, &forged).await;
+    assert!(
+        matches!(got, Err(Error::Context(_))),
+        "a docs reader accepted a DEK wrapped under the uploads KEK: {got:?}"
+    );
+}
+
+/// Item 1: the copy used at open must satisfy the profile for the object's
+/// classification: a Restricted object whose only usable copy is RSA is refused.
+#[tokio::test]
+async fn a_restricted_object_whose_only_copy_is_rsa_is_refused_at_open() {
+    let local = Arc::new(LocalBackend::new());
+    let alg = WrapAlgorithm::RsaOaepSha256_3072;
+    let ring = ring_with(&local, &[("docs", 1, alg)]).await;
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .key_ring(ring.clone())
+        .build()
+        .unwrap();
+    let restricted = ctx("docs", "secret", Classification::Restricted);
+    // The envelope itself refuses to wrap Restricted data under RSA...
+    assert!(matches!(
+        env.generate_data_key(&restricted).await,
+        Err(Error::Policy(_))
+    ));
+    // ...so a Restricted RSA wrap was made by someone else with the public key.
+    let dek = kekring::DataKey::generate().unwrap();
+    let e = forge_entry(&local, &ring, &kref("docs", 1), alg, &dek, &restricted).await;
+    let forged = WrappedDek::new(Classification::Restricted, vec![e])
+        .unwrap()
+        .encode();
+    let got = env.unwrap_data_key(&restricted, &forged).await;
+    assert!(
+        matches!(got, Err(Error::Policy(_))),
+        "a Restricted DEK opened through an RSA copy: {got:?}"
+    );
+}
+
+/// Item 5: a diverged ring with a higher generation must not undo a revocation.
+#[test]
+fn compare_and_swap_never_undoes_a_revocation() {
+    let new = |p: &str| {
+        NewKek::new(
+            kref(p, 1),
+            BackendId::Local,
+            format!("{p}-1"),
+            WrapAlgorithm::Aes256Kw,
+        )
+    };
+    let shared = SharedKeyRing::new(KeyRing::new());
+    shared.apply(|r| r.register(new("docs"), T0)).unwrap();
+    shared.apply(|r| r.register(new("other"), T0)).unwrap();
+    // A copy taken at generation 2, which then diverges.
+    let copy = shared.snapshot();
+    assert_eq!(copy.generation(), 2);
+    shared
+        .apply(|r| r.revoke(&kref("docs", 1), T0 + 1, "incident"))
+        .unwrap();
+    let (copy, _) = copy.disable(&kref("other", 1), T0 + 2).unwrap();
+    let (copy, _) = copy.enable(&kref("other", 1), T0 + 3).unwrap();
+    assert_eq!(copy.generation(), 4);
+    assert_eq!(
+        copy.revocation_epoch(),
+        shared.read(KeyRing::revocation_epoch)
+    );
+    let expected = shared.read(KeyRing::generation);
+    assert!(
+        shared.compare_and_swap(expected, copy).is_err(),
+        "a diverged ring was installed over a revocation"
+    );
+    assert_eq!(
+        shared.read(|r| r.get(&kref("docs", 1)).unwrap().state),
+        KekState::Revoked
+    );
+}
+
+/// A clock that revokes a KEK on its first reading once armed: a revocation landing in
+/// the middle of a call.
+#[derive(Debug)]
+struct RevokingClock {
+    ring: SharedKeyRing,
+    kek: KekRef,
+    armed: AtomicBool,
+}
+
+impl Clock for RevokingClock {
+    fn now(&self) -> u64 {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.ring
+                .apply(|r| r.revoke(&self.kek, T0 + 5, "mid-call"))
+                .unwrap();
+        }
+        T0 + 5
+    }
+}
+
+/// Item 8: a break-glass read granted because the KEK is revoked is always recorded, even
+/// when the revocation lands after the re-wrap began.
+#[tokio::test]
+async fn a_break_glass_read_is_recorded_where_it_is_granted() {
+    let local = Arc::new(LocalBackend::new());
+    let alg = WrapAlgorithm::Aes256Kw;
+    let ring = ring_with(&local, &[("docs", 1, alg)]).await;
+    let clock = Arc::new(RevokingClock {
+        ring: ring.clone(),
+        kek: kref("docs", 1),
+        armed: AtomicBool::new(false),
+    });
+    let sink = Arc::new(MemorySink::new());
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .key_ring(ring.clone())
+        .clock(clock.clone())
+        .audit(AuditLog::new(sink.clone()))
+        .build()
+        .unwrap();
+    let c = ctx("docs", "o", Classification::Confidential);
+    let sealed = env.seal(&c, b"payload").await.unwrap();
+    // A successor to migrate to (registered directly: v1 stays active until revoked).
+    let d = local
+        .create_kek(&KekSpec::new(alg, "docs-2"))
+        .await
+        .unwrap();
+    ring.apply(|r| {
+        r.rotate(
+            NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), alg),
+            T0 + 1,
+        )
+    })
+    .unwrap();
+    clock.armed.store(true, Ordering::SeqCst);
+    let got = env
+        .danger_break_glass_rewrap(
+            &c,
+            kekring::envelope::BulkItemKind::Sealed,
+            &sealed,
+            "incident 7",
+        )
+        .await;
+    let records = sink
+        .records()
+        .into_iter()
+        .filter(|r| matches!(r.event, AuditEvent::BreakGlassRewrap { .. }))
+        .count();
+    assert_eq!(
+        ring.read(|r| r.get(&kref("docs", 1)).unwrap().state),
+        KekState::Revoked
+    );
+    if got.is_ok() {
+        assert_eq!(
+            records, 1,
+            "a read under a revoked KEK happened without its record"
+        );
+    }
+}
+
+/// Item 10: a re-wrap the profile refuses makes no backend call (and so never holds the
+/// plaintext DEK).
+#[tokio::test]
+async fn a_refused_rewrap_calls_no_backend() {
+    let counting = Arc::new(Counting::new());
+    let aes = WrapAlgorithm::Aes256Kw;
+    let rsa = WrapAlgorithm::RsaOaepSha256_3072;
+    let ring = ring_with(&counting.inner, &[("docs", 1, aes)]).await;
+    let env = Envelope::builder()
+        .backend(counting.clone())
+        .key_ring(ring.clone())
+        .build()
+        .unwrap();
+    let c = ctx("docs", "o", Classification::Restricted);
+    let dk = env.generate_data_key(&c).await.unwrap();
+    // The scope rotates to an RSA KEK, which the profile refuses for Restricted data.
+    let d = counting
+        .inner
+        .create_kek(&KekSpec::new(rsa, "docs-2"))
+        .await
+        .unwrap();
+    ring.apply(|r| {
+        r.rotate(
+            NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), rsa),
+            T0 + 1,
+        )
+    })
+    .unwrap();
+    let before = counting.calls();
+    let got = env.rewrap_dek(&c, &dk.wrapped).await;
+    assert!(matches!(got, Err(Error::Policy(_))), "{got:?}");
+    assert_eq!(
+        counting.calls(),
+        before,
+        "a refused re-wrap called the backend"
+    );
+}
+
+/// Item 11: a transition applied through the shared ring of an audited envelope is
+/// audited without the caller appending its events.
+#[tokio::test]
+async fn a_revocation_through_the_shared_ring_is_audited() {
+    let local = Arc::new(LocalBackend::new());
+    let ring = ring_with(&local, &[("docs", 1, WrapAlgorithm::Aes256Kw)]).await;
+    let sink = Arc::new(MemorySink::new());
+    let env = Envelope::builder()
+        .backend(local)
+        .key_ring(ring.clone())
+        .audit(AuditLog::new(sink.clone()))
+        .build()
+        .unwrap();
+    let _ = env
+        .key_ring()
+        .apply(|r| r.revoke(&kref("docs", 1), T0 + 1, "incident"));
+    let revoked = sink.records().into_iter().any(|r| {
+        matches!(
+            r.event,
+            AuditEvent::Lifecycle {
+                event: kekring::lifecycle::LifecycleEvent::Revoked { .. }
+            }
+        )
+    });
+    assert!(revoked, "the revocation left no audit record");
+}
+
+/// Item 12: repeated opens of blobs under a revoked KEK do not write one audit record
+/// each, but the count of denials is kept.
+#[tokio::test]
+async fn repeated_denials_are_coalesced_not_hidden() {
+    let local = Arc::new(LocalBackend::new());
+    let ring = ring_with(&local, &[("docs", 1, WrapAlgorithm::Aes256Kw)]).await;
+    let sink = Arc::new(MemorySink::new());
+    let clock = Arc::new(ManualClock::new(T0 + 10));
+    let env = Envelope::builder()
+        .backend(local)
+        .key_ring(ring.clone())
+        .clock(clock.clone())
+        .audit(AuditLog::new(sink.clone()))
+        .build()
+        .unwrap();
+    let c = ctx("docs", "o", Classification::Confidential);
+    let sealed = env.seal(&c, b"x").await.unwrap();
+    ring.apply(|r| r.revoke(&kref("docs", 1), T0 + 11, "incident"))
+        .unwrap();
+    let before = sink.records().len();
+    for _ in 0..500 {
+        assert!(matches!(
+            env.open(&c, &sealed).await,
+            Err(Error::KeyState(_))
+        ));
+    }
+    let denial_records = sink.records().len() - before;
+    assert!(
+        denial_records <= 2,
+        "{denial_records} audit records for 500 denials of one KEK"
+    );
+}
+
+/// Item 4: the RustCrypto provider has no user-space generator (its fork check could
+/// replay outputs); asking for one is refused rather than silently served.
+#[test]
+fn rust_crypto_offers_no_user_space_generator() {
+    let got = Envelope::builder()
+        .random_source(kekring::RandomSource::UserSpace)
+        .build();
+    assert!(matches!(got, Err(Error::Misuse(_))), "{got:?}");
+}
+
+/// Item 7: the local backend no longer offers AES-256-GCM with random 96-bit nonces
+/// under the KEK itself (2^32 wraps per KEK at most).
+#[test]
+fn local_aes_gcm_with_random_nonces_is_not_offered() {
+    let local = LocalBackend::new();
+    assert!(!local.info().offers(WrapAlgorithm::Aes256Gcm));
+    assert!(
+        local
+            .generate_aes256("k", WrapAlgorithm::Aes256Gcm)
+            .is_err()
+    );
+}
+
+/// Item 12: the master secret file is read with a bound.
+#[cfg(feature = "keystore")]
+#[test]
+fn an_oversized_master_secret_file_is_refused() {
+    let p = std::env::temp_dir().join(format!("kekring-big-secret-{}", std::process::id()));
+    std::fs::write(&p, vec![b'a'; 1 << 20]).unwrap();
+    let got = kekring::keystore::MasterSecret::from_file(&p);
+    std::fs::remove_file(&p).unwrap();
+    assert!(got.is_err(), "a 1 MiB master secret file was read whole");
+}
+
+/// The retirement procedure the README gives: scan the stored objects, then retire.
+fn retire_procedure(
+    _env: &Envelope,
+    ring: &SharedKeyRing,
+    kek: &KekRef,
+    now: u64,
+    items: &[(String, Vec<u8>)],
+) -> Result<(), String> {
+    let scan =
+        kekring::lifecycle::scan_objects(items.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    ring.apply(|r| r.retire(kek, now, scan.outstanding(kek), false))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Item 9: copies of v1 relabelled as v2 must not let v1 be retired (and its material
+/// destroyed) while the objects cannot be opened without it.
+#[tokio::test]
+async fn retirement_verifies_objects_open_without_the_retired_kek() {
+    let local = Arc::new(LocalBackend::new());
+    let alg = WrapAlgorithm::Aes256Kw;
+    let ring = ring_with(&local, &[("docs", 1, alg)]).await;
+    let clock = Arc::new(ManualClock::new(T0 + 1));
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .key_ring(ring.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let c = ctx("docs", "o", Classification::Internal);
+    let sealed = env.seal(&c, b"payload").await.unwrap();
+    let d = local
+        .create_kek(&KekSpec::new(alg, "docs-2"))
+        .await
+        .unwrap();
+    ring.apply(|r| {
+        r.rotate(
+            NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), alg),
+            T0 + 2,
+        )
+    })
+    .unwrap();
+    // Relabel the v1 copy as v2: the header now claims the current KEK.
+    let (h, n) = kekring::format::SealedHeader::decode_prefix(&sealed).unwrap();
+    let e = &h.wrapped_dek().entries()[0];
+    let relabelled = WrappedEntry::new(
+        e.algorithm(),
+        e.backend(),
+        kref("docs", 2),
+        e.params().to_vec(),
+        e.wrapped().to_vec(),
+    )
+    .unwrap();
+    let w = WrappedDek::new(Classification::Internal, vec![relabelled]).unwrap();
+    let mut bytes = h.with_wrapped_dek(w).encode();
+    bytes.extend_from_slice(&sealed[n..]);
+    // Bulk re-wrap believes it is current...
+    let (_, outcome) = env.rewrap_sealed(&c, &bytes).await.unwrap();
+    assert_eq!(outcome, kekring::envelope::RewrapOutcome::AlreadyCurrent);
+    // ...but the retirement procedure must not.
+    let after_window = T0 + 31 * 86_400;
+    clock.set(after_window);
+    let items = vec![("o".to_owned(), bytes)];
+    let got = retire_procedure(&env, &ring, &kref("docs", 1), after_window, &items);
+    assert!(
+        got.is_err(),
+        "v1 was retired while an object still needs it"
+    );
+    assert_eq!(
+        ring.read(|r| r.get(&kref("docs", 1)).unwrap().state),
+        KekState::Deprecated
+    );
+}
