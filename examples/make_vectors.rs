@@ -36,7 +36,7 @@ const KEKS: [(WrapAlgorithm, &str, &str); 3] = [
         "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f",
     ),
     (
-        WrapAlgorithm::Aes256Gcm,
+        WrapAlgorithm::Aes256GcmDerived,
         "gcm",
         "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f",
     ),

@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let provider = provider()?;
 
     let local = Arc::new(LocalBackend::with_crypto_provider(provider));
-    let alg = WrapAlgorithm::Aes256Gcm;
+    let alg = WrapAlgorithm::Aes256GcmDerived;
     let loc = local.generate_aes256("stream-memory", alg)?;
     let kek = KekRef::new("demo", "objects", 1)?;
     let env = Envelope::builder()

@@ -17,7 +17,6 @@ use crate::error::Error;
 pub(crate) mod awslc;
 #[cfg(test)]
 mod kat_tests;
-pub(crate) mod rng;
 pub(crate) mod rustcrypto;
 
 /// One opaque failure of a primitive (authentication failed, bad length). Deliberately
@@ -146,8 +145,17 @@ pub(crate) trait Primitives: Send + Sync + Debug {
         okm: &mut [u8],
     ) -> Result<(), CryptoFailure>;
 
-    /// Fills `buf` from the provider's user-space CSPRNG (see [`RandomSource`]).
-    fn fill_user_space(&self, buf: &mut [u8]) -> Result<(), Error>;
+    /// Whether the provider has its own fork- and snapshot-safe DRBG
+    /// ([`RandomSource::UserSpace`]).
+    fn has_drbg(&self) -> bool {
+        false
+    }
+
+    /// Fills `buf` from the provider's DRBG (see [`RandomSource`]). Providers without one
+    /// refuse; the builders refuse to select it first.
+    fn fill_user_space(&self, _buf: &mut [u8]) -> Result<(), Error> {
+        Err(Error::Rng)
+    }
 }
 
 /// Which cryptographic library computes the primitives.
@@ -248,15 +256,29 @@ pub enum RandomSource {
     /// seal.
     #[default]
     OperatingSystem,
-    /// A user-space CSPRNG seeded from the operating system, per thread. With
-    /// RustCrypto: ChaCha20 with fast key erasure, reseeded from the OS after every
-    /// 1 MiB of output and whenever the process id changes (fork); see the `rng`
-    /// module's soundness notes in `src/crypto/rng.rs`. With `aws-lc`: AWS-LC's own
-    /// fork- and snapshot-safe CTR-DRBG.
+    /// The crypto provider's own user-space DRBG, where it has one that is fork- and
+    /// snapshot-safe: AWS-LC's per-thread CTR-DRBG (feature `aws-lc`), which detects a
+    /// fork through a `MADV_WIPEONFORK` page and a VM snapshot restore through the
+    /// kernel's VM generation id, and reseeds on every request where it cannot detect
+    /// them. RustCrypto has no such generator: the builders refuse this source with it
+    /// ([`MisuseError::RandomSourceUnavailable`](crate::MisuseError::RandomSourceUnavailable)).
     UserSpace,
 }
 
 impl RandomSource {
+    /// Checks that `provider` can serve this source.
+    pub(crate) fn check(self, provider: CryptoProvider) -> Result<(), Error> {
+        match self {
+            RandomSource::UserSpace if !provider.primitives.has_drbg() => {
+                Err(crate::error::MisuseError::RandomSourceUnavailable {
+                    provider: provider.name(),
+                }
+                .into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn fill(self, p: &dyn Primitives, buf: &mut [u8]) -> Result<(), Error> {
         match self {
             RandomSource::OperatingSystem => fill_random(buf),

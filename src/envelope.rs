@@ -361,11 +361,13 @@ impl EnvelopeBuilder {
     /// Checks the configuration and builds the envelope.
     ///
     /// # Errors
-    /// [`Error::Misuse`] for two backends under one instance name, a KEK registered
+    /// [`Error::Misuse`] for a random source the crypto provider cannot serve, two
+    /// backends under one instance name, a KEK registered
     /// twice, a KEK whose backend instance is missing, of another kind, or does not
     /// offer its algorithm, or a route that names an unregistered KEK, mixes tenants or
     /// repeats a tenant and purpose.
     pub fn build(self) -> Result<Envelope, Error> {
+        self.random.check(self.crypto)?;
         let mut backends: HashMap<String, Arc<dyn KeyBackend>> = HashMap::new();
         for (name, b) in self.backends {
             if backends.contains_key(&name) {

@@ -98,6 +98,13 @@ pub enum MisuseError {
     /// FIPS mode.
     #[error("AWS-LC is not running in FIPS mode")]
     NotFipsMode,
+    /// [`RandomSource::UserSpace`](crate::RandomSource::UserSpace) was asked of a crypto
+    /// provider that has no fork-safe DRBG (RustCrypto).
+    #[error("the {provider} provider has no user-space DRBG; use the OS RNG")]
+    RandomSourceUnavailable {
+        /// The provider's name.
+        provider: &'static str,
+    },
     /// A buffer of the wrong size was passed to an in-place call.
     #[error("buffer is {len} bytes; {expected} were needed")]
     BufferSize {

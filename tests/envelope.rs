@@ -28,7 +28,7 @@ use kekring::{
 const LOCAL_ALGS: [WrapAlgorithm; 3] = [
     WrapAlgorithm::Aes256Kw,
     WrapAlgorithm::Aes256Kwp,
-    WrapAlgorithm::Aes256Gcm,
+    WrapAlgorithm::Aes256GcmDerived,
 ];
 
 fn kref(t: &str, p: &str, v: u32) -> KekRef {
@@ -159,7 +159,7 @@ async fn flipping_any_bit_is_rejected() {
 
 #[tokio::test]
 async fn truncation_and_extension_are_rejected() {
-    let (env, _) = envelope(WrapAlgorithm::Aes256Gcm);
+    let (env, _) = envelope(WrapAlgorithm::Aes256GcmDerived);
     let c = ctx("acme", "o", Classification::Public);
     let sealed = env.seal(&c, b"hello world").await.unwrap();
     for n in 0..sealed.len() {
@@ -310,7 +310,7 @@ impl TestBackend {
     fn new(alg: WrapAlgorithm, lie: bool) -> Self {
         let inner = Arc::new(LocalBackend::new());
         inner
-            .generate_aes256("inner", WrapAlgorithm::Aes256Gcm)
+            .generate_aes256("inner", WrapAlgorithm::Aes256GcmDerived)
             .unwrap();
         Self::with_inner(alg, lie, inner)
     }
@@ -347,7 +347,7 @@ impl KeyBackend for TestBackend {
             .inner
             .wrap(WrapRequest::new(
                 &inner_loc,
-                WrapAlgorithm::Aes256Gcm,
+                WrapAlgorithm::Aes256GcmDerived,
                 req.dek,
                 req.binding,
             ))
@@ -361,13 +361,13 @@ impl KeyBackend for TestBackend {
     async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let inner_loc = KekLocator::new("inner");
-        let (nonce, w) = req.wrapped.split_at(12);
+        let (salt, w) = req.wrapped.split_at(32);
         let r = self
             .inner
             .unwrap(UnwrapRequest::new(
                 &inner_loc,
-                WrapAlgorithm::Aes256Gcm,
-                nonce,
+                WrapAlgorithm::Aes256GcmDerived,
+                salt,
                 w,
                 req.binding,
             ))
@@ -463,7 +463,7 @@ async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
         .generate_aes256("primary", WrapAlgorithm::Aes256Kw)
         .unwrap();
     let dr = local
-        .generate_aes256("dr", WrapAlgorithm::Aes256Gcm)
+        .generate_aes256("dr", WrapAlgorithm::Aes256GcmDerived)
         .unwrap();
     let rp = kref("acme", "docs", 1);
     let rd = kref("acme", "docs-dr", 1);
@@ -479,7 +479,7 @@ async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
             rd.clone(),
             BackendId::Local,
             dr.clone(),
-            WrapAlgorithm::Aes256Gcm,
+            WrapAlgorithm::Aes256GcmDerived,
         ))
         .route(Route::new(rp).with_copy(rd.clone()))
         .build()
@@ -495,7 +495,7 @@ async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
             rd,
             BackendId::Local,
             dr,
-            WrapAlgorithm::Aes256Gcm,
+            WrapAlgorithm::Aes256GcmDerived,
         ))
         .build()
         .unwrap();
@@ -628,7 +628,7 @@ fn envelope_is_send_sync_and_cheap_to_clone() {
 
 #[tokio::test]
 async fn envelope_is_shared_across_tasks() {
-    let (env, _) = envelope(WrapAlgorithm::Aes256Gcm);
+    let (env, _) = envelope(WrapAlgorithm::Aes256GcmDerived);
     let mut handles = Vec::new();
     for i in 0..8 {
         let env = env.clone();
@@ -694,12 +694,17 @@ async fn two_backends_of_one_kind_as_named_instances() {
         .generate_aes256("eu-key", WrapAlgorithm::Aes256Kw)
         .unwrap();
     let d = us
-        .generate_aes256("us-key", WrapAlgorithm::Aes256Gcm)
+        .generate_aes256("us-key", WrapAlgorithm::Aes256GcmDerived)
         .unwrap();
     let rp = kref("acme", "docs", 1);
     let rd = kref("acme", "docs-dr", 1);
-    let dr_binding = KekBinding::new(rd.clone(), BackendId::Local, d, WrapAlgorithm::Aes256Gcm)
-        .on_instance("local-us");
+    let dr_binding = KekBinding::new(
+        rd.clone(),
+        BackendId::Local,
+        d,
+        WrapAlgorithm::Aes256GcmDerived,
+    )
+    .on_instance("local-us");
     let env = Envelope::builder()
         .backend_instance("local-eu", eu.clone())
         .backend_instance("local-us", us.clone())
@@ -746,7 +751,7 @@ async fn two_backends_of_one_kind_as_named_instances() {
 
 #[tokio::test]
 async fn open_detached_matches_seal_in_place() {
-    let (env, _) = envelope(WrapAlgorithm::Aes256Gcm);
+    let (env, _) = envelope(WrapAlgorithm::Aes256GcmDerived);
     let c = ctx("acme", "o", Classification::Internal);
     let pt = vec![7u8; 5000];
     let mut buf = pt.clone();
@@ -781,7 +786,7 @@ async fn open_detached_matches_seal_in_place() {
 fn usage_counts_every_thread() {
     // The counters are kept per thread shard and summed: what four threads did must add
     // up exactly, whichever shards they landed on.
-    let (env, _) = envelope(WrapAlgorithm::Aes256Gcm);
+    let (env, _) = envelope(WrapAlgorithm::Aes256GcmDerived);
     let per_thread = 50;
     std::thread::scope(|s| {
         for t in 0..4 {
@@ -812,7 +817,7 @@ fn a_kek_added_on_one_thread_is_usable_on_every_other_and_never_twice() {
     // The local key table is copied into per-thread shards: an insert must reach all of
     // them, and a duplicate locator must be refused whichever shard is asked.
     let local = Arc::new(LocalBackend::new());
-    let alg = WrapAlgorithm::Aes256Gcm;
+    let alg = WrapAlgorithm::Aes256GcmDerived;
     let loc = std::thread::scope(|s| {
         s.spawn(|| local.generate_aes256("late", alg).unwrap())
             .join()

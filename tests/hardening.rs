@@ -425,6 +425,51 @@ fn local_aes_gcm_with_random_nonces_is_not_offered() {
     );
 }
 
+/// Item 7: its replacement seals every wrap under a key derived from a fresh 256-bit salt,
+/// and the salt is authenticated (a changed salt derives another key).
+#[tokio::test]
+async fn local_aes_gcm_derives_a_fresh_key_per_wrap() {
+    let local = LocalBackend::new();
+    let alg = WrapAlgorithm::Aes256GcmDerived;
+    let loc = local.generate_aes256("k", alg).unwrap();
+    let c = ctx("docs", "o", Classification::Restricted);
+    let dek = kekring::DataKey::from_array([7; 32]);
+    let a = local
+        .wrap(WrapRequest::new(&loc, alg, &dek, c.binding()))
+        .await
+        .unwrap();
+    let b = local
+        .wrap(WrapRequest::new(&loc, alg, &dek, c.binding()))
+        .await
+        .unwrap();
+    assert_eq!(a.params.len(), 32);
+    assert_ne!(a.params, b.params, "two wraps drew the same salt");
+    assert_ne!(a.wrapped, b.wrapped);
+    let mut salt = a.params.clone();
+    salt[31] ^= 1;
+    let got = local
+        .unwrap(UnwrapRequest::new(
+            &loc,
+            alg,
+            &salt,
+            &a.wrapped,
+            c.binding(),
+        ))
+        .await;
+    assert!(matches!(got, Err(BackendError::Rejected)), "{got:?}");
+    let ok = local
+        .unwrap(UnwrapRequest::new(
+            &loc,
+            alg,
+            &a.params,
+            &a.wrapped,
+            c.binding(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ok.dek.expose_secret(), dek.expose_secret());
+}
+
 /// Item 12: the master secret file is read with a bound.
 #[cfg(feature = "keystore")]
 #[test]

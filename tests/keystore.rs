@@ -94,7 +94,9 @@ fn failures_are_errors_never_a_fresh_store() {
     assert!(!path.exists());
 
     let mut store = KeyStore::create(&path, &secret(), KdfParams::MINIMUM).unwrap();
-    store.generate("k", WrapAlgorithm::Aes256Gcm).unwrap();
+    store
+        .generate("k", WrapAlgorithm::Aes256GcmDerived)
+        .unwrap();
     store.save().unwrap();
     let good = std::fs::read(&path).unwrap();
     assert!(matches!(

@@ -104,7 +104,7 @@ async fn a_fresh_kek_wraps_then_unwraps_on_aws_lc_alone() {
 
 #[tokio::test]
 async fn aws_lc_in_place_open_failure_leaves_the_buffer_alone() {
-    let alg = WrapAlgorithm::Aes256Gcm;
+    let alg = WrapAlgorithm::Aes256GcmDerived;
     let material = LocalKek::generate(alg).unwrap();
     let lc = envelope(CryptoProvider::aws_lc(), alg, &material);
     let c = ctx("obj-1");

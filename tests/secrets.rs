@@ -235,7 +235,7 @@ async fn no_secret_in_key_ring_audit_trail_or_usage() {
     let loc = local
         .import_aes256(
             "arn:aws:kms:eu-west-1:111122223333:key/ffffffff-0000",
-            WrapAlgorithm::Aes256Gcm,
+            WrapAlgorithm::Aes256GcmDerived,
             Aes256KeyMaterial::from_slice(&kek_bytes).unwrap(),
         )
         .unwrap();
@@ -248,7 +248,7 @@ async fn no_secret_in_key_ring_audit_trail_or_usage() {
             r.clone(),
             BackendId::Local,
             loc,
-            WrapAlgorithm::Aes256Gcm,
+            WrapAlgorithm::Aes256GcmDerived,
         ))
         .key_ring(ring.clone())
         .audit(AuditLog::new(sink.clone()))

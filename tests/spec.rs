@@ -82,7 +82,7 @@ fn payload_aad(nonce: &[u8; 12], commitment: &[u8; 32], binding: &[u8]) -> Vec<u
 #[tokio::test]
 async fn segmented_stream_matches_the_spec() {
     use std::io::Write;
-    let env = envelope(WrapAlgorithm::Aes256Gcm);
+    let env = envelope(WrapAlgorithm::Aes256GcmDerived);
     let ctx = Context::new("acme", "spec", "stream", Classification::Internal)
         .unwrap()
         .with_aad(b"extra")
@@ -215,7 +215,7 @@ async fn local_aes_wraps_match_the_spec() {
             WrapAlgorithm::Aes256Kwp,
             &b"kekring/v1/local/aes256-kwp"[..],
         ),
-        (WrapAlgorithm::Aes256Gcm, &b""[..]),
+        (WrapAlgorithm::Aes256GcmDerived, &b""[..]),
     ] {
         let env = envelope(alg);
         let g = env.generate_data_key(&ctx).await.unwrap();
@@ -223,12 +223,19 @@ async fn local_aes_wraps_match_the_spec() {
         let e = &w.entries()[0];
         let mut out = [0u8; 32];
         match alg {
-            WrapAlgorithm::Aes256Gcm => {
-                let aad = [&b"kekring/v1/local/aes256-gcm"[..], &binding].concat();
+            WrapAlgorithm::Aes256GcmDerived => {
+                // A fresh key per wrap from the 32-byte salt in params; zero nonce.
+                let label = &b"kekring/v1/local/aes256-gcm-derived"[..];
+                assert_eq!(e.params().len(), 32);
+                let mut wk = [0u8; 32];
+                Hkdf::<Sha256>::new(Some(label), &kek_bytes())
+                    .expand_multi_info(&[e.params(), &binding], &mut wk)
+                    .unwrap();
+                let aad = [label, &binding].concat();
                 let (ct, tag) = e.wrapped().split_at(32);
                 let mut buf = ct.to_vec();
-                let nonce: [u8; 12] = e.params().try_into().unwrap();
-                Aes256Gcm::new(&kek_bytes().into())
+                let nonce = [0u8; 12];
+                Aes256Gcm::new(&wk.into())
                     .decrypt_inout_detached(
                         (&nonce).into(),
                         &aad,

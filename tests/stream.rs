@@ -27,7 +27,7 @@ const FULL: usize = SEG as usize + 16;
 
 fn envelope() -> Envelope {
     let local = Arc::new(LocalBackend::new());
-    let alg = WrapAlgorithm::Aes256Gcm;
+    let alg = WrapAlgorithm::Aes256GcmDerived;
     let loc = local.generate_aes256("stream", alg).unwrap();
     let r = KekRef::new("acme", "media", 1).unwrap();
     Envelope::builder()

@@ -21,7 +21,7 @@ fn setup() -> &'static (Envelope, Vec<Context>) {
     S.get_or_init(|| {
         let local = Arc::new(LocalBackend::new());
         let key = Aes256KeyMaterial::from_slice(&hex::decode(GCM_KEK).unwrap()).unwrap();
-        let alg = WrapAlgorithm::Aes256Gcm;
+        let alg = WrapAlgorithm::Aes256GcmDerived;
         let loc = local.import_aes256("fuzz-gcm", alg, key).unwrap();
         let r = KekRef::new("acme", "gcm", 1).unwrap();
         let env = Envelope::builder()

@@ -242,6 +242,10 @@ impl Primitives for AwsLc {
             .map_err(|_| CryptoFailure)
     }
 
+    fn has_drbg(&self) -> bool {
+        true
+    }
+
     fn fill_user_space(&self, buf: &mut [u8]) -> Result<(), Error> {
         aws_lc_rs::rand::fill(buf).map_err(|_| Error::Rng)
     }

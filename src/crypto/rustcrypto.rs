@@ -176,8 +176,4 @@ impl Primitives for RustCrypto {
             .expand_multi_info(info, okm)
             .map_err(|_| CryptoFailure)
     }
-
-    fn fill_user_space(&self, buf: &mut [u8]) -> Result<(), crate::Error> {
-        super::rng::fill(buf)
-    }
 }

@@ -75,8 +75,9 @@ pub const MAX_OPAQUE_WRAPPED_LEN: usize = 4096;
 /// |---|---|---|---|---|
 /// | `0x0001` | AES-256 key wrap (RFC 3394), wrapping key derived from the KEK and the binding context by HKDF-SHA-256 | symmetric | 0 | 40 |
 /// | `0x0002` | AES-256 key wrap with padding (RFC 5649), derived as above | symmetric | 0 | 40 |
-/// | `0x0003` | AES-256-GCM, binding context as AAD | symmetric | 12 (nonce) | 48 |
+/// | `0x0003` | AES-256-GCM under the KEK itself, random 96-bit nonce, binding context as AAD (at most 2^32 wraps per KEK; for keys a backend holds and cannot derive from) | symmetric | 12 (nonce) | 48 |
 /// | `0x0004` | AES-256 held by a remote backend, opaque ciphertext (KMS, Transit) | symmetric | 0 | 1..=4096 |
+/// | `0x0005` | AES-256-GCM under a per-wrap key derived from the KEK, a 256-bit random salt and the binding context by HKDF-SHA-256 | symmetric | 32 (salt) | 48 |
 /// | `0x0010` | RSA-OAEP-SHA-256, 2048-bit (remote backends only) | classical | 0 | 256 |
 /// | `0x0011` | RSA-OAEP-SHA-256, 3072-bit | classical | 0 | 384 |
 /// | `0x0012` | RSA-OAEP-SHA-256, 4096-bit | classical | 0 | 512 |
@@ -92,10 +93,17 @@ pub enum WrapAlgorithm {
     Aes256Kw,
     /// `0x0002`: RFC 5649 AES-256 key wrap with padding under an HKDF-derived key.
     Aes256Kwp,
-    /// `0x0003`: AES-256-GCM with the binding context as AAD and a random nonce.
+    /// `0x0003`: AES-256-GCM under the KEK itself with the binding context as AAD and a
+    /// random 96-bit nonce: at most 2^32 wraps per KEK (SP 800-38D). Not offered by the
+    /// local backend (which uses [`WrapAlgorithm::Aes256GcmDerived`]); kept for backends
+    /// that hold an AES key they can only encrypt under (an HSM's `CKM_AES_GCM`).
     Aes256Gcm,
     /// `0x0004`: AES-256 inside a remote backend; the ciphertext format is the backend's.
     Aes256Opaque,
+    /// `0x0005`: AES-256-GCM under a fresh key per wrap, derived by HKDF-SHA-256 from the
+    /// KEK, a 256-bit random salt (carried in `params`) and the binding context. No
+    /// nonce ever repeats under a key, so a KEK has no practical wrap limit.
+    Aes256GcmDerived,
     /// `0x0010`: RSA-OAEP with SHA-256 and MGF1-SHA-256, 2048-bit modulus.
     RsaOaepSha256_2048,
     /// `0x0011`: RSA-OAEP with SHA-256 and MGF1-SHA-256, 3072-bit modulus.
@@ -116,11 +124,12 @@ pub enum WrapAlgorithm {
 
 impl WrapAlgorithm {
     /// Every assigned algorithm, in id order.
-    pub const ALL: [WrapAlgorithm; 12] = [
+    pub const ALL: [WrapAlgorithm; 13] = [
         WrapAlgorithm::Aes256Kw,
         WrapAlgorithm::Aes256Kwp,
         WrapAlgorithm::Aes256Gcm,
         WrapAlgorithm::Aes256Opaque,
+        WrapAlgorithm::Aes256GcmDerived,
         WrapAlgorithm::RsaOaepSha256_2048,
         WrapAlgorithm::RsaOaepSha256_3072,
         WrapAlgorithm::RsaOaepSha256_4096,
@@ -138,6 +147,7 @@ impl WrapAlgorithm {
             WrapAlgorithm::Aes256Kwp => 0x0002,
             WrapAlgorithm::Aes256Gcm => 0x0003,
             WrapAlgorithm::Aes256Opaque => 0x0004,
+            WrapAlgorithm::Aes256GcmDerived => 0x0005,
             WrapAlgorithm::RsaOaepSha256_2048 => 0x0010,
             WrapAlgorithm::RsaOaepSha256_3072 => 0x0011,
             WrapAlgorithm::RsaOaepSha256_4096 => 0x0012,
@@ -166,7 +176,8 @@ impl WrapAlgorithm {
             WrapAlgorithm::Aes256Kw
             | WrapAlgorithm::Aes256Kwp
             | WrapAlgorithm::Aes256Gcm
-            | WrapAlgorithm::Aes256Opaque => Family::Symmetric256,
+            | WrapAlgorithm::Aes256Opaque
+            | WrapAlgorithm::Aes256GcmDerived => Family::Symmetric256,
             WrapAlgorithm::RsaOaepSha256_2048
             | WrapAlgorithm::RsaOaepSha256_3072
             | WrapAlgorithm::RsaOaepSha256_4096
@@ -183,6 +194,7 @@ impl WrapAlgorithm {
             WrapAlgorithm::Aes256Kwp => "aes256-kwp",
             WrapAlgorithm::Aes256Gcm => "aes256-gcm",
             WrapAlgorithm::Aes256Opaque => "aes256-opaque",
+            WrapAlgorithm::Aes256GcmDerived => "aes256-gcm-derived",
             WrapAlgorithm::RsaOaepSha256_2048 => "rsa2048-oaep-sha256",
             WrapAlgorithm::RsaOaepSha256_3072 => "rsa3072-oaep-sha256",
             WrapAlgorithm::RsaOaepSha256_4096 => "rsa4096-oaep-sha256",
@@ -198,6 +210,7 @@ impl WrapAlgorithm {
         match self {
             WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp => exact(0, 40),
             WrapAlgorithm::Aes256Gcm => exact(12, 48),
+            WrapAlgorithm::Aes256GcmDerived => exact(32, 48),
             WrapAlgorithm::Aes256Opaque => Lengths {
                 params: (0, 0),
                 wrapped: (1, MAX_OPAQUE_WRAPPED_LEN),

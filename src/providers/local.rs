@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | [`WrapAlgorithm::Aes256Kw`] | `aes.rs` | the wrapping key is HKDF-SHA-256(KEK, info = binding) |
 //! | [`WrapAlgorithm::Aes256Kwp`] | `aes.rs` | as above, with its own salt |
-//! | [`WrapAlgorithm::Aes256Gcm`] | `aes.rs` | the binding is the AES-GCM AAD |
+//! | [`WrapAlgorithm::Aes256GcmDerived`] | `aes.rs` | HKDF info: per-wrap salt, binding; the binding is also the AES-GCM AAD |
 //! | [`WrapAlgorithm::RsaOaepSha256_3072`], [`WrapAlgorithm::RsaOaepSha256_4096`] | `rsa.rs` | the binding is the OAEP label |
 //! | [`WrapAlgorithm::P256EcdhEs`] | `p256.rs` | HKDF info: ephemeral key, recipient key, binding |
 //! | [`WrapAlgorithm::MlKem768`], [`WrapAlgorithm::MlKem1024`] | `mlkem.rs` | HKDF info: KEM ciphertext, binding |
@@ -212,9 +212,9 @@ impl LocalKek {
     /// [`Error::Rng`] if the OS RNG fails.
     pub fn generate(algorithm: WrapAlgorithm) -> Result<Self, Error> {
         Ok(match algorithm {
-            WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp | WrapAlgorithm::Aes256Gcm => {
-                LocalKek::Aes256(Aes256Kek::generate(algorithm)?)
-            }
+            WrapAlgorithm::Aes256Kw
+            | WrapAlgorithm::Aes256Kwp
+            | WrapAlgorithm::Aes256GcmDerived => LocalKek::Aes256(Aes256Kek::generate(algorithm)?),
             WrapAlgorithm::RsaOaepSha256_3072 | WrapAlgorithm::RsaOaepSha256_4096 => {
                 LocalKek::Rsa(RsaKek::generate(algorithm)?)
             }
@@ -291,7 +291,9 @@ impl LocalKek {
         use MaterialKind::{Private, Public};
         let kek = match (algorithm, kind) {
             (
-                WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp | WrapAlgorithm::Aes256Gcm,
+                WrapAlgorithm::Aes256Kw
+                | WrapAlgorithm::Aes256Kwp
+                | WrapAlgorithm::Aes256GcmDerived,
                 Private,
             ) => LocalKek::Aes256(Aes256Kek::new(
                 algorithm,
@@ -341,7 +343,7 @@ impl LocalKek {
 pub const LOCAL_ALGORITHMS: [WrapAlgorithm; 9] = [
     WrapAlgorithm::Aes256Kw,
     WrapAlgorithm::Aes256Kwp,
-    WrapAlgorithm::Aes256Gcm,
+    WrapAlgorithm::Aes256GcmDerived,
     WrapAlgorithm::RsaOaepSha256_3072,
     WrapAlgorithm::RsaOaepSha256_4096,
     WrapAlgorithm::P256EcdhEs,
@@ -380,9 +382,9 @@ impl Default for LocalBackend {
 /// services AWS-LC counts as non-approved.
 const FIPS_OUTSIDE: &str = "key generation (seeds and secrets from the OS RNG; RSA and P-256 \
     keys computed by RustCrypto); ML-KEM seed expansion and the MLKEM768-P256 hybrid's \
-    SHA3-256 combiner (RustCrypto); AES-GCM seal with a caller-supplied nonce (the \
-    aes-256-gcm KEK wrap); wrap randomness from the OS RNG unless the backend's \
-    RandomSource is UserSpace (then the module's DRBG)";
+    SHA3-256 combiner (RustCrypto); AES-GCM seal with a caller-supplied nonce and \
+    HKDF-Expand without Extract (the aes256-gcm-derived KEK wrap); wrap randomness from \
+    the OS RNG unless the backend's RandomSource is UserSpace (then the module's DRBG)";
 
 impl LocalBackend {
     /// An empty local backend computing with RustCrypto.
@@ -412,12 +414,16 @@ impl LocalBackend {
         }
     }
 
-    /// Where wrap randomness (the AES-GCM wrap nonce) comes from (default:
+    /// Where wrap randomness (the AES-GCM wrap salt) comes from (default:
     /// [`RandomSource::OperatingSystem`]). KEKs are always generated from the OS RNG.
-    #[must_use]
-    pub fn with_random_source(mut self, random: RandomSource) -> Self {
+    ///
+    /// # Errors
+    /// [`MisuseError::RandomSourceUnavailable`] when the backend's crypto provider has no
+    /// DRBG for [`RandomSource::UserSpace`].
+    pub fn with_random_source(mut self, random: RandomSource) -> Result<Self, Error> {
+        random.check(self.crypto_provider())?;
         self.random = random;
-        self
+        Ok(self)
     }
 
     /// The crypto provider this backend wraps and unwraps with.

@@ -7,8 +7,14 @@
 //! A wrap moved to another context is unwrapped under another key and fails the RFC
 //! 3394 integrity check. The costs: one HKDF and one AES key schedule per call.
 //!
-//! **AES-256-GCM.** A random 96-bit nonce (carried in `params`) and the binding context
-//! as AAD. Random nonces cap one KEK at 2^32 wraps (SP 800-38D); rotate before that.
+//! **AES-256-GCM with a derived key per wrap** (`aes256-gcm-derived`). Every wrap draws
+//! a 256-bit salt (carried in `params`) and seals the DEK under `HKDF-SHA-256(salt =
+//! "kekring/v1/local/aes256-gcm-derived", IKM = KEK, info = salt || binding)`, with a
+//! zero nonce (each derived key seals exactly one DEK) and the binding also as AAD. So
+//! no (key, nonce) pair repeats while salts do not: about 2^-128 after 2^64 wraps, where
+//! a random 96-bit nonce under the KEK itself reaches SP 800-38D's limit after 2^32.
+//! The cost is one HKDF and one AES key schedule per call, as for key wrap.
+//! `aes256-gcm` (`0x0003`, the KEK used directly with random nonces) is not offered.
 
 use std::fmt;
 
@@ -16,21 +22,22 @@ use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, derive_wrapping_key, internal, kw_unwrap, kw_wrap};
 use crate::backend::BackendError;
-use std::sync::OnceLock;
-
-use crate::crypto::{Aes256GcmKey, Primitives, RandomSource};
+use crate::crypto::{Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
 
-const GCM_AAD_LABEL: &[u8] = b"kekring/v1/local/aes256-gcm";
+const GCM_AAD_LABEL: &[u8] = b"kekring/v1/local/aes256-gcm-derived";
+/// The per-wrap salt carried in `params`.
+const SALT_LEN: usize = 32;
+/// Each derived key seals exactly one DEK, so the nonce is fixed.
+const ZERO_NONCE: [u8; 12] = [0; 12];
 
-/// A local AES-256 KEK bound to one algorithm (`Aes256Kw`, `Aes256Kwp` or `Aes256Gcm`).
+/// A local AES-256 KEK bound to one algorithm (`Aes256Kw`, `Aes256Kwp` or
+/// `Aes256GcmDerived`).
 pub struct Aes256Kek {
     algorithm: WrapAlgorithm,
     key: Aes256KeyMaterial,
-    /// The AES-GCM key schedule, prepared on first use by the provider named with it.
-    prepared: OnceLock<(&'static str, Box<dyn Aes256GcmKey>)>,
 }
 
 impl fmt::Debug for Aes256Kek {
@@ -49,13 +56,9 @@ impl Aes256Kek {
     /// [`Error::Misuse`] when `algorithm` is not a local AES algorithm.
     pub fn new(algorithm: WrapAlgorithm, key: Aes256KeyMaterial) -> Result<Self, Error> {
         match algorithm {
-            WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp | WrapAlgorithm::Aes256Gcm => {
-                Ok(Self {
-                    algorithm,
-                    key,
-                    prepared: OnceLock::new(),
-                })
-            }
+            WrapAlgorithm::Aes256Kw
+            | WrapAlgorithm::Aes256Kwp
+            | WrapAlgorithm::Aes256GcmDerived => Ok(Self { algorithm, key }),
             _ => Err(MisuseError::AlgorithmNotOffered {
                 backend: crate::format::BackendId::Local,
                 algorithm,
@@ -77,27 +80,15 @@ impl Aes256Kek {
         &self.key
     }
 
+    /// The wrapping key: for key wrap, `HKDF(KEK, info = binding)`; for GCM,
+    /// `HKDF(KEK, info = salt || binding)`.
     fn wrapping_key(
         &self,
         crypto: &dyn Primitives,
+        salt: &[u8],
         binding: &BindingContext,
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, BackendError> {
-        derive_wrapping_key(crypto, self.algorithm, self.key.bytes(), &[], binding)
-    }
-}
-
-impl Aes256Kek {
-    /// Runs `f` with the KEK's prepared AES-GCM key for `crypto` (kept for the provider
-    /// that used it first; another provider prepares a one-off key).
-    fn with_gcm<T>(&self, crypto: &dyn Primitives, f: impl FnOnce(&dyn Aes256GcmKey) -> T) -> T {
-        let (name, key) = self
-            .prepared
-            .get_or_init(|| (crypto.name(), crypto.aes256_gcm(self.key.bytes())));
-        if *name == crypto.name() {
-            f(key.as_ref())
-        } else {
-            f(crypto.aes256_gcm(self.key.bytes()).as_ref())
-        }
+        derive_wrapping_key(crypto, self.algorithm, self.key.bytes(), &[salt], binding)
     }
 }
 
@@ -138,24 +129,24 @@ impl LocalAlgorithm for Aes256Kek {
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
         match self.algorithm {
-            WrapAlgorithm::Aes256Gcm => {
-                let mut nonce = [0u8; 12];
+            WrapAlgorithm::Aes256GcmDerived => {
+                let mut salt = [0u8; SALT_LEN];
                 random
-                    .fill(crypto, &mut nonce)
+                    .fill(crypto, &mut salt)
                     .map_err(|_| internal("RNG"))?;
+                let wk = self.wrapping_key(crypto, &salt, binding)?;
                 let mut buf = Zeroizing::new(*dek.expose_secret());
-                let tag = self
-                    .with_gcm(crypto, |k| {
-                        with_gcm_aad(binding, |aad| k.seal(&nonce, aad, buf.as_mut_slice()))
-                    })
-                    .map_err(|_| internal("wrap"))?;
+                let tag = with_gcm_aad(binding, |aad| {
+                    crypto.aes256_gcm_seal(&wk, &ZERO_NONCE, aad, buf.as_mut_slice())
+                })
+                .map_err(|_| internal("wrap"))?;
                 let mut wrapped = Vec::with_capacity(KEY_LEN + 16);
                 wrapped.extend_from_slice(buf.as_slice());
                 wrapped.extend_from_slice(&tag);
-                Ok((nonce.to_vec(), wrapped))
+                Ok((salt.to_vec(), wrapped))
             }
             WrapAlgorithm::Aes256Kwp => {
-                let wk = self.wrapping_key(crypto, binding)?;
+                let wk = self.wrapping_key(crypto, &[], binding)?;
                 let w = crypto
                     .aes256_kwp_wrap(&wk, dek.expose_secret())
                     .map_err(|_| internal("wrap"))?;
@@ -163,7 +154,7 @@ impl LocalAlgorithm for Aes256Kek {
             }
             _ => Ok((
                 Vec::new(),
-                kw_wrap(crypto, &*self.wrapping_key(crypto, binding)?, dek)?,
+                kw_wrap(crypto, &*self.wrapping_key(crypto, &[], binding)?, dek)?,
             )),
         }
     }
@@ -176,28 +167,31 @@ impl LocalAlgorithm for Aes256Kek {
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
         let key = match self.algorithm {
-            WrapAlgorithm::Aes256Gcm => {
-                let nonce: [u8; 12] = params.try_into().map_err(|_| BackendError::Rejected)?;
+            WrapAlgorithm::Aes256GcmDerived => {
+                if params.len() != SALT_LEN {
+                    return Err(BackendError::Rejected);
+                }
                 let split = wrapped
                     .len()
                     .checked_sub(16)
                     .ok_or(BackendError::Rejected)?;
                 let (ct, tag) = wrapped.split_at(split);
                 let tag: [u8; 16] = tag.try_into().map_err(|_| BackendError::Rejected)?;
+                let wk = self.wrapping_key(crypto, params, binding)?;
                 let mut buf = Zeroizing::new(ct.to_vec());
-                self.with_gcm(crypto, |k| {
-                    with_gcm_aad(binding, |aad| k.open(&nonce, aad, &mut buf, &tag))
+                with_gcm_aad(binding, |aad| {
+                    crypto.aes256_gcm_open(&wk, &ZERO_NONCE, aad, &mut buf, &tag)
                 })
                 .map_err(|_| BackendError::Rejected)?;
                 buf
             }
             WrapAlgorithm::Aes256Kwp => {
-                let wk = self.wrapping_key(crypto, binding)?;
+                let wk = self.wrapping_key(crypto, &[], binding)?;
                 crypto
                     .aes256_kwp_unwrap(&wk, wrapped)
                     .map_err(|_| BackendError::Rejected)?
             }
-            _ => return kw_unwrap(crypto, &*self.wrapping_key(crypto, binding)?, wrapped),
+            _ => return kw_unwrap(crypto, &*self.wrapping_key(crypto, &[], binding)?, wrapped),
         };
         DataKey::from_slice(&key).map_err(|_| BackendError::Rejected)
     }
