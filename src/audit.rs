@@ -47,7 +47,7 @@ pub enum AuditEvent {
         /// The profile's name.
         profile: String,
     },
-    /// An unwrap was denied by the KEK's state.
+    /// Unwraps denied by the KEK's state.
     UnwrapDenied {
         /// The KEK.
         kek: KekRef,
@@ -55,10 +55,29 @@ pub enum AuditEvent {
         state: String,
         /// The tenant asking.
         tenant: Name,
+        /// How many denials this record accounts for: this one and the ones of the same
+        /// KEK and state counted, not written, since the previous record (repeats within
+        /// the envelope's denial interval are coalesced).
+        count: u64,
     },
-    /// A DEK was read under a revoked KEK by the break-glass path and re-wrapped.
+    /// Copies not used at open because the profile does not allow their algorithm for
+    /// the object's classification (a wrap the envelope would never have made).
+    UnwrapRefused {
+        /// The KEK of the copy.
+        kek: KekRef,
+        /// Its algorithm.
+        algorithm: WrapAlgorithm,
+        /// The object's classification.
+        classification: Classification,
+        /// The profile's name.
+        profile: String,
+        /// How many refusals this record accounts for (coalesced as `UnwrapDenied`).
+        count: u64,
+    },
+    /// A DEK was read under a revoked KEK by the break-glass path, to be re-wrapped:
+    /// recorded where the read is granted, before it happens.
     BreakGlassRewrap {
-        /// The revoked KEK read under.
+        /// The revoked KEK read under (the copy used).
         from: KekRef,
         /// The KEK the DEK was re-wrapped under.
         to: KekRef,

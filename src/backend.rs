@@ -294,6 +294,12 @@ pub enum BackendError {
     /// [`Error::Crypto`](crate::Error::Crypto).
     #[error("the backend rejected the wrapped key")]
     Rejected,
+    /// The backend does not offer this operation.
+    #[error("the backend does not support {operation}")]
+    Unsupported {
+        /// The operation.
+        operation: &'static str,
+    },
     /// The backend answered with bytes of the wrong shape.
     #[error("the backend answered with a malformed {what}")]
     MalformedResponse {
@@ -335,6 +341,20 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     /// # Errors
     /// A [`BackendError`], e.g. [`BackendError::UnsupportedAlgorithm`].
     async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError>;
+
+    /// Deletes a KEK's material (crypto-shred), or schedules its deletion where the
+    /// service imposes a waiting period. Called by
+    /// [`Envelope::destroy_kek`](crate::Envelope::destroy_kek) after the key ring
+    /// recorded the destruction. The default refuses.
+    ///
+    /// # Errors
+    /// [`BackendError::Unsupported`] by default; [`BackendError::KeyNotFound`].
+    async fn destroy_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
+        let _ = kek;
+        Err(BackendError::Unsupported {
+            operation: "destroy_kek",
+        })
+    }
 }
 
 #[cfg(test)]

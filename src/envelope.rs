@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,10 @@ use crate::format::{
     BackendId, KekRef, NONCE_LEN, Name, SealedHeader, SealedObject, Suite, TAG_LEN, WrapAlgorithm,
     WrappedDek, WrappedEntry,
 };
-use crate::lifecycle::{KekRecord, KekState, KeyRing, NewKek, SharedKeyRing};
+use crate::lifecycle::{
+    KekRecord, KekState, KeyRing, LifecycleEvent, NewKek, SharedKeyRing, TransitionRecorder,
+    UnixTime,
+};
 use crate::payload;
 use crate::policy::Profile;
 use crate::secret::{DataKey, KEY_LEN};
@@ -31,13 +34,16 @@ use crate::sharded::{Sharded, ShardedCounters};
 
 mod cache;
 mod clock;
+mod retire;
 mod rewrap;
+mod rotate;
 mod stream;
 #[cfg(feature = "tokio")]
 mod stream_tokio;
 
 pub use cache::CacheConfig;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use retire::{RetireCheck, RetireOptions};
 pub use rewrap::{
     BulkItem, BulkItemKind, BulkOptions, BulkProgress, BulkReport, BulkResult, RewrapOutcome,
 };
@@ -246,6 +252,8 @@ pub struct EnvelopeBuilder {
     cache: Option<CacheConfig>,
     crypto: CryptoProvider,
     random: RandomSource,
+    denial_interval: u64,
+    accepted: Vec<(String, String, String)>,
 }
 
 impl fmt::Debug for EnvelopeBuilder {
@@ -299,10 +307,25 @@ impl EnvelopeBuilder {
         self
     }
 
-    /// Records profile refusals, key-state denials and break-glass re-wraps.
+    /// Records profile refusals, key-state denials and break-glass reads, and every
+    /// transition of the key ring: the log becomes the ring's recorder
+    /// ([`SharedKeyRing::set_recorder`]) unless the ring already has one, so a revocation
+    /// applied through any handle of the ring is recorded before it takes effect.
     #[must_use]
     pub fn audit(mut self, audit: AuditLog) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// How long repeated unwrap denials of one KEK (and repeated profile refusals at
+    /// open) are counted instead of written one record each (default 60 seconds): the
+    /// first denial of an interval is recorded at once, later ones are counted into the
+    /// next record (`count`), so a flood of opens cannot fill the disk while every denial
+    /// is still accounted for. [`Envelope::flush_audit`] writes the pending counts (so
+    /// does dropping the last handle of the envelope). 0 records every denial.
+    #[must_use]
+    pub fn denial_audit_interval(mut self, seconds: u64) -> Self {
+        self.denial_interval = seconds;
         self
     }
 
@@ -351,6 +374,22 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Accepts, when opening objects of `tenant`/`purpose`, copies wrapped under the KEKs
+    /// of `tenant`/`copy_purpose`, without wrapping new DEKs for that scope: a reader in
+    /// a disaster-recovery region that holds only the copy KEKs. (A route accepts its own
+    /// copy scopes.) Copies under any other purpose are refused before any backend call.
+    #[must_use]
+    pub fn accept_copies(
+        mut self,
+        tenant: impl Into<String>,
+        purpose: impl Into<String>,
+        copy_purpose: impl Into<String>,
+    ) -> Self {
+        self.accepted
+            .push((tenant.into(), purpose.into(), copy_purpose.into()));
+        self
+    }
+
     /// Replaces the default classification profile.
     #[must_use]
     pub fn profile(mut self, profile: Profile) -> Self {
@@ -381,6 +420,13 @@ impl EnvelopeBuilder {
         for k in &self.keks {
             check_backend_parts(&backends, k.backend, k.instance.as_deref(), k.algorithm)?;
         }
+        if let Some(audit) = &self.audit {
+            // A ring that already has a recorder keeps it (another envelope's log).
+            ring.set_recorder(Arc::new(RingAudit {
+                log: audit.clone(),
+                clock: self.clock.clone(),
+            }));
+        }
         for k in self.keks {
             let mut new = NewKek::new(
                 k.reference.clone(),
@@ -389,14 +435,8 @@ impl EnvelopeBuilder {
                 k.algorithm,
             );
             new.instance = k.instance.clone();
-            let events = ring
-                .apply(|r| r.register(new, now))
+            ring.apply(|r| r.register(new, now))
                 .map_err(MisuseError::from)?;
-            if let Some(audit) = &self.audit {
-                audit
-                    .append_lifecycle(now, events)
-                    .map_err(|e| Error::Backend(audit_failure(e)))?;
-            }
         }
         // Every KEK in the ring that may still be used must be servable here (retired,
         // revoked and destroyed ones need no backend).
@@ -445,11 +485,18 @@ impl EnvelopeBuilder {
                 return Err(invalid("the tenant and purpose already have a route").into());
             }
         }
+        let mut accepted: HashMap<(Name, Name), Vec<Name>> = HashMap::new();
+        for (t, p, c) in self.accepted {
+            let scope = (Name::new("tenant", &t)?, Name::new("purpose", &p)?);
+            let copy = Name::new("purpose", &c)?;
+            accepted.entry(scope).or_default().push(copy);
+        }
         Ok(Envelope {
             inner: Arc::new(Inner {
                 backends,
                 ring,
                 copies,
+                accepted,
                 profile: self.profile,
                 crypto: self.crypto.primitives,
                 random: self.random,
@@ -459,6 +506,7 @@ impl EnvelopeBuilder {
                 plans: Sharded::new(HashMap::new),
                 resolved: Sharded::new(HashMap::new),
                 cache: self.cache.map(cache::DekCache::new),
+                denials: Denials::new(self.denial_interval),
             }),
         })
     }
@@ -468,6 +516,116 @@ fn audit_failure(e: crate::audit::AuditError) -> BackendError {
     BackendError::Unavailable {
         message: "the audit sink failed".to_owned(),
         source: Some(Box::new(e)),
+    }
+}
+
+/// Records key-ring transitions in an envelope's audit log, at the envelope's clock.
+#[derive(Debug)]
+struct RingAudit {
+    log: AuditLog,
+    clock: Arc<dyn Clock>,
+}
+
+impl TransitionRecorder for RingAudit {
+    fn record(&self, events: &[LifecycleEvent]) -> Result<(), String> {
+        self.log
+            .append_lifecycle(self.clock.now(), events.to_vec())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What a coalesced denial record is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Denied {
+    /// An unwrap denied by the KEK's state.
+    State(&'static str),
+    /// A copy whose algorithm the profile refuses for the object's classification.
+    Profile(crate::format::Classification),
+}
+
+/// Per KEK and reason: when the current interval began, and the denials counted in it
+/// since its record was written.
+#[derive(Debug)]
+struct DenialWindow {
+    started: UnixTime,
+    pending: u64,
+    tenant: Name,
+    algorithm: WrapAlgorithm,
+}
+
+/// Counts repeated denials instead of writing one audit record each.
+#[derive(Debug)]
+struct Denials {
+    interval: u64,
+    windows: Mutex<HashMap<(KekRef, Denied), DenialWindow>>,
+}
+
+impl Denials {
+    fn new(interval: u64) -> Self {
+        Self {
+            interval,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many denials the record for this one must account for, or `None` when it is
+    /// only counted (an interval is open).
+    fn admit(
+        &self,
+        kek: &KekRef,
+        why: &Denied,
+        tenant: &Name,
+        algorithm: WrapAlgorithm,
+        now: UnixTime,
+    ) -> Option<u64> {
+        let Ok(mut w) = self.windows.lock() else {
+            return Some(1);
+        };
+        let key = (kek.clone(), why.clone());
+        match w.get_mut(&key) {
+            Some(win) if now >= win.started && now < win.started.saturating_add(self.interval) => {
+                win.pending = win.pending.saturating_add(1);
+                None
+            }
+            Some(win) => {
+                let count = win.pending.saturating_add(1);
+                win.started = now;
+                win.pending = 0;
+                Some(count)
+            }
+            None => {
+                w.insert(
+                    key,
+                    DenialWindow {
+                        started: now,
+                        pending: 0,
+                        tenant: tenant.clone(),
+                        algorithm,
+                    },
+                );
+                Some(1)
+            }
+        }
+    }
+
+    /// Takes every pending count.
+    fn drain(&self) -> Vec<(KekRef, Denied, Name, WrapAlgorithm, u64)> {
+        let Ok(mut w) = self.windows.lock() else {
+            return Vec::new();
+        };
+        w.iter_mut()
+            .filter(|(_, win)| win.pending > 0)
+            .map(|((kek, why), win)| {
+                let n = std::mem::take(&mut win.pending);
+                (
+                    kek.clone(),
+                    why.clone(),
+                    win.tenant.clone(),
+                    win.algorithm,
+                    n,
+                )
+            })
+            .collect()
     }
 }
 
@@ -519,6 +677,9 @@ struct Inner {
     ring: SharedKeyRing,
     /// Per tenant and purpose: the scopes whose active KEKs get a copy of every DEK.
     copies: HashMap<(Name, Name), Vec<(Name, Name)>>,
+    /// Per tenant and purpose: further purposes (same tenant) whose copies are accepted
+    /// at open ([`EnvelopeBuilder::accept_copies`]).
+    accepted: HashMap<(Name, Name), Vec<Name>>,
     profile: Profile,
     crypto: &'static dyn Primitives,
     random: RandomSource,
@@ -532,6 +693,56 @@ struct Inner {
     /// thread shard, as `plans`).
     resolved: Sharded<HashMap<KekRef, (u64, Arc<Resolved>)>>,
     cache: Option<cache::DekCache>,
+    denials: Denials,
+}
+
+impl Drop for Inner {
+    /// Writes the denial counts still pending (best effort: a failing sink cannot be
+    /// reported from here; call [`Envelope::flush_audit`] to see the error).
+    fn drop(&mut self) {
+        if let Some(log) = &self.audit {
+            let now = self.clock.now();
+            for event in pending_denial_events(&self.denials, self.profile.name()) {
+                let _ = log.append(now, event);
+            }
+        }
+    }
+}
+
+/// The audit events for the denial counts pending in `denials`.
+fn pending_denial_events(denials: &Denials, profile: &str) -> Vec<AuditEvent> {
+    denials
+        .drain()
+        .into_iter()
+        .map(|(kek, why, tenant, algorithm, count)| {
+            denial_event(kek, &why, tenant, algorithm, profile, count)
+        })
+        .collect()
+}
+
+fn denial_event(
+    kek: KekRef,
+    why: &Denied,
+    tenant: Name,
+    algorithm: WrapAlgorithm,
+    profile: &str,
+    count: u64,
+) -> AuditEvent {
+    match why {
+        Denied::State(state) => AuditEvent::UnwrapDenied {
+            kek,
+            state: (*state).to_owned(),
+            tenant,
+            count,
+        },
+        Denied::Profile(classification) => AuditEvent::UnwrapRefused {
+            kek,
+            algorithm,
+            classification: classification.clone(),
+            profile: profile.to_owned(),
+            count,
+        },
+    }
 }
 
 /// Seals and opens objects, and wraps and unwraps data keys.
@@ -574,6 +785,8 @@ impl Envelope {
             cache: None,
             crypto: CryptoProvider::default(),
             random: RandomSource::default(),
+            denial_interval: 60,
+            accepted: Vec::new(),
         }
     }
 
@@ -624,6 +837,53 @@ impl Envelope {
                 .map_err(|e| Error::Backend(audit_failure(e))),
             None => Ok(()),
         }
+    }
+
+    /// Audits a denial (an unwrap refused by the KEK's state, or a copy refused by the
+    /// profile at open), coalesced per KEK and reason (see
+    /// [`EnvelopeBuilder::denial_audit_interval`]).
+    fn audit_denial(&self, kek: &KekRecord, why: Denied, tenant: &Name) -> Result<(), Error> {
+        if self.inner.audit.is_none() {
+            return Ok(());
+        }
+        let now = self.inner.clock.now();
+        match self
+            .inner
+            .denials
+            .admit(&kek.reference, &why, tenant, kek.algorithm, now)
+        {
+            Some(count) => self.audit(denial_event(
+                kek.reference.clone(),
+                &why,
+                tenant.clone(),
+                kek.algorithm,
+                self.inner.profile.name(),
+                count,
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops (and zeroizes) the cached DEKs whose TTL has passed, without waiting for the
+    /// next cache access (which also sweeps). Call it from a timer when unwraps may stop
+    /// for long stretches. Does nothing without a cache.
+    pub fn sweep_cache(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.sweep_expired(self.inner.clock.now());
+        }
+    }
+
+    /// Writes the denial counts not yet recorded (see
+    /// [`EnvelopeBuilder::denial_audit_interval`]): call it before a process exits, or
+    /// periodically. Dropping the last handle of the envelope also does, best effort.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the audit sink fails.
+    pub fn flush_audit(&self) -> Result<(), Error> {
+        for event in pending_denial_events(&self.inner.denials, self.inner.profile.name()) {
+            self.audit(event)?;
+        }
+        Ok(())
     }
 
     /// The classification profile in force.
@@ -933,11 +1193,10 @@ impl Envelope {
         Ok((version, plan?))
     }
 
-    /// Wraps `dek` under every KEK of the plan. The profile is checked for all of them
-    /// before any backend is called.
-    async fn wrap_dek(&self, ctx: &Context, dek: &DataKey) -> Result<WrappedDek, Error> {
-        let plan = self.wrap_plan(ctx)?;
-        for kek in plan.iter() {
+    /// Checks the profile for every KEK of a plan (audited refusal), before any backend
+    /// call that the plan is for.
+    fn check_plan(&self, ctx: &Context, plan: &[Planned]) -> Result<(), Error> {
+        for kek in plan {
             if let Err(e) = self
                 .inner
                 .profile
@@ -953,6 +1212,14 @@ impl Envelope {
                 return Err(e.into());
             }
         }
+        Ok(())
+    }
+
+    /// Wraps `dek` under every KEK of the plan. The profile is checked for all of them
+    /// before any backend is called.
+    async fn wrap_dek(&self, ctx: &Context, dek: &DataKey) -> Result<WrappedDek, Error> {
+        let plan = self.wrap_plan(ctx)?;
+        self.check_plan(ctx, &plan)?;
         let mut entries = Vec::with_capacity(plan.len());
         for kek in plan.iter() {
             let resp = kek
@@ -993,11 +1260,43 @@ impl Envelope {
         self.unwrap_dek_as(ctx, wrapped, Access::Normal).await
     }
 
+    /// Whether a copy under `purpose` (same tenant) may protect an object of `ctx`: its
+    /// own purpose, or a copy scope its route configures.
+    fn accepts_purpose(&self, ctx: &Context, purpose: &Name) -> bool {
+        if purpose == ctx.purpose() {
+            return true;
+        }
+        let scope = (ctx.tenant().clone(), ctx.purpose().clone());
+        self.inner
+            .copies
+            .get(&scope)
+            .is_some_and(|c| c.iter().any(|(t, p)| t == ctx.tenant() && p == purpose))
+            || self
+                .inner
+                .accepted
+                .get(&scope)
+                .is_some_and(|c| c.contains(purpose))
+    }
+
+    /// The unwrap rules, in order:
+    ///
+    /// 1. the classification is the context's, and **every** copy is under a KEK of the
+    ///    context's tenant and of its purpose or a copy scope its route configures
+    ///    ([`ContextError`] otherwise, before any backend call);
+    /// 2. copies are tried in order; a copy whose KEK this instance does not know (in an
+    ///    accepted scope: a disaster-recovery copy meant for another region's reader) is
+    ///    skipped, as is one whose algorithm the profile does not allow for the object's
+    ///    classification (audited; [`Error::Policy`] if no copy is left);
+    /// 3. the first known copy decides: its header claim must match the ring, its state
+    ///    must allow the unwrap (break-glass access reads under a revoked KEK, recorded
+    ///    before the read), and its backend's answer must name its key; only a backend
+    ///    that is down, no longer holds the key or holds only its public half falls
+    ///    through to the next copy.
     async fn unwrap_dek_as(
         &self,
         ctx: &Context,
         wrapped: &WrappedDek,
-        access: Access,
+        access: Access<'_>,
     ) -> Result<DataKey, Error> {
         if wrapped.classification() != ctx.classification() {
             return Err(ContextError::Classification {
@@ -1015,18 +1314,23 @@ impl Envelope {
                 }
                 .into());
             }
+            if !self.accepts_purpose(ctx, e.kek().purpose()) {
+                return Err(ContextError::Purpose {
+                    expected: ctx.purpose().clone(),
+                    found: e.kek().purpose().clone(),
+                }
+                .into());
+            }
         }
         let primary = entries.first().ok_or(crate::FormatError::Truncated)?;
-        if primary.kek().purpose() != ctx.purpose() {
-            return Err(ContextError::Purpose {
-                expected: ctx.purpose().clone(),
-                found: primary.kek().purpose().clone(),
-            }
-            .into());
-        }
         let now = self.inner.clock.now();
         let mut last_err: Option<Error> = None;
         for e in entries {
+            if let Access::Without(excluded) = access
+                && e.kek() == excluded
+            {
+                continue;
+            }
             let Some(resolved) = self.resolve(e.kek()) else {
                 continue;
             };
@@ -1039,25 +1343,48 @@ impl Envelope {
                 }
                 .into());
             }
-            let allowed = kek.can_unwrap(now)
-                || (access == Access::BreakGlass && kek.state == KekState::Revoked);
-            if !allowed {
+            if let Err(refused) = self
+                .inner
+                .profile
+                .check(ctx.classification(), kek.algorithm)
+            {
+                resolved.counters.denied();
+                self.audit_denial(
+                    kek,
+                    Denied::Profile(ctx.classification().clone()),
+                    ctx.tenant(),
+                )?;
+                last_err = Some(refused.into());
+                continue;
+            }
+            let break_glass = match access {
+                Access::BreakGlass { reason, to } if kek.state == KekState::Revoked => {
+                    Some((reason, to))
+                }
+                _ => None,
+            };
+            if !kek.can_unwrap(now) && break_glass.is_none() {
                 resolved.counters.denied();
                 let state = if kek.state == KekState::Deprecated {
                     "deprecated, overlap window ended"
                 } else {
                     kek.state.name()
                 };
-                self.audit(AuditEvent::UnwrapDenied {
-                    kek: kek.reference.clone(),
-                    state: state.to_owned(),
-                    tenant: ctx.tenant().clone(),
-                })?;
+                self.audit_denial(kek, Denied::State(state), ctx.tenant())?;
                 return Err(KeyStateError::NotUsable {
                     kek: kek.reference.clone(),
                     state,
                 }
                 .into());
+            }
+            if let Some((reason, to)) = break_glass {
+                // Access granted only because of break-glass: recorded here, before the
+                // read, naming the copy read. No record, no read.
+                self.audit(AuditEvent::BreakGlassRewrap {
+                    from: kek.reference.clone(),
+                    to: to.clone(),
+                    reason: reason.to_owned(),
+                })?;
             }
             let epoch = resolved.epoch;
             if let Some(cache) = &self.inner.cache
@@ -1119,13 +1446,22 @@ impl Envelope {
     }
 }
 
-/// Whether an unwrap may read under a revoked KEK.
+/// Which rules an unwrap follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Access {
+enum Access<'a> {
     /// The normal rules, with the cache.
     Normal,
     /// The normal rules, bypassing the cache (verifying a fresh wrap).
     Verify,
-    /// Also reads under a revoked KEK (audited).
-    BreakGlass,
+    /// The normal rules, bypassing the cache and never using a copy under this KEK
+    /// (checking that objects stay readable once it is gone).
+    Without(&'a KekRef),
+    /// Also reads under a revoked KEK, recorded with the reason and the KEK the DEK is
+    /// being moved to before the read.
+    BreakGlass {
+        /// The operator's reason.
+        reason: &'a str,
+        /// The KEK the DEK is re-wrapped under.
+        to: &'a KekRef,
+    },
 }

@@ -271,6 +271,19 @@ pub enum KeyStateError {
         /// Its state.
         state: &'static str,
     },
+    /// Objects still need the KEK a retirement or destruction would remove: their header
+    /// names it, or they did not open without it.
+    #[error(
+        "KEK {kek} is still needed: {outstanding} objects are wrapped under it and {unreadable} did not open without it; re-wrap them or force"
+    )]
+    StillNeeded {
+        /// The KEK.
+        kek: KekRef,
+        /// Objects whose header names a copy under it.
+        outstanding: u64,
+        /// Objects that did not open through their other copies.
+        unreadable: u64,
+    },
     /// No KEK is configured to wrap for this tenant and purpose.
     #[error("no KEK wraps for {tenant}/{purpose}")]
     NoWrappingKek {

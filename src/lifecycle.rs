@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -343,6 +343,31 @@ pub enum LifecycleError {
     /// The ring failed to parse.
     #[error("key ring is malformed: {0}")]
     Malformed(String),
+    /// A ring offered for installation undoes what cannot be undone: a retired, revoked
+    /// or destroyed KEK back in an earlier state, a record dropped, or a record's
+    /// backend, locator or algorithm changed.
+    #[error("the new key ring takes KEK {kek} from {from} back to {to}")]
+    Regression {
+        /// The KEK.
+        kek: KekRef,
+        /// Its state in the installed ring.
+        from: &'static str,
+        /// What the new ring makes of it.
+        to: &'static str,
+    },
+    /// A retired, revoked or destroyed KEK of the ring names this backend key: its
+    /// material must not come back under another name.
+    #[error("the locator {locator_tail} belongs to KEK {existing}, which is out of use")]
+    DuplicateLocator {
+        /// The last 12 characters of the locator.
+        locator_tail: String,
+        /// The KEK registered with it.
+        existing: KekRef,
+    },
+    /// The audit hook refused to record the transition's events, so nothing was
+    /// installed.
+    #[error("the transition could not be recorded: {0}")]
+    NotRecorded(String),
 }
 
 /// What a transition did, for the audit trail. Locators appear only as their last 12
@@ -406,6 +431,12 @@ pub enum LifecycleEvent {
     Destroyed {
         /// The KEK.
         kek: KekRef,
+    },
+    /// A ring computed elsewhere (read back from the shared store) was installed by
+    /// compare-and-swap; its own transitions were recorded where they were made.
+    Installed {
+        /// The installed ring's generation.
+        generation: u64,
     },
 }
 
@@ -533,6 +564,69 @@ impl KeyRing {
             .ok_or_else(|| LifecycleError::UnknownKek(kek.clone()))
     }
 
+    /// Refuses a new KEK whose backend key a retired, revoked or destroyed record names:
+    /// registering it again would bring back material that was put out of use. (A key
+    /// shared by records that are all in use, such as one KMS key serving several
+    /// tenants, each bound into every wrap, is allowed.)
+    fn check_locator_unused(&self, new: &NewKek) -> Result<(), LifecycleError> {
+        match self.keks.values().find(|r| {
+            r.backend == new.backend
+                && r.instance == new.instance
+                && r.locator == new.locator
+                && matches!(
+                    r.state,
+                    KekState::Retired | KekState::Revoked | KekState::Destroyed
+                )
+        }) {
+            Some(r) => Err(LifecycleError::DuplicateLocator {
+                locator_tail: tail12(&new.locator),
+                existing: r.reference.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that `next` may replace `self`: every record is still there with the same
+    /// backend, instance, locator and algorithm, and a retired, revoked or destroyed KEK
+    /// stays so (retired or revoked may only become destroyed). Transitions never do
+    /// otherwise; a ring computed elsewhere (a lagging or diverged copy) might.
+    ///
+    /// # Errors
+    /// [`LifecycleError::Regression`].
+    pub fn check_successor(&self, next: &KeyRing) -> Result<(), LifecycleError> {
+        for (k, rec) in &self.keks {
+            let regression = |to| LifecycleError::Regression {
+                kek: rec.reference.clone(),
+                from: rec.state.name(),
+                to,
+            };
+            let Some(n) = next.keks.get(k) else {
+                return Err(regression("absent"));
+            };
+            if n.backend != rec.backend
+                || n.instance != rec.instance
+                || n.locator != rec.locator
+                || n.algorithm != rec.algorithm
+            {
+                return Err(regression("another backend key"));
+            }
+            let kept = match rec.state {
+                KekState::Retired => {
+                    matches!(n.state, KekState::Retired | KekState::Destroyed)
+                }
+                KekState::Revoked => {
+                    matches!(n.state, KekState::Revoked | KekState::Destroyed)
+                }
+                KekState::Destroyed => n.state == KekState::Destroyed,
+                _ => true,
+            };
+            if !kept {
+                return Err(regression(n.state.name()));
+            }
+        }
+        Ok(())
+    }
+
     fn illegal(kek: &KekRef, from: &KekState, to: &'static str) -> LifecycleError {
         LifecycleError::IllegalTransition {
             kek: kek.clone(),
@@ -555,6 +649,7 @@ impl KeyRing {
         if self.get(r).is_some() {
             return Err(LifecycleError::DuplicateKek(r.clone()));
         }
+        self.check_locator_unused(&new)?;
         if self.active(r.tenant(), r.purpose()).is_some() {
             return Err(LifecycleError::AlreadyActive {
                 tenant: r.tenant().clone(),
@@ -605,6 +700,7 @@ impl KeyRing {
         if self.get(&s).is_some() {
             return Err(LifecycleError::DuplicateKek(s));
         }
+        self.check_locator_unused(&successor)?;
         let mut successor = successor;
         if successor.cadence.is_none() {
             successor.cadence = current.cadence;
@@ -886,6 +982,8 @@ pub struct SharedKeyRing {
     /// Moves on every install (under the write lock), whatever the installed ring's own
     /// generation: what envelopes key their caches on, read without taking the lock.
     version: Arc<AtomicU64>,
+    /// Records every transition before it is installed (set once).
+    recorder: Arc<OnceLock<Arc<dyn TransitionRecorder>>>,
 }
 
 impl SharedKeyRing {
@@ -894,6 +992,7 @@ impl SharedKeyRing {
         Self {
             inner: Arc::new(RwLock::new(ring)),
             version: Arc::default(),
+            recorder: Arc::default(),
         }
     }
 
@@ -924,11 +1023,35 @@ impl SharedKeyRing {
         }
     }
 
-    /// Applies a transition to the current ring and installs the result; returns the
-    /// events to audit.
+    /// Records the events of every later [`SharedKeyRing::apply`] and
+    /// [`SharedKeyRing::compare_and_swap`] on this ring (every clone of it) before the
+    /// new ring is installed. Set once: returns `false`, changing nothing, when a
+    /// recorder is already set. An audited [`Envelope`](crate::Envelope) sets its audit
+    /// log here when it is built.
+    pub fn set_recorder(&self, recorder: Arc<dyn TransitionRecorder>) -> bool {
+        self.recorder.set(recorder).is_ok()
+    }
+
+    /// Whether transitions on this ring are recorded.
+    pub fn is_recorded(&self) -> bool {
+        self.recorder.get().is_some()
+    }
+
+    fn record(&self, events: &[LifecycleEvent]) -> Result<(), LifecycleError> {
+        match self.recorder.get() {
+            Some(r) if !events.is_empty() => r.record(events).map_err(LifecycleError::NotRecorded),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies a transition to the current ring and installs the result: the result must
+    /// keep every record and every final state ([`KeyRing::check_successor`]), and its
+    /// events are recorded first when the ring has a recorder (no record, no change).
+    /// Returns the events.
     ///
     /// # Errors
-    /// The transition's error; the ring is then unchanged.
+    /// The transition's error, [`LifecycleError::Regression`], or
+    /// [`LifecycleError::NotRecorded`]; the ring is then unchanged.
     pub fn apply(
         &self,
         f: impl FnOnce(&KeyRing) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError>,
@@ -938,18 +1061,24 @@ impl SharedKeyRing {
             Err(poisoned) => poisoned.into_inner(),
         };
         let (next, events) = f(&guard)?;
+        guard.check_successor(&next)?;
+        self.record(&events)?;
         *guard = next;
         self.version.fetch_add(1, Ordering::AcqRel);
         Ok(events)
     }
 
-    /// Installs `new` only if the current generation is `expected` and `new` is newer
-    /// (a higher generation, no older revocation epoch, this schema): a ring reloaded
-    /// from a lagging copy can never undo a revocation.
+    /// Installs `new` (a ring read back from the caller's shared store) only if the
+    /// current generation is `expected`, `new` is newer (a higher generation, no older
+    /// revocation epoch, this schema), and `new` keeps every record and every final state
+    /// of the current ring: neither a lagging nor a diverged copy can undo a retirement,
+    /// revocation or destruction, whatever its generation. Recorded as
+    /// [`LifecycleEvent::Installed`] when the ring has a recorder.
     ///
     /// # Errors
     /// [`LifecycleError::GenerationMismatch`] when the current generation is not
-    /// `expected` or `new` is not newer; [`LifecycleError::UnknownSchema`].
+    /// `expected` or `new` is not newer; [`LifecycleError::Regression`];
+    /// [`LifecycleError::UnknownSchema`]; [`LifecycleError::NotRecorded`].
     pub fn compare_and_swap(&self, expected: u64, new: KeyRing) -> Result<(), LifecycleError> {
         let mut guard = match self.inner.write() {
             Ok(g) => g,
@@ -967,10 +1096,25 @@ impl SharedKeyRing {
                 actual: guard.generation,
             });
         }
+        guard.check_successor(&new)?;
+        self.record(&[LifecycleEvent::Installed {
+            generation: new.generation,
+        }])?;
         *guard = new;
         self.version.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
+}
+
+/// Records the events of key-ring transitions before they take effect (see
+/// [`SharedKeyRing::set_recorder`]). The audit trail is the usual recorder.
+pub trait TransitionRecorder: Send + Sync + std::fmt::Debug {
+    /// Records `events` durably.
+    ///
+    /// # Errors
+    /// Why they could not be recorded (no key material); the transition is then not
+    /// installed.
+    fn record(&self, events: &[LifecycleEvent]) -> Result<(), String>;
 }
 
 /// Which objects are wrapped under which KEK, from a scan of stored blobs.

@@ -61,6 +61,14 @@ impl DataKey {
     pub fn duplicate(&self) -> Self {
         Self(self.0)
     }
+
+    /// A copy in its own heap allocation, written there directly (no copy on the stack
+    /// on the way): what long-lived holders such as the unwrap cache keep.
+    pub(crate) fn boxed_copy(&self) -> Box<Self> {
+        let mut b = Box::new(Self([0u8; KEY_LEN]));
+        b.0.copy_from_slice(&self.0);
+        b
+    }
 }
 
 /// Interoperates with code written against `secrecy`.

@@ -489,14 +489,22 @@ async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
     let h = SealedHeader::decode_prefix(&sealed).unwrap().0;
     assert_eq!(h.wrapped_dek().entries().len(), 2);
 
+    // A reader that holds only the DR KEK accepts its copies once told to; without that,
+    // a copy under another purpose is refused before any backend call.
+    let dr_binding = KekBinding::new(rd, BackendId::Local, dr, WrapAlgorithm::Aes256GcmDerived);
+    let unconfigured = Envelope::builder()
+        .backend(local.clone())
+        .kek(dr_binding.clone())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        unconfigured.open(&c, &sealed).await,
+        Err(Error::Context(ContextError::Purpose { .. }))
+    ));
     let dr_only = Envelope::builder()
         .backend(local)
-        .kek(KekBinding::new(
-            rd,
-            BackendId::Local,
-            dr,
-            WrapAlgorithm::Aes256GcmDerived,
-        ))
+        .kek(dr_binding)
+        .accept_copies("acme", "docs", "docs-dr")
         .build()
         .unwrap();
     assert_eq!(dr_only.open(&c, &sealed).await.unwrap(), b"replicated");
@@ -722,6 +730,7 @@ async fn two_backends_of_one_kind_as_named_instances() {
     let us_only = Envelope::builder()
         .backend_instance("local-us", us)
         .kek(dr_binding)
+        .accept_copies("acme", "docs", "docs-dr")
         .build()
         .unwrap();
     assert_eq!(us_only.open(&c, &sealed).await.unwrap(), b"two regions");

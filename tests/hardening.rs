@@ -222,6 +222,58 @@ fn compare_and_swap_never_undoes_a_revocation() {
         shared.read(|r| r.get(&kref("docs", 1)).unwrap().state),
         KekState::Revoked
     );
+    // Nor can a copy that drops the revoked record, or a transition that registers the
+    // revoked KEK's backend key under another name.
+    let mut dropped = KeyRing::new().register(new("other"), T0).unwrap().0;
+    while dropped.generation() <= expected {
+        dropped = dropped.disable(&kref("other", 1), T0).unwrap().0;
+        dropped = dropped.enable(&kref("other", 1), T0).unwrap().0;
+    }
+    assert!(dropped.generation() > expected);
+    assert!(matches!(
+        shared.compare_and_swap(expected, dropped),
+        Err(kekring::lifecycle::LifecycleError::Regression { .. })
+    ));
+    let revived = NewKek::new(
+        kref("docs", 2),
+        BackendId::Local,
+        "docs-1",
+        WrapAlgorithm::Aes256Kw,
+    );
+    assert!(matches!(
+        shared.apply(|r| r.register(revived, T0 + 5)),
+        Err(kekring::lifecycle::LifecycleError::DuplicateLocator { .. })
+    ));
+}
+
+/// Item 1: a copy whose KEK this reader does not know, in a scope it accepts (a copy
+/// meant for another region's reader), is skipped; the next known copy opens.
+#[tokio::test]
+async fn an_unknown_copy_in_an_accepted_scope_is_skipped() {
+    let local = Arc::new(LocalBackend::new());
+    let alg = WrapAlgorithm::Aes256Kw;
+    let ring = ring_with(&local, &[("docs", 1, alg)]).await;
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .key_ring(ring.clone())
+        .build()
+        .unwrap();
+    let c = ctx("docs", "o", Classification::Confidential);
+    let dek = kekring::DataKey::generate().unwrap();
+    let known = forge_entry(&local, &ring, &kref("docs", 1), alg, &dek, &c).await;
+    let elsewhere = WrappedEntry::new(
+        alg,
+        BackendId::Local,
+        kref("docs", 7),
+        known.params().to_vec(),
+        known.wrapped().to_vec(),
+    )
+    .unwrap();
+    let w = WrappedDek::new(Classification::Confidential, vec![elsewhere, known])
+        .unwrap()
+        .encode();
+    let got = env.unwrap_data_key(&c, &w).await.unwrap();
+    assert_eq!(got.expose_secret(), dek.expose_secret());
 }
 
 /// A clock that revokes a KEK on its first reading once armed: a revocation landing in
@@ -400,6 +452,24 @@ async fn repeated_denials_are_coalesced_not_hidden() {
         denial_records <= 2,
         "{denial_records} audit records for 500 denials of one KEK"
     );
+    // Not hidden: the counts are written when flushed, or with the next denial after the
+    // interval, and add up to every denial.
+    clock.advance(61);
+    assert!(env.open(&c, &sealed).await.is_err());
+    env.flush_audit().unwrap();
+    let counted: u64 = sink
+        .records()
+        .iter()
+        .map(|r| match &r.event {
+            AuditEvent::UnwrapDenied { count, state, .. } => {
+                assert_eq!(state, "revoked");
+                *count
+            }
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(counted, 501);
+    assert!(sink.records().len() - before <= 3);
 }
 
 /// Item 4: the RustCrypto provider has no user-space generator (its fork check could
@@ -481,17 +551,24 @@ fn an_oversized_master_secret_file_is_refused() {
     assert!(got.is_err(), "a 1 MiB master secret file was read whole");
 }
 
-/// The retirement procedure the README gives: scan the stored objects, then retire.
-fn retire_procedure(
-    _env: &Envelope,
-    ring: &SharedKeyRing,
+/// The retirement procedure: the envelope checks every stored object opens without the
+/// KEK, then retires it. (Before the fix, the README's procedure scanned headers and
+/// called `KeyRing::retire`, which this test showed retiring v1.)
+async fn retire_procedure(
+    env: &Envelope,
     kek: &KekRef,
-    now: u64,
     items: &[(String, Vec<u8>)],
 ) -> Result<(), String> {
-    let scan =
-        kekring::lifecycle::scan_objects(items.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-    ring.apply(|r| r.retire(kek, now, scan.outstanding(kek), false))
+    let items = items.iter().map(|(id, b)| {
+        kekring::envelope::BulkItem::new(
+            id.clone(),
+            ctx("docs", id, Classification::Internal),
+            kekring::envelope::BulkItemKind::Sealed,
+            b.clone(),
+        )
+    });
+    env.retire_kek(kek, items, kekring::envelope::RetireOptions::new())
+        .await
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
@@ -544,7 +621,7 @@ async fn retirement_verifies_objects_open_without_the_retired_kek() {
     let after_window = T0 + 31 * 86_400;
     clock.set(after_window);
     let items = vec![("o".to_owned(), bytes)];
-    let got = retire_procedure(&env, &ring, &kref("docs", 1), after_window, &items);
+    let got = retire_procedure(&env, &kref("docs", 1), &items).await;
     assert!(
         got.is_err(),
         "v1 was retired while an object still needs it"
@@ -552,5 +629,33 @@ async fn retirement_verifies_objects_open_without_the_retired_kek() {
     assert_eq!(
         ring.read(|r| r.get(&kref("docs", 1)).unwrap().state),
         KekState::Deprecated
+    );
+    // A sample finds it too, and once the object really is under v2 the check is clear.
+    let check = env
+        .check_retirement(
+            &kref("docs", 1),
+            items.iter().map(|(id, b)| {
+                kekring::envelope::BulkItem::new(
+                    id.clone(),
+                    c.clone(),
+                    kekring::envelope::BulkItemKind::Sealed,
+                    b.clone(),
+                )
+            }),
+            kekring::envelope::RetireOptions::new().sample(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!((check.outstanding, check.unreadable.len()), (0, 1));
+    clock.set(T0 + 3);
+    let (fixed, _) = env.rewrap_sealed(&c, &sealed).await.unwrap();
+    clock.set(after_window);
+    let items = vec![("o".to_owned(), fixed)];
+    retire_procedure(&env, &kref("docs", 1), &items)
+        .await
+        .unwrap();
+    assert_eq!(
+        ring.read(|r| r.get(&kref("docs", 1)).unwrap().state),
+        KekState::Retired
     );
 }

@@ -3,6 +3,13 @@
 //! KEK's state was checked in the key ring for this very call, so revoking or disabling a
 //! KEK denies cached unwraps at once; and when the ring's revocation epoch moves, every
 //! entry whose KEK may no longer unwrap is dropped (and zeroized) on the next use.
+//!
+//! No stale copy of a DEK stays in memory: each key lives in its own heap allocation
+//! (`Box<DataKey>`), so the map moves only pointers when it grows and a removed entry's
+//! key is zeroized where it lives; the map's capacity is reserved up front (up to
+//! [`RESERVE_CAP`] entries), so it does not even grow in the usual case; and every access
+//! sweeps the entries whose TTL has passed (oldest first) instead of leaving them until
+//! they are touched. [`crate::Envelope::sweep_cache`] sweeps without an access.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -36,8 +43,13 @@ impl CacheConfig {
     }
 }
 
+/// Entries reserved at construction at most (a larger cache grows past it, moving only
+/// the boxed keys' pointers).
+pub(crate) const RESERVE_CAP: usize = 1 << 16;
+
 struct Entry {
-    dek: DataKey,
+    /// Boxed: the key never moves when the map does.
+    dek: Box<DataKey>,
     kek: KekRef,
     inserted: UnixTime,
     uses: u32,
@@ -74,13 +86,38 @@ fn cache_key(e: &WrappedEntry, ctx: &Context) -> [u8; 32] {
 
 impl DekCache {
     pub(crate) fn new(config: CacheConfig) -> Self {
+        let reserve = config.max_entries.min(RESERVE_CAP);
         Self {
             config,
             state: Mutex::new(State {
                 epoch: 0,
-                entries: HashMap::new(),
-                order: VecDeque::new(),
+                entries: HashMap::with_capacity(reserve),
+                order: VecDeque::with_capacity(reserve),
             }),
+        }
+    }
+
+    /// Drops (and zeroizes) every entry whose TTL has passed at `now`. Entries are
+    /// inserted in time order, so the sweep stops at the first live one; an entry
+    /// inserted "later" than `now` (a clock that moved back) is kept until its own TTL.
+    fn sweep(st: &mut State, ttl: u64, now: UnixTime) {
+        while let Some(oldest) = st.order.front().copied() {
+            let expired = st
+                .entries
+                .get(&oldest)
+                .is_none_or(|v| now >= v.inserted.saturating_add(ttl));
+            if !expired {
+                break;
+            }
+            st.order.pop_front();
+            st.entries.remove(&oldest);
+        }
+    }
+
+    /// Sweeps expired entries without any other access.
+    pub(crate) fn sweep_expired(&self, now: UnixTime) {
+        if let Ok(mut st) = self.state.lock() {
+            Self::sweep(&mut st, self.config.ttl_seconds, now);
         }
     }
 
@@ -102,6 +139,7 @@ impl DekCache {
             order.retain(|k| entries.contains_key(k));
             st.epoch = epoch;
         }
+        Self::sweep(&mut st, self.config.ttl_seconds, now);
         let key = cache_key(e, ctx);
         let ttl = self.config.ttl_seconds;
         let max_uses = self.config.max_uses;
@@ -137,6 +175,7 @@ impl DekCache {
         if st.epoch != epoch {
             return;
         }
+        Self::sweep(&mut st, self.config.ttl_seconds, now);
         let key = cache_key(e, ctx);
         if st.entries.contains_key(&key) {
             return;
@@ -150,7 +189,7 @@ impl DekCache {
         st.entries.insert(
             key,
             Entry {
-                dek: dek.duplicate(),
+                dek: dek.boxed_copy(),
                 kek,
                 inserted: now,
                 // The unwrap that filled the entry counts as its first use.

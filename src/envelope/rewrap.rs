@@ -12,7 +12,6 @@ use crate::audit::AuditEvent;
 use crate::context::Context;
 use crate::error::{Error, MisuseError};
 use crate::format::{SealedHeader, WrappedDek};
-use crate::lifecycle::KekState;
 use crate::payload;
 use crate::secret::DataKey;
 
@@ -148,7 +147,7 @@ impl Envelope {
         wrapped: &[u8],
     ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
         let w = WrappedDek::decode(wrapped)?;
-        let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, Access::Normal, None).await?;
+        let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, None).await?;
         Ok(match outcome {
             RewrapOutcome::AlreadyCurrent => (wrapped.to_vec(), outcome),
             RewrapOutcome::Rewrapped => (new.encode(), outcome),
@@ -165,8 +164,7 @@ impl Envelope {
         ctx: &Context,
         sealed: &[u8],
     ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
-        self.rewrap_sealed_as(ctx, sealed, Access::Normal, None)
-            .await
+        self.rewrap_sealed_as(ctx, sealed, None).await
     }
 
     /// **Break glass.** Re-wraps a DEK wrapped under a *revoked* KEK, to migrate data to
@@ -187,15 +185,10 @@ impl Envelope {
             return Err(MisuseError::BreakGlassNeedsAudit.into());
         }
         match kind {
-            BulkItemKind::Sealed => {
-                self.rewrap_sealed_as(ctx, bytes, Access::BreakGlass, Some(reason))
-                    .await
-            }
+            BulkItemKind::Sealed => self.rewrap_sealed_as(ctx, bytes, Some(reason)).await,
             _ => {
                 let w = WrappedDek::decode(bytes)?;
-                let (new, outcome, _) = self
-                    .rewrap_wrapped(ctx, &w, Access::BreakGlass, Some(reason))
-                    .await?;
+                let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, Some(reason)).await?;
                 Ok(match outcome {
                     RewrapOutcome::AlreadyCurrent => (bytes.to_vec(), outcome),
                     RewrapOutcome::Rewrapped => (new.encode(), outcome),
@@ -208,12 +201,11 @@ impl Envelope {
         &self,
         ctx: &Context,
         sealed: &[u8],
-        access: Access,
-        reason: Option<&str>,
+        break_glass: Option<&str>,
     ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
         let (header, header_len) = SealedHeader::decode_prefix(sealed)?;
         let (new, outcome, dek) = self
-            .rewrap_wrapped(ctx, header.wrapped_dek(), access, reason)
+            .rewrap_wrapped(ctx, header.wrapped_dek(), break_glass)
             .await?;
         let Some(dek) = dek else {
             return Ok((sealed.to_vec(), outcome));
@@ -229,15 +221,15 @@ impl Envelope {
         Ok((out, outcome))
     }
 
-    /// Unwraps (under `access`), wraps under the current plan, and verifies every new
-    /// copy by unwrapping it on its own. Returns the DEK too, for the sealed-object
-    /// commitment check.
+    /// Checks the profile for the current plan (before any backend call), unwraps
+    /// (break-glass when a reason is given: a read under a revoked KEK is recorded where
+    /// it is granted), wraps under the plan, and verifies every new copy by unwrapping
+    /// it on its own. Returns the DEK too, for the sealed-object commitment check.
     async fn rewrap_wrapped(
         &self,
         ctx: &Context,
         w: &WrappedDek,
-        access: Access,
-        reason: Option<&str>,
+        break_glass: Option<&str>,
     ) -> Result<(WrappedDek, RewrapOutcome, Option<DataKey>), Error> {
         let plan = self.wrap_plan(ctx)?;
         let current = w.entries().len() == plan.len()
@@ -248,23 +240,16 @@ impl Envelope {
         if current {
             return Ok((w.clone(), RewrapOutcome::AlreadyCurrent, None));
         }
-        if access == Access::BreakGlass {
-            // The read under a revoked KEK is recorded *before* it happens; no record,
-            // no read.
-            let revoked = self.inner.ring.read(|r| {
-                w.entries()
-                    .iter()
-                    .find(|e| r.get(e.kek()).is_some_and(|k| k.state == KekState::Revoked))
-                    .map(|e| e.kek().clone())
-            });
-            if let (Some(from), Some(to)) = (revoked, plan.first()) {
-                self.audit(AuditEvent::BreakGlassRewrap {
-                    from,
-                    to: to.reference.clone(),
-                    reason: reason.unwrap_or_default().to_owned(),
-                })?;
-            }
-        }
+        // A re-wrap the profile refuses must not read the DEK first.
+        self.check_plan(ctx, &plan)?;
+        let to = plan
+            .first()
+            .map(|p| &p.reference)
+            .ok_or(crate::FormatError::Truncated)?;
+        let access = match break_glass {
+            Some(reason) => Access::BreakGlass { reason, to },
+            None => Access::Normal,
+        };
         let dek = self.unwrap_dek_as(ctx, w, access).await?;
         let new = self.wrap_dek(ctx, &dek).await?;
         for entry in new.entries() {
@@ -355,85 +340,5 @@ impl Envelope {
             })
             .err();
         report
-    }
-}
-
-impl Envelope {
-    /// Rotates the KEK of a tenant and purpose (a triggered rotation): creates the
-    /// successor inside the current KEK's backend with the same algorithm, makes it
-    /// active, deprecates the current KEK for its overlap window (cadence and window
-    /// carried over), and audits it. Returns the new KEK.
-    ///
-    /// # Errors
-    /// [`Error::KeyState`] when the scope has no active KEK, [`Error::Backend`] when the
-    /// backend cannot create the successor, [`Error::Misuse`] when the ring refuses.
-    pub async fn rotate_kek(
-        &self,
-        tenant: &crate::format::Name,
-        purpose: &crate::format::Name,
-    ) -> Result<crate::format::KekRef, Error> {
-        let current = self
-            .inner
-            .ring
-            .read(|r| r.active(tenant, purpose).cloned())
-            .ok_or_else(|| crate::error::KeyStateError::NoWrappingKek {
-                tenant: tenant.clone(),
-                purpose: purpose.clone(),
-            })?;
-        let backend = self.backend(&current)?;
-        let created = backend
-            .create_kek(&crate::backend::KekSpec::new(
-                current.algorithm,
-                format!("{tenant}-{purpose}"),
-            ))
-            .await?;
-        let next = crate::format::KekRef::from_parts(
-            tenant.clone(),
-            purpose.clone(),
-            current.reference.version().saturating_add(1),
-        )?;
-        let mut new = crate::lifecycle::NewKek::new(
-            next.clone(),
-            current.backend,
-            created.locator.as_str(),
-            current.algorithm,
-        )
-        .overlap_seconds(current.overlap_seconds)
-        .scope(current.scope);
-        new.instance = current.instance.clone();
-        new.cadence = current.cadence;
-        let now = self.inner.clock.now();
-        let events = self
-            .inner
-            .ring
-            .apply(|r| r.rotate(new, now))
-            .map_err(MisuseError::from)?;
-        for event in events {
-            self.audit(AuditEvent::Lifecycle { event })?;
-        }
-        Ok(next)
-    }
-
-    /// Rotates every active KEK whose cadence says it is due now (scheduled rotation).
-    /// Returns `(old, new)` for each rotation; stops at the first failure.
-    ///
-    /// # Errors
-    /// As [`Envelope::rotate_kek`].
-    pub async fn rotate_due(
-        &self,
-    ) -> Result<Vec<(crate::format::KekRef, crate::format::KekRef)>, Error> {
-        let now = self.inner.clock.now();
-        let due: Vec<crate::format::KekRef> = self.inner.ring.read(|r| {
-            r.due(now)
-                .into_iter()
-                .map(|k| k.reference.clone())
-                .collect()
-        });
-        let mut out = Vec::with_capacity(due.len());
-        for old in due {
-            let new = self.rotate_kek(old.tenant(), old.purpose()).await?;
-            out.push((old, new));
-        }
-        Ok(out)
     }
 }

@@ -494,6 +494,20 @@ impl LocalBackend {
         Ok(())
     }
 
+    /// Removes the KEK under `locator` from every shard; returns whether it was there.
+    /// Its material is zeroized once the last handle to it (a key store's, say) drops.
+    pub fn remove(&self, locator: &KekLocator) -> Result<bool, Error> {
+        let mut shards = Vec::new();
+        for shard in self.keys.all() {
+            shards.push(shard.write().map_err(|_| poisoned())?);
+        }
+        let mut found = false;
+        for keys in &mut shards {
+            found |= keys.remove(locator).is_some();
+        }
+        Ok(found)
+    }
+
     /// The KEK under `locator`, shared.
     pub fn get_shared(&self, locator: &KekLocator) -> Option<Arc<LocalKek>> {
         self.keys.local().read().ok()?.get(locator).cloned()
@@ -609,5 +623,16 @@ impl KeyBackend for LocalBackend {
                 source: Some(Box::new(e)),
             })?;
         Ok(KekDescriptor::new(locator, spec.algorithm))
+    }
+
+    async fn destroy_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
+        match self.remove(kek) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(BackendError::KeyNotFound(kek.clone())),
+            Err(e) => Err(BackendError::Unavailable {
+                message: "could not remove the KEK".to_owned(),
+                source: Some(Box::new(e)),
+            }),
+        }
     }
 }

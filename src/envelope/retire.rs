@@ -1,0 +1,306 @@
+//! Retirement and destruction that check the stored objects first.
+//!
+//! A header names the KEK it claims; that claim is metadata, so counting headers cannot
+//! tell whether an object is still readable once a KEK's material is gone (a v1 copy
+//! relabelled as v2 looks current to a header scan and to bulk re-wrap, yet only v1
+//! opens it). Before a retirement or destruction, [`Envelope::check_retirement`] both
+//! counts the objects whose header names the KEK and unwraps every object (or a sample
+//! the caller sizes) through its other copies only; [`Envelope::retire_kek`] and
+//! [`Envelope::destroy_kek`] refuse unless both come back clear, or the caller forces it
+//! (recorded as forced).
+
+use futures_util::stream::{self, StreamExt};
+
+use super::{Access, Envelope};
+use crate::error::{Error, KeyStateError, MisuseError};
+use crate::format::{KekRef, SealedHeader, WrappedDek};
+use crate::payload;
+
+use super::rewrap::{BulkItem, BulkItemKind};
+
+/// How to check stored objects before a KEK is retired or destroyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetireOptions {
+    /// Unwrap this many objects, chosen at random, without the KEK; `None` (the default)
+    /// unwraps every object. Every header is scanned either way.
+    pub sample: Option<usize>,
+    /// Go ahead even when objects still need the KEK (the transition records it as
+    /// forced, with the count).
+    pub force: bool,
+    /// Objects unwrapped at once (at least 1).
+    pub concurrency: usize,
+}
+
+impl Default for RetireOptions {
+    fn default() -> Self {
+        Self {
+            sample: None,
+            force: false,
+            concurrency: 8,
+        }
+    }
+}
+
+impl RetireOptions {
+    /// Checks every object, does not force, 8 at once.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Unwraps only `n` objects chosen at random.
+    #[must_use]
+    pub fn sample(mut self, n: usize) -> Self {
+        self.sample = Some(n);
+        self
+    }
+
+    /// Proceeds even when objects still need the KEK (recorded as forced).
+    #[must_use]
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// Unwraps `n` objects at once.
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+}
+
+/// What a check of the stored objects found.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct RetireCheck {
+    /// Objects whose headers were scanned.
+    pub scanned: u64,
+    /// Objects whose header names a copy under the KEK.
+    pub outstanding: u64,
+    /// Objects unwrapped through their other copies.
+    pub verified: u64,
+    /// Objects that did not open without the KEK (or did not parse), with why.
+    pub unreadable: Vec<(String, Error)>,
+}
+
+impl RetireCheck {
+    /// Whether nothing still needs the KEK.
+    pub fn is_clear(&self) -> bool {
+        self.outstanding == 0 && self.unreadable.is_empty()
+    }
+
+    /// Objects that still need the KEK: the count a forced transition records.
+    pub fn blockers(&self) -> u64 {
+        self.outstanding
+            .saturating_add(u64::try_from(self.unreadable.len()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The wrapped DEK an item carries.
+fn wrapped_of(item: &BulkItem) -> Result<WrappedDek, Error> {
+    Ok(match item.kind {
+        BulkItemKind::Sealed => SealedHeader::decode_prefix(&item.bytes)?
+            .0
+            .wrapped_dek()
+            .clone(),
+        _ => WrappedDek::decode(&item.bytes)?,
+    })
+}
+
+/// `n` distinct indices below `len`, chosen at random (all of them when `n >= len`).
+fn sample_indices(len: usize, n: usize) -> Result<Vec<usize>, Error> {
+    let mut idx: Vec<usize> = (0..len).collect();
+    if n >= len {
+        return Ok(idx);
+    }
+    for i in 0..n {
+        let mut r = [0u8; 8];
+        crate::crypto::fill_random(&mut r)?;
+        let span = u64::try_from(len - i).unwrap_or(u64::MAX);
+        let j = i + usize::try_from(u64::from_le_bytes(r) % span).unwrap_or(0);
+        idx.swap(i, j);
+    }
+    idx.truncate(n);
+    idx.sort_unstable();
+    Ok(idx)
+}
+
+impl Envelope {
+    /// Opens an item's DEK without any copy under `kek` (bypassing the cache); for a
+    /// sealed object, also checks the DEK against the object's commitment.
+    async fn verify_without(&self, item: &BulkItem, kek: &KekRef) -> Result<(), Error> {
+        match item.kind {
+            BulkItemKind::Sealed => {
+                let (header, _) = SealedHeader::decode_prefix(&item.bytes)?;
+                let dek = self
+                    .unwrap_dek_as(&item.context, header.wrapped_dek(), Access::Without(kek))
+                    .await?;
+                let keys =
+                    payload::derive(self.inner.crypto, &dek, header.suite(), header.nonce())?;
+                payload::verify_commitment(&keys.commitment, header.commitment())
+            }
+            _ => {
+                let w = WrappedDek::decode(&item.bytes)?;
+                self.unwrap_dek_as(&item.context, &w, Access::Without(kek))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    /// Checks what retiring or destroying `kek` would leave unreadable: scans every
+    /// item's header for copies under `kek`, and unwraps every item (or
+    /// `options.sample` of them, at random) through its other copies only. Changes
+    /// nothing; a backend is called for each item unwrapped.
+    ///
+    /// # Errors
+    /// [`Error::Rng`] when sampling fails. Per-item failures are in
+    /// [`RetireCheck::unreadable`].
+    pub async fn check_retirement<I>(
+        &self,
+        kek: &KekRef,
+        items: I,
+        options: RetireOptions,
+    ) -> Result<RetireCheck, Error>
+    where
+        I: IntoIterator<Item = BulkItem>,
+    {
+        let items: Vec<BulkItem> = items.into_iter().collect();
+        let mut check = RetireCheck::default();
+        let mut parsed = Vec::with_capacity(items.len());
+        for item in items {
+            check.scanned = check.scanned.saturating_add(1);
+            match wrapped_of(&item) {
+                Ok(w) => {
+                    if w.entries().iter().any(|e| e.kek() == kek) {
+                        check.outstanding = check.outstanding.saturating_add(1);
+                    }
+                    parsed.push(item);
+                }
+                Err(e) => check.unreadable.push((item.id, e)),
+            }
+        }
+        let chosen = sample_indices(parsed.len(), options.sample.unwrap_or(usize::MAX))?;
+        let mut chosen = chosen.into_iter().peekable();
+        let picked: Vec<BulkItem> = parsed
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| chosen.next_if_eq(i).is_some())
+            .map(|(_, item)| item)
+            .collect();
+        let mut results = stream::iter(picked)
+            .map(|item| async move {
+                let r = self.verify_without(&item, kek).await;
+                (item.id, r)
+            })
+            .buffered(options.concurrency.max(1));
+        while let Some((id, r)) = results.next().await {
+            match r {
+                Ok(()) => check.verified = check.verified.saturating_add(1),
+                Err(e) => check.unreadable.push((id, e)),
+            }
+        }
+        Ok(check)
+    }
+
+    fn refuse_unless_clear(
+        &self,
+        kek: &KekRef,
+        check: &RetireCheck,
+        force: bool,
+    ) -> Result<(), Error> {
+        if check.is_clear() || force {
+            return Ok(());
+        }
+        Err(KeyStateError::StillNeeded {
+            kek: kek.clone(),
+            outstanding: check.outstanding,
+            unreadable: u64::try_from(check.unreadable.len()).unwrap_or(u64::MAX),
+        }
+        .into())
+    }
+
+    /// Retires a deprecated KEK once its overlap window has ended, after
+    /// [`Envelope::check_retirement`] found no object that still needs it (or with
+    /// `options.force`, recorded as forced with the count). Recorded in the audit log when
+    /// the envelope has one.
+    ///
+    /// # Errors
+    /// [`Error::KeyState`] ([`KeyStateError::StillNeeded`]) when objects still need the
+    /// KEK; [`Error::Misuse`] when the ring refuses (not deprecated, window open);
+    /// [`Error::Rng`].
+    pub async fn retire_kek<I>(
+        &self,
+        kek: &KekRef,
+        items: I,
+        options: RetireOptions,
+    ) -> Result<RetireCheck, Error>
+    where
+        I: IntoIterator<Item = BulkItem>,
+    {
+        let check = self.check_retirement(kek, items, options).await?;
+        self.refuse_unless_clear(kek, &check, options.force)?;
+        let now = self.inner.clock.now();
+        let blockers = check.blockers();
+        self.inner
+            .ring
+            .apply(|r| r.retire(kek, now, blockers, options.force))
+            .map_err(MisuseError::from)?;
+        Ok(check)
+    }
+
+    /// Destroys a retired or revoked KEK: checks the stored objects as
+    /// [`Envelope::retire_kek`] does, records the destruction in the ring (and the audit
+    /// log), then deletes the key in its backend ([`KeyBackend::destroy_kek`]
+    /// (crate::KeyBackend::destroy_kek)). Destroying a revoked KEK that objects still
+    /// need is a crypto-shred: pass `options.force`.
+    ///
+    /// # Errors
+    /// As [`Envelope::retire_kek`]; [`Error::Backend`] when the backend cannot delete
+    /// the key (the ring already says destroyed: no envelope uses it again; delete the
+    /// key in the backend by hand).
+    pub async fn destroy_kek<I>(
+        &self,
+        kek: &KekRef,
+        items: I,
+        options: RetireOptions,
+    ) -> Result<RetireCheck, Error>
+    where
+        I: IntoIterator<Item = BulkItem>,
+    {
+        let record = self
+            .inner
+            .ring
+            .read(|r| r.get(kek).cloned())
+            .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()))?;
+        // The backend must be here to delete the key: checked before anything changes.
+        let backend = self.backend(&record)?.clone();
+        let check = self.check_retirement(kek, items, options).await?;
+        self.refuse_unless_clear(kek, &check, options.force)?;
+        let now = self.inner.clock.now();
+        self.inner
+            .ring
+            .apply(|r| r.destroy(kek, now))
+            .map_err(MisuseError::from)?;
+        backend
+            .destroy_kek(&crate::backend::KekLocator::new(record.locator.clone()))
+            .await?;
+        Ok(check)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample_indices;
+
+    #[test]
+    fn samples_are_distinct_sorted_and_bounded() {
+        let s = sample_indices(100, 10).unwrap();
+        assert_eq!(s.len(), 10);
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        assert!(s.iter().all(|&i| i < 100));
+        assert_eq!(sample_indices(5, 10).unwrap(), vec![0, 1, 2, 3, 4]);
+        assert!(sample_indices(0, 3).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,83 @@
+//! Rotation: a successor created inside the current KEK's backend becomes active, the
+//! current KEK is deprecated for its overlap window. Triggered (`rotate_kek`) or
+//! scheduled by cadence (`rotate_due`).
+
+use super::Envelope;
+use crate::error::{Error, MisuseError};
+
+impl Envelope {
+    /// Rotates the KEK of a tenant and purpose (a triggered rotation): creates the
+    /// successor inside the current KEK's backend with the same algorithm, makes it
+    /// active, deprecates the current KEK for its overlap window (cadence and window
+    /// carried over), and audits it. Returns the new KEK.
+    ///
+    /// # Errors
+    /// [`Error::KeyState`] when the scope has no active KEK, [`Error::Backend`] when the
+    /// backend cannot create the successor, [`Error::Misuse`] when the ring refuses.
+    pub async fn rotate_kek(
+        &self,
+        tenant: &crate::format::Name,
+        purpose: &crate::format::Name,
+    ) -> Result<crate::format::KekRef, Error> {
+        let current = self
+            .inner
+            .ring
+            .read(|r| r.active(tenant, purpose).cloned())
+            .ok_or_else(|| crate::error::KeyStateError::NoWrappingKek {
+                tenant: tenant.clone(),
+                purpose: purpose.clone(),
+            })?;
+        let backend = self.backend(&current)?;
+        let created = backend
+            .create_kek(&crate::backend::KekSpec::new(
+                current.algorithm,
+                format!("{tenant}-{purpose}"),
+            ))
+            .await?;
+        let next = crate::format::KekRef::from_parts(
+            tenant.clone(),
+            purpose.clone(),
+            current.reference.version().saturating_add(1),
+        )?;
+        let mut new = crate::lifecycle::NewKek::new(
+            next.clone(),
+            current.backend,
+            created.locator.as_str(),
+            current.algorithm,
+        )
+        .overlap_seconds(current.overlap_seconds)
+        .scope(current.scope);
+        new.instance = current.instance.clone();
+        new.cadence = current.cadence;
+        let now = self.inner.clock.now();
+        // Recorded by the ring's recorder (the audit log) before it takes effect.
+        self.inner
+            .ring
+            .apply(|r| r.rotate(new, now))
+            .map_err(MisuseError::from)?;
+        Ok(next)
+    }
+
+    /// Rotates every active KEK whose cadence says it is due now (scheduled rotation).
+    /// Returns `(old, new)` for each rotation; stops at the first failure.
+    ///
+    /// # Errors
+    /// As [`Envelope::rotate_kek`].
+    pub async fn rotate_due(
+        &self,
+    ) -> Result<Vec<(crate::format::KekRef, crate::format::KekRef)>, Error> {
+        let now = self.inner.clock.now();
+        let due: Vec<crate::format::KekRef> = self.inner.ring.read(|r| {
+            r.due(now)
+                .into_iter()
+                .map(|k| k.reference.clone())
+                .collect()
+        });
+        let mut out = Vec::with_capacity(due.len());
+        for old in due {
+            let new = self.rotate_kek(old.tenant(), old.purpose()).await?;
+            out.push((old, new));
+        }
+        Ok(out)
+    }
+}
