@@ -1,14 +1,26 @@
-//! The audit trail: typed events, each hash-chained to the previous one, written to an
-//! [`AuditSink`] (a JSON-lines file or memory), and [`verify`] to detect a changed,
-//! removed, reordered or inserted record. The chain head can be exported so a caller can
-//! anchor it in an outside ledger.
+//! The audit trail: typed events, each chained to the previous one by a MAC under a key
+//! only the writer holds, written to an [`AuditSink`] (a JSON-lines file or memory);
+//! [`verify`] detects a changed, removed, reordered or inserted record, and a chain
+//! checked against an anchored head ([`verify_anchored`], [`AuditLog::open_json_lines`])
+//! detects records cut from the end.
 //!
 //! ```text
-//! hash(n) = SHA-256("kekring/v1/audit" || seq (u64 BE) || time (u64 BE) || hash(n-1)
-//!                   || canonical event)
-//! hash(-1) = 32 zero bytes;  canonical event = the event's serde_json encoding (typed,
-//!                                             fixed field order, no whitespace)
+//! mac(n)   = HMAC-SHA-256(k(n), "kekring/v1/audit" || seq (u64 BE) || time (u64 BE)
+//!                               || mac(n-1) || canonical event)
+//! k(n+1)   = HMAC-SHA-256(k(n), "kekring/v1/audit/next")
+//! mac(-1)  = 32 zero bytes;  k(0) = the chain's AuditKey
+//! canonical event = the event's serde_json encoding (typed, fixed field order, no
+//!                   whitespace)
 //! ```
+//!
+//! **Keyed**: without the key, no one who can write the sink can recompute the chain after
+//! rewriting a record. **Forward-evolving**: the writer keeps only the key of the next
+//! record and erases each key once used, so a later compromise of the writer's memory
+//! does not let anyone forge the records already written; the verifier holds `k(0)`. (The
+//! CLI derives `k(0)` from the master secret, so anyone holding that secret can rewrite
+//! its trail: the key store is what the secret protects.) **Anchored**: the head (record
+//! count and last MAC) is what a caller stores in authenticated state, and a chain
+//! shorter than, or diverging from, its anchor is refused.
 //!
 //! No key material is ever part of an event; backend key identifiers appear only as their
 //! last 12 characters.
@@ -19,8 +31,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use crate::format::{Classification, KekRef, Name, WrapAlgorithm};
 use crate::lifecycle::{LifecycleEvent, UnixTime};
@@ -105,21 +119,21 @@ pub struct AuditRecord {
     pub seq: u64,
     /// When it was appended (seconds since the Unix epoch).
     pub time: UnixTime,
-    /// The previous record's hash (hex; 64 zeros for the first).
+    /// The previous record's MAC (hex; 64 zeros for the first).
     pub prev: String,
     /// What happened.
     pub event: AuditEvent,
-    /// This record's hash (hex).
-    pub hash: String,
+    /// This record's MAC (hex).
+    pub mac: String,
 }
 
-/// The end of a chain: what a caller anchors in an outside ledger.
+/// The end of a chain: what a caller anchors in authenticated state or an outside ledger.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainHead {
     /// How many records the chain holds.
     pub len: u64,
-    /// The last record's hash (hex; 64 zeros for an empty chain).
-    pub hash: String,
+    /// The last record's MAC (hex; 64 zeros for an empty chain).
+    pub mac: String,
 }
 
 impl ChainHead {
@@ -127,9 +141,97 @@ impl ChainHead {
     pub fn genesis() -> Self {
         Self {
             len: 0,
-            hash: hex(&[0u8; 32]),
+            mac: hex(&[0u8; 32]),
         }
     }
+}
+
+/// The secret key of an audit chain (`k(0)` for a new chain, or the evolved key at a
+/// verified head): 32 bytes, zeroized on drop, never printed, not `Clone`.
+pub struct AuditKey(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuditKey([REDACTED])")
+    }
+}
+
+impl AuditKey {
+    /// A key from 32 secret bytes (for example derived from a master secret).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// A fresh random key from the OS RNG.
+    ///
+    /// # Errors
+    /// [`AuditError::Io`] when the OS RNG fails.
+    pub fn generate() -> Result<Self, AuditError> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        crate::crypto::fill_random(k.as_mut_slice())
+            .map_err(|_| std::io::Error::other("the OS RNG failed"))?;
+        Ok(Self(k))
+    }
+
+    /// `k(n)`: this key evolved `n` records on (the key a chain verified up to `n`
+    /// records continues with; see [`verify_from`]). Only the holder of an earlier key
+    /// can compute a later one, never the reverse.
+    ///
+    /// # Errors
+    /// [`AuditError::Io`] if HMAC refuses the key (it cannot).
+    pub fn evolved(&self, n: u64) -> Result<Self, AuditError> {
+        let mut k = self.duplicate();
+        for _ in 0..n {
+            k = k.next()?;
+        }
+        Ok(k)
+    }
+
+    /// An explicit copy (for the verifier's own `k(0)`; the writer's evolves away).
+    pub fn duplicate(&self) -> Self {
+        Self(Zeroizing::new(*self.0))
+    }
+
+    fn hmac(&self) -> Result<Hmac, AuditError> {
+        // HMAC takes keys of any length: this cannot fail for 32 bytes.
+        <Hmac as KeyInit>::new_from_slice(self.0.as_slice())
+            .map_err(|_| std::io::Error::other("HMAC refused the audit key").into())
+    }
+
+    fn mac(
+        &self,
+        seq: u64,
+        time: UnixTime,
+        prev: &[u8; 32],
+        event: &AuditEvent,
+    ) -> Result<[u8; 32], AuditError> {
+        let event = serde_json::to_vec(event).map_err(std::io::Error::other)?;
+        let mut m = self.hmac()?;
+        m.update(b"kekring/v1/audit");
+        m.update(&seq.to_be_bytes());
+        m.update(&time.to_be_bytes());
+        m.update(prev);
+        m.update(&event);
+        Ok(m.finalize().into_bytes().into())
+    }
+
+    /// The key of the next record.
+    fn next(&self) -> Result<Self, AuditError> {
+        let mut m = self.hmac()?;
+        m.update(b"kekring/v1/audit/next");
+        Ok(Self(Zeroizing::new(m.finalize().into_bytes().into())))
+    }
+}
+
+type Hmac = hmac::Hmac<Sha256>;
+
+/// A chain checked under its key: its head and the key of the record that would follow,
+/// which [`AuditLog::resume`] continues with.
+#[derive(Debug)]
+pub struct Verified {
+    /// The head of the verified chain.
+    pub head: ChainHead,
+    next_key: AuditKey,
 }
 
 /// Why an audit operation failed.
@@ -143,6 +245,21 @@ pub enum AuditError {
         seq: u64,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// The chain is shorter than the head anchored for it: records were cut from its end
+    /// (or the chain was rolled back).
+    #[error("audit chain has {found} records; its anchored head says {anchored}")]
+    Truncated {
+        /// The anchored length.
+        anchored: u64,
+        /// The chain's length.
+        found: u64,
+    },
+    /// The chain does not contain the head anchored for it: it was rewritten.
+    #[error("audit chain differs from its anchored head at record {seq}")]
+    Diverged {
+        /// The anchored head's last record.
+        seq: u64,
     },
     /// A line of an audit file is not a record.
     #[error("audit line {line} is malformed: {message}")]
@@ -177,16 +294,6 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn record_hash(seq: u64, time: UnixTime, prev: &[u8; 32], event: &AuditEvent) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"kekring/v1/audit");
-    h.update(seq.to_be_bytes());
-    h.update(time.to_be_bytes());
-    h.update(prev);
-    h.update(serde_json::to_vec(event).unwrap_or_default());
-    h.finalize().into()
-}
-
 /// Where records go.
 pub trait AuditSink: Send + Sync + fmt::Debug {
     /// Persists one record.
@@ -211,6 +318,15 @@ impl MemorySink {
     /// The records written so far.
     pub fn records(&self) -> Vec<AuditRecord> {
         self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Takes the records written so far, leaving the sink empty (a buffer that is
+    /// persisted elsewhere, then emptied).
+    pub fn take(&self) -> Vec<AuditRecord> {
+        self.records
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
     }
 }
 
@@ -302,9 +418,11 @@ impl AuditSink for JsonLinesSink {
 struct ChainState {
     next_seq: u64,
     head: [u8; 32],
+    /// The key of the next record; each is erased once used.
+    key: AuditKey,
 }
 
-/// Appends hash-chained records to a sink. Cheap to clone and share.
+/// Appends MAC-chained records to a sink. Cheap to clone and share.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     sink: Arc<dyn AuditSink>,
@@ -312,33 +430,59 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// A new chain on `sink`.
-    pub fn new(sink: Arc<dyn AuditSink>) -> Self {
+    /// A new chain on `sink` under `key` (its `k(0)`; keep a copy for verification).
+    pub fn new(sink: Arc<dyn AuditSink>, key: AuditKey) -> Self {
         Self {
             sink,
             state: Arc::new(Mutex::new(ChainState {
                 next_seq: 0,
                 head: [0; 32],
+                key,
             })),
         }
     }
 
-    /// Continues an existing chain whose verified head is `head`.
+    /// Continues a chain verified by [`verify`], [`verify_from`] or [`verify_anchored`].
     ///
     /// # Errors
-    /// [`AuditError::Broken`] for a head that is not a hash.
-    pub fn resume(sink: Arc<dyn AuditSink>, head: &ChainHead) -> Result<Self, AuditError> {
-        let h = unhex32(&head.hash).ok_or(AuditError::Broken {
-            seq: head.len,
-            reason: "head is not a SHA-256 hash",
+    /// [`AuditError::Broken`] for a head that is not a MAC.
+    pub fn resume(sink: Arc<dyn AuditSink>, verified: Verified) -> Result<Self, AuditError> {
+        let h = unhex32(&verified.head.mac).ok_or(AuditError::Broken {
+            seq: verified.head.len,
+            reason: "head is not a 32-byte MAC",
         })?;
         Ok(Self {
             sink,
             state: Arc::new(Mutex::new(ChainState {
-                next_seq: head.len,
+                next_seq: verified.head.len,
                 head: h,
+                key: verified.next_key,
             })),
         })
+    }
+
+    /// Opens (creating if needed) a JSON-lines audit file and continues its chain: every
+    /// record is verified under `key` (the chain's `k(0)`), and the chain must contain
+    /// `anchor` (the head stored in the caller's authenticated state after the last
+    /// append it knows of): a chain cut short of it or rewritten before it is refused.
+    /// Records after the anchor are accepted (appends the caller had not yet anchored).
+    ///
+    /// # Errors
+    /// [`AuditError::Broken`], [`AuditError::Truncated`], [`AuditError::Diverged`],
+    /// [`AuditError::Malformed`], [`AuditError::Io`].
+    pub fn open_json_lines(
+        path: impl AsRef<Path>,
+        key: &AuditKey,
+        anchor: &ChainHead,
+    ) -> Result<Self, AuditError> {
+        let path = path.as_ref();
+        let records = if path.exists() {
+            JsonLinesSink::read(path)?
+        } else {
+            Vec::new()
+        };
+        let verified = verify_anchored(key, anchor, &records)?;
+        Self::resume(Arc::new(JsonLinesSink::open(path)?), verified)
     }
 
     /// Appends an event at `time`.
@@ -350,17 +494,20 @@ impl AuditLog {
             .state
             .lock()
             .map_err(|_| std::io::Error::other("audit chain poisoned"))?;
-        let hash = record_hash(st.next_seq, time, &st.head, &event);
+        let mac = st.key.mac(st.next_seq, time, &st.head, &event)?;
+        let next = st.key.next()?;
         let record = AuditRecord {
             seq: st.next_seq,
             time,
             prev: hex(&st.head),
             event,
-            hash: hex(&hash),
+            mac: hex(&mac),
         };
         self.sink.write(&record)?;
         st.next_seq = st.next_seq.saturating_add(1);
-        st.head = hash;
+        st.head = mac;
+        // The used key is replaced (and zeroized on drop) by the next one.
+        st.key = next;
         Ok(record)
     }
 
@@ -379,40 +526,45 @@ impl AuditLog {
         Ok(())
     }
 
-    /// The current head, for anchoring outside.
+    /// The current head, for anchoring.
     pub fn head(&self) -> ChainHead {
         self.state
             .lock()
             .map(|st| ChainHead {
                 len: st.next_seq,
-                hash: hex(&st.head),
+                mac: hex(&st.head),
             })
             .unwrap_or_else(|_| ChainHead::genesis())
     }
 }
 
-/// Verifies a whole chain from its first record; returns its head. Records cut from
-/// the *end* leave a shorter valid chain: compare the head with one anchored elsewhere
-/// to detect that.
+/// Verifies a whole chain from its first record under `key` (its `k(0)`). Records cut
+/// from the *end* leave a shorter valid chain: check against an anchored head
+/// ([`verify_anchored`]) to detect that.
 ///
 /// # Errors
-/// [`AuditError::Broken`] at the first record that was changed, removed, reordered or
-/// inserted.
-pub fn verify(records: &[AuditRecord]) -> Result<ChainHead, AuditError> {
-    verify_from(&ChainHead::genesis(), records)
+/// [`AuditError::Broken`] at the first record that was changed, removed, reordered,
+/// inserted, or written under another key.
+pub fn verify(key: &AuditKey, records: &[AuditRecord]) -> Result<Verified, AuditError> {
+    verify_from(&ChainHead::genesis(), key, records)
 }
 
-/// Verifies records that continue the chain at `anchor` (for example a head anchored
-/// in an outside ledger, or the head of an earlier verified file).
+/// Verifies records that continue the chain at `anchor`, whose next key is `key` (the
+/// `k(anchor.len)` of the chain).
 ///
 /// # Errors
 /// As [`verify`].
-pub fn verify_from(anchor: &ChainHead, records: &[AuditRecord]) -> Result<ChainHead, AuditError> {
+pub fn verify_from(
+    anchor: &ChainHead,
+    key: &AuditKey,
+    records: &[AuditRecord],
+) -> Result<Verified, AuditError> {
     let mut expected_seq = anchor.len;
-    let mut prev = unhex32(&anchor.hash).ok_or(AuditError::Broken {
+    let mut prev = unhex32(&anchor.mac).ok_or(AuditError::Broken {
         seq: anchor.len,
-        reason: "anchor is not a SHA-256 hash",
+        reason: "anchor is not a 32-byte MAC",
     })?;
+    let mut key = key.duplicate();
     for r in records {
         let broken = |reason| AuditError::Broken { seq: r.seq, reason };
         if r.seq != expected_seq {
@@ -423,15 +575,52 @@ pub fn verify_from(anchor: &ChainHead, records: &[AuditRecord]) -> Result<ChainH
         if unhex32(&r.prev) != Some(prev) {
             return Err(broken("does not link to the previous record"));
         }
-        let h = record_hash(r.seq, r.time, &prev, &r.event);
-        if unhex32(&r.hash) != Some(h) {
-            return Err(broken("hash mismatch: the record was changed"));
+        let m = key.mac(r.seq, r.time, &prev, &r.event)?;
+        let given = unhex32(&r.mac).unwrap_or([0; 32]);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&m[..], &given[..])) {
+            return Err(broken(
+                "MAC mismatch: the record was changed or written without the key",
+            ));
         }
-        prev = h;
+        prev = m;
+        key = key.next()?;
         expected_seq = expected_seq.saturating_add(1);
     }
-    Ok(ChainHead {
-        len: expected_seq,
-        hash: hex(&prev),
+    Ok(Verified {
+        head: ChainHead {
+            len: expected_seq,
+            mac: hex(&prev),
+        },
+        next_key: key,
     })
+}
+
+/// Verifies a whole chain under `key` and checks that it contains `anchor` (the head the
+/// caller stored after its last append): refused when shorter ([`AuditError::Truncated`])
+/// or when its record at the anchor's position differs ([`AuditError::Diverged`]).
+///
+/// # Errors
+/// As [`verify`], [`AuditError::Truncated`], [`AuditError::Diverged`].
+pub fn verify_anchored(
+    key: &AuditKey,
+    anchor: &ChainHead,
+    records: &[AuditRecord],
+) -> Result<Verified, AuditError> {
+    let verified = verify(key, records)?;
+    if verified.head.len < anchor.len {
+        return Err(AuditError::Truncated {
+            anchored: anchor.len,
+            found: verified.head.len,
+        });
+    }
+    let at = match anchor.len.checked_sub(1) {
+        // An empty anchor is contained in every chain.
+        None => return Ok(verified),
+        Some(i) => i,
+    };
+    let record = usize::try_from(at).ok().and_then(|i| records.get(i));
+    if record.map(|r| r.mac.as_str()) != Some(anchor.mac.as_str()) {
+        return Err(AuditError::Diverged { seq: at });
+    }
+    Ok(verified)
 }

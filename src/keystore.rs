@@ -35,7 +35,12 @@ use crate::format::{FormatError, WrapAlgorithm};
 use crate::providers::local::{LocalBackend, LocalKek, MaterialKind};
 
 const MAGIC: [u8; 4] = *b"KRKS";
-const VERSION: u8 = 1;
+/// Written by this version: version 1 plus the application state section.
+const VERSION: u8 = 2;
+/// Read for compatibility: keys only, no application state.
+const VERSION_1: u8 = 1;
+/// Largest application state (the CLI keeps its key ring and audit head there).
+pub const MAX_STATE_LEN: usize = 16 << 20;
 const KDF_ARGON2ID: u8 = 1;
 const HEADER_LEN: usize = 46;
 const MAX_FILE_LEN: usize = 64 << 20;
@@ -48,6 +53,8 @@ pub const SECRET_ENV: &str = "KEKRING_MASTER_SECRET";
 pub const SECRET_FILE_ENV: &str = "KEKRING_MASTER_SECRET_FILE";
 /// Shortest master secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 16;
+/// Longest master secret file read, in bytes.
+pub const MAX_SECRET_LEN: usize = 4096;
 
 /// Why a key store operation failed. Messages never carry the secret or key bytes.
 #[derive(Debug, thiserror::Error)]
@@ -129,12 +136,22 @@ impl MasterSecret {
         Self::new(v.into_bytes())
     }
 
-    /// Reads the secret from a file (one trailing newline is dropped).
+    /// Reads the secret from a file (one trailing newline is dropped), at most
+    /// [`MAX_SECRET_LEN`] bytes: a larger file (or a device that never ends) is refused
+    /// without being read whole.
     ///
     /// # Errors
-    /// [`KeyStoreError::Io`], or as [`MasterSecret::new`].
+    /// [`KeyStoreError::Io`], [`KeyStoreError::Malformed`] for a file over the bound, or
+    /// as [`MasterSecret::new`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyStoreError> {
-        let mut bytes = Zeroizing::new(fs::read(path)?);
+        use std::io::Read;
+        let limit = u64::try_from(MAX_SECRET_LEN)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let mut raw = Zeroizing::new(Vec::with_capacity(MAX_SECRET_LEN + 1));
+        File::open(path)?.take(limit).read_to_end(&mut raw)?;
+        check_len("master secret file", raw.len(), 0, MAX_SECRET_LEN)?;
+        let mut bytes = raw;
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
             if bytes.last() == Some(&b'\r') {
@@ -229,6 +246,8 @@ pub struct KeyStore {
     salt: [u8; 16],
     key: Zeroizing<[u8; 32]>,
     keys: BTreeMap<String, Arc<LocalKek>>,
+    /// Application state sealed with the keys (empty when none).
+    state: Vec<u8>,
     /// SHA-256 of the file as last read or written: a save refuses to overwrite a file
     /// someone else changed in between.
     on_disk: [u8; 32],
@@ -275,6 +294,7 @@ impl KeyStore {
             salt,
             key,
             keys: BTreeMap::new(),
+            state: Vec::new(),
             on_disk: [0; 32],
         };
         store.write(FailPoint::None, Mode::CreateNew)?;
@@ -372,6 +392,43 @@ impl KeyStore {
     /// The locators, sorted.
     pub fn locators(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
+    }
+
+    /// The application state sealed with the keys (empty when none was set): bytes the
+    /// application needs authenticated and rolled back only together with the keys. The
+    /// CLI keeps its key ring and audit head here.
+    pub fn app_state(&self) -> &[u8] {
+        &self.state
+    }
+
+    /// Replaces the application state (not saved until [`KeyStore::save`]).
+    ///
+    /// # Errors
+    /// [`KeyStoreError::Malformed`] when over [`MAX_STATE_LEN`] bytes.
+    pub fn set_app_state(&mut self, state: Vec<u8>) -> Result<(), KeyStoreError> {
+        check_len("application state", state.len(), 0, MAX_STATE_LEN)?;
+        self.state = state;
+        Ok(())
+    }
+
+    /// A 32-byte key for `label`, derived from the store's master key (the Argon2id
+    /// output of the master secret): `HKDF-SHA-256(salt = "kekring/v1/keystore/derive",
+    /// IKM = master key, info = label)`. Fixed for the life of the file; another label
+    /// gives an independent key. The CLI keys its audit chain with one.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::Key`] if the derivation fails (it cannot for 32 bytes).
+    pub fn derive_key(&self, label: &str) -> Result<Zeroizing<[u8; 32]>, KeyStoreError> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        crypto::default_provider()
+            .hkdf_sha256(
+                b"kekring/v1/keystore/derive",
+                self.key.as_slice(),
+                &[label.as_bytes()],
+                out.as_mut_slice(),
+            )
+            .map_err(|_| KeyStoreError::from(Error::Crypto))?;
+        Ok(out)
     }
 
     /// A [`LocalBackend`] holding (sharing) every key of the store.
@@ -500,10 +557,13 @@ impl KeyStore {
             .map(|(loc, kek)| Ok((loc, kek.algorithm(), kek.export_material()?)))
             .collect::<Result<Vec<_>, Error>>()?;
         // Allocated once: growing the buffer would leave freed copies of keys behind.
-        let size = 2 + exported
-            .iter()
-            .map(|(loc, _, (_, m))| 2 + loc.len() + 3 + 2 + m.len())
-            .sum::<usize>();
+        let size = 2
+            + exported
+                .iter()
+                .map(|(loc, _, (_, m))| 2 + loc.len() + 3 + 2 + m.len())
+                .sum::<usize>()
+            + 4
+            + self.state.len();
         let mut plain = Zeroizing::new(Vec::with_capacity(size));
         plain.extend_from_slice(
             &u16::try_from(self.keys.len())
@@ -520,6 +580,13 @@ impl KeyStore {
             });
             put_vec_u16(&mut plain, material);
         }
+        check_len("application state", self.state.len(), 0, MAX_STATE_LEN)?;
+        plain.extend_from_slice(
+            &u32::try_from(self.state.len())
+                .map_err(|_| KeyStoreError::KdfParams("state too large"))?
+                .to_be_bytes(),
+        );
+        plain.extend_from_slice(&self.state);
         let mut nonce = [0u8; 12];
         crypto::fill_random(&mut nonce).map_err(KeyStoreError::from)?;
         let mut out = Vec::with_capacity(HEADER_LEN + 4 + plain.len() + 16);
@@ -555,7 +622,7 @@ impl KeyStore {
             .into());
         }
         let version = r.u8()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(FormatError::UnsupportedVersion(version).into());
         }
         let kdf = r.u8()?;
@@ -604,6 +671,13 @@ impl KeyStore {
             last = Some(loc.clone());
             keys.insert(loc, Arc::new(kek));
         }
+        let state = if version == VERSION_1 {
+            Vec::new()
+        } else {
+            let n = usize::try_from(p.u32()?).map_err(|_| FormatError::Truncated)?;
+            check_len("application state", n, 0, MAX_STATE_LEN)?;
+            p.take(n)?.to_vec()
+        };
         p.finish()?;
         Ok(Self {
             path,
@@ -611,6 +685,7 @@ impl KeyStore {
             salt,
             key,
             keys,
+            state,
             on_disk: sha256(bytes),
         })
     }

@@ -1,6 +1,7 @@
-//! The audit chain: a changed, removed, reordered or inserted record is detected; the
-//! JSON-lines sink round-trips and can be resumed; heads anchor continuations; events
-//! carry locators only as their last 12 characters.
+//! The audit chain: a changed, removed, reordered or inserted record is detected; a chain
+//! rewritten without the key is detected; a cut is detected against the anchored head;
+//! the JSON-lines sink round-trips and can be resumed; events carry locators only as
+//! their last 12 characters.
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,
@@ -12,49 +13,53 @@
 use std::sync::Arc;
 
 use kekring::audit::{
-    AuditError, AuditEvent, AuditLog, ChainHead, JsonLinesSink, MemorySink, verify, verify_from,
+    AuditError, AuditEvent, AuditKey, AuditLog, ChainHead, JsonLinesSink, MemorySink, verify,
+    verify_anchored, verify_from,
 };
 use kekring::lifecycle::{KeyRing, NewKek};
 use kekring::{BackendId, KekRef, WrapAlgorithm};
 
-fn chain(n: u64) -> Vec<kekring::audit::AuditRecord> {
+fn key() -> AuditKey {
+    AuditKey::from_bytes([7; 32])
+}
+
+fn bulk(i: u64) -> AuditEvent {
+    AuditEvent::BulkRewrap {
+        processed: i,
+        rewrapped: i,
+        already_current: 0,
+        failed: 0,
+    }
+}
+
+fn chain_under(k: AuditKey, n: u64) -> Vec<kekring::audit::AuditRecord> {
     let sink = Arc::new(MemorySink::new());
-    let log = AuditLog::new(sink.clone());
+    let log = AuditLog::new(sink.clone(), k);
     for i in 0..n {
-        log.append(
-            1000 + i,
-            AuditEvent::BulkRewrap {
-                processed: i,
-                rewrapped: i,
-                already_current: 0,
-                failed: 0,
-            },
-        )
-        .unwrap();
+        log.append(1000 + i, bulk(i)).unwrap();
     }
     assert_eq!(log.head().len, n);
     sink.records()
 }
 
+fn chain(n: u64) -> Vec<kekring::audit::AuditRecord> {
+    chain_under(key(), n)
+}
+
 #[test]
 fn every_kind_of_tampering_is_detected() {
     let good = chain(6);
-    let head = verify(&good).unwrap();
+    let head = verify(&key(), &good).unwrap().head;
     assert_eq!(head.len, 6);
-    assert_eq!(head.hash, good[5].hash);
+    assert_eq!(head.mac, good[5].mac);
 
-    let broken_at = |records: &[kekring::audit::AuditRecord]| match verify(records) {
+    let broken_at = |records: &[kekring::audit::AuditRecord]| match verify(&key(), records) {
         Err(AuditError::Broken { seq, .. }) => seq,
         other => panic!("tampering not detected: {other:?}"),
     };
     // Changed event.
     let mut changed = good.clone();
-    changed[2].event = AuditEvent::BulkRewrap {
-        processed: 99,
-        rewrapped: 2,
-        already_current: 0,
-        failed: 0,
-    };
+    changed[2].event = bulk(99);
     assert_eq!(broken_at(&changed), 2);
     // Changed time.
     let mut t = good.clone();
@@ -74,10 +79,47 @@ fn every_kind_of_tampering_is_detected() {
     extra.seq = 2;
     inserted.insert(2, extra);
     assert_eq!(broken_at(&inserted), 2);
-    // Truncation at the end is only detectable against an anchored head.
+    // Rewritten whole, with a consistent chain, by someone without the key.
+    let forged = chain_under(AuditKey::from_bytes([8; 32]), 6);
+    assert_eq!(broken_at(&forged), 0);
+    // Cut from the end: a valid shorter chain, refused against the anchored head.
     let truncated = &good[..4];
-    assert!(verify(truncated).is_ok());
-    assert_ne!(verify(truncated).unwrap(), head);
+    assert!(verify(&key(), truncated).is_ok());
+    assert!(matches!(
+        verify_anchored(&key(), &head, truncated),
+        Err(AuditError::Truncated {
+            anchored: 6,
+            found: 4
+        })
+    ));
+    // Longer than the anchor is fine (appends not yet anchored); another chain is not.
+    let at4 = verify(&key(), truncated).unwrap().head;
+    assert!(verify_anchored(&key(), &at4, &good).is_ok());
+    let mut other = good.clone();
+    other.truncate(3);
+    let other_head = ChainHead {
+        len: 4,
+        mac: "ab".repeat(32),
+    };
+    assert!(matches!(
+        verify_anchored(&key(), &other_head, &good),
+        Err(AuditError::Diverged { seq: 3 })
+    ));
+}
+
+#[test]
+fn the_writer_keeps_only_the_next_key() {
+    // Records verify under k(0), and a continuation verifies from its anchor under the
+    // evolved key k(n) alone, which differs from every earlier key.
+    let good = chain(5);
+    let head3 = verify(&key(), &good[..3]).unwrap().head;
+    let k3 = key().evolved(3).unwrap();
+    assert_eq!(
+        verify_from(&head3, &k3, &good[3..]).unwrap().head,
+        verify(&key(), &good).unwrap().head
+    );
+    assert!(verify_from(&head3, &key(), &good[3..]).is_err());
+    assert!(!format!("{k3:?}").contains("07"));
 }
 
 #[test]
@@ -100,7 +142,7 @@ fn json_lines_sink_round_trips_resumes_and_anchors() {
             10,
         )
         .unwrap();
-    let log = AuditLog::new(Arc::new(JsonLinesSink::open(&path).unwrap()));
+    let log = AuditLog::new(Arc::new(JsonLinesSink::open(&path).unwrap()), key());
     log.append_lifecycle(10, events).unwrap();
     let (_, events) = ring
         .revoke(&KekRef::new("acme", "docs", 1).unwrap(), 20, "incident 42")
@@ -115,32 +157,26 @@ fn json_lines_sink_round_trips_resumes_and_anchors() {
     );
     assert!(text.contains("567890ab"));
     let records = JsonLinesSink::read(&path).unwrap();
-    assert_eq!(verify(&records).unwrap(), anchor);
+    assert_eq!(verify(&key(), &records).unwrap().head, anchor);
 
-    // A new process resumes the chain from the verified head.
-    let resumed = AuditLog::resume(Arc::new(JsonLinesSink::open(&path).unwrap()), &anchor).unwrap();
-    resumed
-        .append(
-            30,
-            AuditEvent::BulkRewrap {
-                processed: 1,
-                rewrapped: 1,
-                already_current: 0,
-                failed: 0,
-            },
-        )
-        .unwrap();
+    // A new process continues the chain, checked against the anchor it stored.
+    let resumed = AuditLog::open_json_lines(&path, &key(), &anchor).unwrap();
+    resumed.append(30, bulk(1)).unwrap();
     let all = JsonLinesSink::read(&path).unwrap();
-    assert_eq!(verify(&all).unwrap(), resumed.head());
-    // The continuation verifies against the anchor alone.
-    assert_eq!(verify_from(&anchor, &all[2..]).unwrap(), resumed.head());
-    assert!(verify_from(&ChainHead::genesis(), &all[2..]).is_err());
+    assert_eq!(verify(&key(), &all).unwrap().head, resumed.head());
+    let later = resumed.head();
 
-    // A hand-edited line is caught.
-    let edited = text.replace("incident 42", "incident 43");
-    std::fs::write(&path, edited).unwrap();
+    // The last line cut, or a line edited, is refused at open with no flag.
+    let full = std::fs::read_to_string(&path).unwrap();
+    let cut: String = full.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, &cut).unwrap();
     assert!(matches!(
-        verify(&JsonLinesSink::read(&path).unwrap()),
+        AuditLog::open_json_lines(&path, &key(), &later),
+        Err(AuditError::Truncated { .. })
+    ));
+    std::fs::write(&path, full.replace("incident 42", "incident 43")).unwrap();
+    assert!(matches!(
+        AuditLog::open_json_lines(&path, &key(), &later),
         Err(AuditError::Broken { seq: 1, .. })
     ));
     std::fs::write(&path, "not json\n").unwrap();

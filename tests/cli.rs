@@ -244,7 +244,7 @@ fn full_lifecycle_through_the_cli() {
     let text = std::fs::read_to_string(&audit_path).unwrap();
     assert!(text.contains("break-glass-rewrap") && text.contains("incident 9 migration"));
     std::fs::write(&audit_path, text.replace("incident 9\"", "incident 8\"")).unwrap();
-    assert_eq!(c.code(&["audit", "verify"]), 1);
+    assert_eq!(c.code(&["audit", "verify"]), 7);
     std::fs::remove_dir_all(&c.work).unwrap();
 }
 
@@ -515,7 +515,7 @@ fn a_cut_or_rewritten_audit_trail_is_detected_without_a_flag() {
         h.update(serde_json::to_vec(&r.event).unwrap());
         let hash: [u8; 32] = h.finalize().into();
         r.prev = hex::encode(prev);
-        r.hash = hex::encode(hash);
+        r.mac = hex::encode(hash);
         prev = hash;
     }
     let forged: String = records
@@ -606,5 +606,47 @@ fn destroy_removes_the_key_material() {
     );
     let inv = c.ok(&["inventory", "--json"]);
     assert!(inv.contains("\"destroyed\""), "{inv}");
+    std::fs::remove_dir_all(&c.work).unwrap();
+}
+
+/// A crash after the key store is saved but before the trail has the command's records
+/// loses nothing: the next command appends them from the store.
+#[test]
+fn a_crash_between_store_and_trail_loses_no_record() {
+    let c = Cli::new("crash");
+    let s = scope("docs");
+    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    let before = std::fs::read_to_string(c.home.join("audit.jsonl")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kekring"))
+        .args(
+            [
+                &["revoke"],
+                &s[..],
+                &["--version", "1", "--reason", "stolen"],
+            ]
+            .concat(),
+        )
+        .env("KEKRING_HOME", &c.home)
+        .env("KEKRING_MASTER_SECRET", c.secret)
+        .env("KEKRING_TEST_CRASH_AFTER_STATE_SAVE", "1")
+        .current_dir(&c.work)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "the simulated crash did not happen"
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.home.join("audit.jsonl")).unwrap(),
+        before,
+        "the trail changed before the crash point"
+    );
+    let verified = c.ok(&["audit", "verify"]);
+    assert!(verified.starts_with("audit chain OK"), "{verified}");
+    let after = std::fs::read_to_string(c.home.join("audit.jsonl")).unwrap();
+    assert!(after.contains("stolen"), "the revocation's record was lost");
+    let inv = c.ok(&["inventory", "--json"]);
+    assert!(inv.contains("\"revoked\""), "{inv}");
     std::fs::remove_dir_all(&c.work).unwrap();
 }

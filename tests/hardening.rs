@@ -313,7 +313,10 @@ async fn a_break_glass_read_is_recorded_where_it_is_granted() {
         .backend(local.clone())
         .key_ring(ring.clone())
         .clock(clock.clone())
-        .audit(AuditLog::new(sink.clone()))
+        .audit(AuditLog::new(
+            sink.clone(),
+            kekring::audit::AuditKey::from_bytes([3; 32]),
+        ))
         .build()
         .unwrap();
     let c = ctx("docs", "o", Classification::Confidential);
@@ -404,7 +407,10 @@ async fn a_revocation_through_the_shared_ring_is_audited() {
     let env = Envelope::builder()
         .backend(local)
         .key_ring(ring.clone())
-        .audit(AuditLog::new(sink.clone()))
+        .audit(AuditLog::new(
+            sink.clone(),
+            kekring::audit::AuditKey::from_bytes([3; 32]),
+        ))
         .build()
         .unwrap();
     let _ = env
@@ -433,7 +439,10 @@ async fn repeated_denials_are_coalesced_not_hidden() {
         .backend(local)
         .key_ring(ring.clone())
         .clock(clock.clone())
-        .audit(AuditLog::new(sink.clone()))
+        .audit(AuditLog::new(
+            sink.clone(),
+            kekring::audit::AuditKey::from_bytes([3; 32]),
+        ))
         .build()
         .unwrap();
     let c = ctx("docs", "o", Classification::Confidential);

@@ -179,7 +179,7 @@ fn secrets_and_parameters() {
     let path = d.join("custom.kks");
     KeyStore::create(&path, &secret(), custom).unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(&bytes[..6], b"KRKS\x01\x01");
+    assert_eq!(&bytes[..6], b"KRKS\x02\x01");
     assert_eq!(
         u32::from_be_bytes(bytes[6..10].try_into().unwrap()),
         20 * 1024

@@ -60,7 +60,7 @@ impl World {
             .unwrap();
         let ring = SharedKeyRing::new(KeyRing::new());
         let sink = Arc::new(MemorySink::new());
-        let audit = AuditLog::new(sink.clone());
+        let audit = AuditLog::new(sink.clone(), kekring::audit::AuditKey::from_bytes([3; 32]));
         let events = ring
             .apply(|r| {
                 r.register(
@@ -213,7 +213,7 @@ async fn full_rotation_with_overlap_window_and_retirement() {
     assert!(usage[&kref(1)].denials >= 1);
     // And the audit chain holds rotation, denial and retirement, and verifies.
     let records = w.sink.records();
-    verify(&records).unwrap();
+    verify(&kekring::audit::AuditKey::from_bytes([3; 32]), &records).unwrap();
     let kinds: Vec<String> = records.iter().map(|r| format!("{:?}", r.event)).collect();
     assert!(kinds.iter().any(|k| k.contains("Rotated")));
     assert!(kinds.iter().any(|k| k.contains("UnwrapDenied")));
@@ -356,7 +356,7 @@ async fn break_glass_rewrap_is_the_only_way_out_and_is_audited() {
         b"must survive"
     );
     let records = w.sink.records();
-    verify(&records).unwrap();
+    verify(&kekring::audit::AuditKey::from_bytes([3; 32]), &records).unwrap();
     assert!(records.iter().any(|r| matches!(
         &r.event,
         AuditEvent::BreakGlassRewrap { reason, .. } if reason == "incident 7"
@@ -535,7 +535,11 @@ async fn bulk_rewrap_with_injected_failures_loses_nothing_and_resumes() {
         .await;
     assert_eq!(report.progress.already_current, 120);
     assert_eq!(flaky.failures.load(Ordering::SeqCst), before);
-    verify(&w.sink.records()).unwrap();
+    verify(
+        &kekring::audit::AuditKey::from_bytes([3; 32]),
+        &w.sink.records(),
+    )
+    .unwrap();
 }
 
 #[tokio::test]

@@ -251,7 +251,10 @@ async fn no_secret_in_key_ring_audit_trail_or_usage() {
             WrapAlgorithm::Aes256GcmDerived,
         ))
         .key_ring(ring.clone())
-        .audit(AuditLog::new(sink.clone()))
+        .audit(AuditLog::new(
+            sink.clone(),
+            kekring::audit::AuditKey::from_bytes([3; 32]),
+        ))
         .cache(kekring::CacheConfig::new(60, 10, 10))
         .build()
         .unwrap();

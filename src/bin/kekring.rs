@@ -1,10 +1,15 @@
 //! `kekring`: keys, sealing, rotation and audit on the embedded local key store.
 //!
 //! State lives in a home directory (`--home`, or `KEKRING_HOME`, default `.kekring`):
-//! `keys.kks` (the key store, sealed under `KEKRING_MASTER_SECRET` or
-//! `KEKRING_MASTER_SECRET_FILE`), `ring.json` (the key ring) and `audit.jsonl` (the audit
-//! chain). Exit codes: 0 success, 1 other failure, 2 bad input or usage, 3 refused by
-//! policy, 4 refused by key state, 5 backend failure, 6 decryption failed.
+//! `keys.kks`, the key store sealed under `KEKRING_MASTER_SECRET` (or the file named by
+//! `KEKRING_MASTER_SECRET_FILE`), which also holds the key ring and the head of the audit
+//! trail; and `audit.jsonl`, the audit trail, each record MAC-chained under a key derived
+//! from the master secret. Nothing in the home can be edited, cut or rolled back alone
+//! without the master secret: the ring is authenticated with the keys, the trail with the
+//! key store's anchor, and the key store is refused when the trail has records it does
+//! not know of. Exit codes: 0 success, 1 other failure, 2 bad input or usage, 3 refused by
+//! policy, 4 refused by key state, 5 backend failure, 6 decryption failed (or wrong
+//! master secret), 7 the home's state was changed, cut or rolled back.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -12,14 +17,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use kekring::audit::{self, AuditLog, ChainHead, JsonLinesSink};
-use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, RewrapOutcome};
+use kekring::audit::{self, AuditError, AuditKey, AuditLog, AuditRecord, ChainHead, MemorySink};
+use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, RetireOptions, RewrapOutcome};
 use kekring::format::{SealedHeader, WrappedDek};
 use kekring::keystore::{KdfParams, KeyStore, KeyStoreError, MasterSecret};
 use kekring::lifecycle::{Cadence, KeyRing, LifecycleError, NewKek, SharedKeyRing, scan_objects};
 use kekring::{
-    BackendId, Classification, Clock, Context, Envelope, Error, KekRef, SystemClock, WrapAlgorithm,
+    BackendId, Classification, Clock, Context, Envelope, Error, KekLocator, KekRef, LocalBackend,
+    MisuseError, SystemClock, WrapAlgorithm,
 };
+use serde::{Deserialize, Serialize};
 
 #[derive(Parser)]
 #[command(
@@ -70,7 +77,7 @@ enum Command {
     Keygen {
         #[command(flatten)]
         scope: Scope,
-        /// Wrap algorithm (aes256-kw, aes256-gcm, ml-kem-768, ml-kem-1024, p256-ml-kem-768, rsa3072-oaep-sha256, ...).
+        /// Wrap algorithm (aes256-kw, aes256-gcm-derived, ml-kem-768, ml-kem-1024, p256-ml-kem-768, rsa3072-oaep-sha256, ...).
         #[arg(long, default_value = "ml-kem-768")]
         algorithm: String,
         /// Rotation cadence in days.
@@ -85,7 +92,7 @@ enum Command {
         #[command(flatten)]
         object: ObjectArgs,
     },
-    /// Opens a sealed file.
+    /// Opens a sealed file (the plaintext is written readable by its owner only).
     Open {
         #[command(flatten)]
         object: ObjectArgs,
@@ -114,17 +121,37 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// Retires a deprecated KEK after its window, refusing while files in `--dir` still use it.
+    /// Retires a deprecated KEK after its window, once every file in `--dir` opens without it.
     Retire {
         #[command(flatten)]
         scope: Scope,
         /// Version to retire.
         #[arg(long)]
         version: u32,
-        /// Directory of sealed files to check.
+        /// Directory of sealed files to check (file name = object id).
         #[arg(long)]
         dir: PathBuf,
-        /// Retire even with objects left (audited).
+        /// Unwrap only this many files, chosen at random (every header is still scanned).
+        #[arg(long)]
+        sample: Option<usize>,
+        /// Retire even with files that still need it (audited).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Destroys a retired or revoked KEK's material, once every file in `--dir` opens without it.
+    Destroy {
+        #[command(flatten)]
+        scope: Scope,
+        /// Version to destroy.
+        #[arg(long)]
+        version: u32,
+        /// Directory of sealed files to check (file name = object id).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Unwrap only this many files, chosen at random (every header is still scanned).
+        #[arg(long)]
+        sample: Option<usize>,
+        /// Destroy even with files that still need it: they become unreadable (audited).
         #[arg(long)]
         force: bool,
     },
@@ -160,9 +187,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verifies the hash chain and prints its head.
+    /// Verifies the audit trail under its key and against the head the key store
+    /// anchors, and prints its head.
     Verify {
-        /// The head hash anchored elsewhere: also detects records cut from the end.
+        /// A head MAC anchored elsewhere (outside this home): also detects a rollback of
+        /// the whole home to an older copy.
         #[arg(long)]
         expect_head: Option<String>,
     },
@@ -174,9 +203,15 @@ struct Failure {
     message: String,
 }
 
+/// The exit code for a home whose state was changed, cut or rolled back.
+const TAMPERED: u8 = 7;
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let code = match &e {
+            // A transition the key ring refuses (window open, wrong state) is a key-state
+            // refusal, as before the envelope did retirement.
+            Error::Misuse(MisuseError::Lifecycle(_)) => 4,
             Error::Malformed(_) | Error::Misuse(_) | Error::Context(_) => 2,
             Error::Policy(_) => 3,
             Error::KeyState(_) => 4,
@@ -224,11 +259,15 @@ impl From<LifecycleError> for Failure {
     }
 }
 
-impl From<audit::AuditError> for Failure {
-    fn from(e: audit::AuditError) -> Self {
+impl From<AuditError> for Failure {
+    fn from(e: AuditError) -> Self {
+        let code = match &e {
+            AuditError::Io(_) => 1,
+            _ => TAMPERED,
+        };
         Self {
-            code: 1,
-            message: format!("audit: {e}"),
+            code,
+            message: format!("audit trail: {e}"),
         }
     }
 }
@@ -249,18 +288,30 @@ fn bad(message: impl Into<String>) -> Failure {
     }
 }
 
-struct Home {
-    dir: PathBuf,
-    store: KeyStore,
-    ring: SharedKeyRing,
-    audit: AuditLog,
-    /// Held for the whole command: one command changes the home directory at a time.
-    _lock: std::fs::File,
+fn tampered(message: impl Into<String>) -> Failure {
+    Failure {
+        code: TAMPERED,
+        message: message.into(),
+    }
 }
 
+/// What the key store holds besides the keys: the key ring, the head of the audit trail
+/// after the last command, and that command's records (written to the trail after the
+/// store is saved, so a crash in between loses none: the next command appends them).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HomeState {
+    ring: KeyRing,
+    audit_head: ChainHead,
+    pending: Vec<AuditRecord>,
+}
+
+const AUDIT_KEY_LABEL: &str = "kekring/cli/audit-chain";
+
 /// Writes through a hidden, uniquely named temporary file in the same directory (never a
-/// name another file could have), fsync, rename, directory fsync.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+/// name another file could have) created with `mode` on Unix, fsync, rename, directory
+/// fsync.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Failure> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -277,10 +328,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         ".{name}.kekring-tmp-{}-{nanos}",
         std::process::id()
     ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = opts.open(&tmp)?;
     let written = f
         .write_all(bytes)
         .and_then(|()| f.sync_all())
@@ -292,6 +349,67 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     #[cfg(unix)]
     std::fs::File::open(&dir)?.sync_all()?;
     Ok(())
+}
+
+/// Plaintext is readable by its owner only; sealed files follow the umask.
+const PLAINTEXT_MODE: u32 = 0o600;
+const SEALED_MODE: u32 = 0o666;
+
+/// Reads the audit trail, dropping a final line torn by a crash (no trailing newline):
+/// the store's pending records restore it.
+fn read_trail(path: &Path) -> Result<Vec<AuditRecord>, Failure> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let complete = match text.rfind('\n') {
+        Some(i) => text.get(..=i).unwrap_or_default(),
+        None => "",
+    };
+    if complete.len() != text.len() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(u64::try_from(complete.len()).unwrap_or(0))?;
+    }
+    let mut out = Vec::new();
+    for (i, line) in complete.lines().enumerate() {
+        let record: AuditRecord = serde_json::from_str(line)
+            .map_err(|e| tampered(format!("audit trail line {} is not a record: {e}", i + 1)))?;
+        if serde_json::to_string(&record).ok().as_deref() != Some(line) {
+            return Err(tampered(format!(
+                "audit trail line {} is not in canonical form",
+                i + 1
+            )));
+        }
+        out.push(record);
+    }
+    Ok(out)
+}
+
+fn append_trail(path: &Path, records: &[AuditRecord]) -> Result<(), Failure> {
+    use kekring::audit::AuditSink;
+    let sink = audit::JsonLinesSink::open(path)?;
+    for r in records {
+        sink.write(r)?;
+    }
+    Ok(())
+}
+
+struct Home {
+    dir: PathBuf,
+    store: KeyStore,
+    backend: Arc<LocalBackend>,
+    ring: SharedKeyRing,
+    /// The command's audit records, buffered until the store has them.
+    buffer: Arc<MemorySink>,
+    log: AuditLog,
+    env: Envelope,
+    /// The ring's install counter when the home was opened (a change must be saved).
+    ring_generation: u64,
+    store_changed: bool,
+    /// Held for the whole command: one command changes the home directory at a time.
+    _lock: std::fs::File,
 }
 
 impl Home {
@@ -307,98 +425,213 @@ impl Home {
             message: "another kekring command is using this home directory".to_owned(),
         })?;
         let secret = MasterSecret::from_env_or_file()?;
-        let store = KeyStore::open_or_create(dir.join("keys.kks"), &secret, KdfParams::default())?;
-        let ring_path = dir.join("ring.json");
-        let ring = if ring_path.exists() {
-            KeyRing::from_json(&std::fs::read_to_string(&ring_path)?)?
+        let store_path = dir.join("keys.kks");
+        let trail_path = dir.join("audit.jsonl");
+        if dir.join("ring.json").exists() {
+            return Err(tampered(
+                "this home has a ring.json: it was written by a kekring that kept the key ring \
+                 outside the key store, which this version does not read",
+            ));
+        }
+        let store = if store_path.exists() {
+            KeyStore::open(&store_path, &secret)?
         } else {
-            KeyRing::new()
+            // Never a fresh store beside an existing trail: that is a deleted store.
+            if std::fs::metadata(&trail_path).is_ok_and(|m| m.len() > 0) {
+                return Err(tampered(
+                    "the home has an audit trail but no key store: restore keys.kks; kekring \
+                     does not start a fresh store beside existing state",
+                ));
+            }
+            KeyStore::create(&store_path, &secret, KdfParams::default())?
         };
-        let audit_path = dir.join("audit.jsonl");
-        let head = if audit_path.exists() {
-            audit::verify(&JsonLinesSink::read(&audit_path)?)?
+        let key = AuditKey::from_bytes(*store.derive_key(AUDIT_KEY_LABEL)?);
+        let state: HomeState = if store.app_state().is_empty() {
+            if store.locators().next().is_some() {
+                return Err(tampered(
+                    "the key store holds keys but no key ring: it was written by an earlier \
+                     kekring or edited",
+                ));
+            }
+            HomeState {
+                ring: KeyRing::new(),
+                audit_head: ChainHead::genesis(),
+                pending: Vec::new(),
+            }
         } else {
-            ChainHead::genesis()
+            serde_json::from_slice(store.app_state())
+                .map_err(|e| tampered(format!("the key store's state does not parse: {e}")))?
         };
-        let audit = AuditLog::resume(Arc::new(JsonLinesSink::open(&audit_path)?), &head)?;
+        // The trail must end exactly at the anchored head once the last command's
+        // pending records are in; more records than the store knows means the store was
+        // rolled back.
+        let mut records = read_trail(&trail_path)?;
+        let anchored = state.audit_head.len;
+        let found = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        if found > anchored {
+            return Err(tampered(format!(
+                "the audit trail has {found} records but the key store anchors {anchored}: \
+                 the key store was rolled back"
+            )));
+        }
+        let missing: Vec<AuditRecord> = state
+            .pending
+            .iter()
+            .filter(|r| r.seq >= found)
+            .cloned()
+            .collect();
+        if found.saturating_add(u64::try_from(missing.len()).unwrap_or(0)) != anchored {
+            return Err(AuditError::Truncated { anchored, found }.into());
+        }
+        records.extend(missing.iter().cloned());
+        let verified = audit::verify_anchored(&key, &state.audit_head, &records)?;
+        if verified.head != state.audit_head {
+            return Err(AuditError::Diverged { seq: anchored }.into());
+        }
+        if !missing.is_empty() {
+            append_trail(&trail_path, &missing)?;
+        }
+        // Pending records are cleared from the store once the trail has them.
+        let store_changed = !state.pending.is_empty();
+        let buffer = Arc::new(MemorySink::new());
+        let log = AuditLog::resume(buffer.clone(), verified)?;
+        let backend = Arc::new(store.backend()?);
+        let ring = SharedKeyRing::new(state.ring);
+        let env = Envelope::builder()
+            .backend(backend.clone())
+            .key_ring(ring.clone())
+            .audit(log.clone())
+            .build()?;
+        let ring_generation = ring.read(KeyRing::generation);
         Ok(Self {
             dir: dir.to_path_buf(),
             store,
-            ring: SharedKeyRing::new(ring),
-            audit,
+            backend,
+            ring,
+            buffer,
+            log,
+            env,
+            ring_generation,
+            store_changed,
             _lock: lock,
         })
     }
 
-    fn save_ring(&self) -> Result<(), Failure> {
-        write_atomic(
-            &self.dir.join("ring.json"),
-            self.ring.snapshot().to_json().as_bytes(),
-        )
+    /// Saves what the command changed. The ring, the keys, the audit head and the
+    /// command's records go into the key store first; then the records are appended to
+    /// the trail; then the store is saved again with no records pending. A crash after
+    /// the first save leaves records pending, which the next command appends; once the
+    /// append is confirmed, a trail shorter than the anchored head can only have been
+    /// cut. Runs whether the command succeeded or not (denials are recorded too).
+    fn finish(mut self) -> Result<(), Failure> {
+        self.env.flush_audit()?;
+        let pending = self.buffer.take();
+        let ring = self.ring.snapshot();
+        if pending.is_empty() && !self.store_changed && ring.generation() == self.ring_generation {
+            return Ok(());
+        }
+        let head = self.log.head();
+        if !pending.is_empty() {
+            self.save_state(&ring, &head, &pending)?;
+            // Debug builds only: the tests simulate a crash between the two writes.
+            #[cfg(debug_assertions)]
+            if std::env::var_os("KEKRING_TEST_CRASH_AFTER_STATE_SAVE").is_some() {
+                std::process::exit(9);
+            }
+            append_trail(&self.dir.join("audit.jsonl"), &pending)?;
+        }
+        self.save_state(&ring, &head, &[])
     }
 
-    fn envelope(&self) -> Result<Envelope, Failure> {
-        Ok(Envelope::builder()
-            .backend(Arc::new(self.store.backend()?))
-            .key_ring(self.ring.clone())
-            .audit(self.audit.clone())
-            .build()?)
-    }
-
-    fn transition(
+    fn save_state(
         &mut self,
-        f: impl FnOnce(
-            &KeyRing,
-        )
-            -> Result<(KeyRing, Vec<kekring::lifecycle::LifecycleEvent>), LifecycleError>,
+        ring: &KeyRing,
+        head: &ChainHead,
+        pending: &[AuditRecord],
     ) -> Result<(), Failure> {
-        // Compute, audit, then save: no saved state change goes unaudited.
-        let now = SystemClock.now();
-        let (next, events) = f(&self.ring.snapshot())?;
-        self.audit.append_lifecycle(now, events)?;
-        self.ring = SharedKeyRing::new(next);
-        self.save_ring()?;
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ring: &'a KeyRing,
+            audit_head: &'a ChainHead,
+            pending: &'a [AuditRecord],
+        }
+        let bytes = serde_json::to_vec(&Out {
+            ring,
+            audit_head: head,
+            pending,
+        })
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("could not encode the home state: {e}"),
+        })?;
+        self.store.set_app_state(bytes)?;
+        self.store.save()?;
         Ok(())
     }
 
-    /// Generates the KEK in the key store only once the ring transition it is for has been
-    /// tried on a copy of the ring: a refused transition leaves no orphan key.
-    #[allow(clippy::too_many_arguments)]
-    fn new_key(
-        &mut self,
-        scope: &Scope,
-        version: u32,
-        algorithm: WrapAlgorithm,
-        overlap_seconds: u64,
-        cadence: Option<Cadence>,
-        transition: impl Fn(
-            &KeyRing,
-            NewKek,
-        ) -> Result<
-            (KeyRing, Vec<kekring::lifecycle::LifecycleEvent>),
-            LifecycleError,
-        >,
-    ) -> Result<(), Failure> {
-        let reference =
-            KekRef::new(&scope.tenant, &scope.purpose, version).map_err(|e| bad(e.to_string()))?;
+    /// Generates a KEK in the key store under a locator no key has had, and makes it
+    /// available to the envelope (the store is saved with the ring at the end).
+    fn new_key(&mut self, reference: &KekRef, algorithm: WrapAlgorithm) -> Result<String, Failure> {
         let locator = reference.to_string();
-        let mut new = NewKek::new(reference, BackendId::Local, locator.clone(), algorithm)
-            .overlap_seconds(overlap_seconds);
-        if let Some(c) = cadence {
-            new = new.cadence(c);
+        if self.store.get(&locator).is_some() {
+            return Err(tampered(format!(
+                "the key store already holds material under {locator}, which the key ring does \
+                 not name: refusing to reuse it"
+            )));
         }
-        transition(&self.ring.snapshot(), new.clone())?;
-        if self.store.get(&locator).is_none() {
-            self.store.generate(&locator, algorithm)?;
-            self.store.save()?;
-        }
-        self.transition(|r| transition(r, new))
+        self.store.generate(&locator, algorithm)?;
+        let kek = self.store.get(&locator).cloned().ok_or_else(|| Failure {
+            code: 1,
+            message: "the generated key is missing".to_owned(),
+        })?;
+        self.backend
+            .insert_shared(KekLocator::new(locator.clone()), kek)?;
+        self.store_changed = true;
+        Ok(locator)
     }
 }
 
 fn context(scope: &Scope, object: &str, class: &str) -> Result<Context, Failure> {
     let class = Classification::parse(class).map_err(|e| bad(e.to_string()))?;
     Ok(Context::new(&scope.tenant, &scope.purpose, object, class)?)
+}
+
+fn names(scope: &Scope) -> Result<(kekring::Name, kekring::Name), Failure> {
+    Ok((
+        kekring::Name::new("tenant", &scope.tenant).map_err(|e| bad(e.to_string()))?,
+        kekring::Name::new("purpose", &scope.purpose).map_err(|e| bad(e.to_string()))?,
+    ))
+}
+
+/// Every sealed file of `dir` as a bulk item of `scope` (file name = object id, the
+/// classification from its header).
+fn items(scope: &Scope, dir: &Path) -> Result<Vec<BulkItem>, Failure> {
+    let mut out = Vec::new();
+    for (name, bytes) in files(dir)? {
+        let (h, _) =
+            SealedHeader::decode_prefix(&bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+        let ctx = Context::new(
+            &scope.tenant,
+            &scope.purpose,
+            &name,
+            h.wrapped_dek().classification().clone(),
+        )?;
+        out.push(BulkItem::new(name, ctx, BulkItemKind::Sealed, bytes));
+    }
+    Ok(out)
+}
+
+fn report_check(what: &str, check: &kekring::envelope::RetireCheck) {
+    for (id, e) in &check.unreadable {
+        eprintln!("{id}: does not open without the KEK: {e}");
+    }
+    println!(
+        "{what}: {} files scanned, {} name the KEK, {} opened without it, {} did not",
+        check.scanned,
+        check.outstanding,
+        check.verified,
+        check.unreadable.len()
+    );
 }
 
 fn header_text(bytes: &[u8], json: bool) -> Result<String, Failure> {
@@ -461,29 +694,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
         println!("{}", header_text(&std::fs::read(file)?, *json)?);
         return Ok(());
     }
-    if let Command::Audit {
-        command: AuditCommand::Verify { expect_head },
-    } = &cli.command
-    {
-        let path = cli.home.join("audit.jsonl");
-        let records = JsonLinesSink::read(&path)?;
-        let head = audit::verify(&records)?;
-        if let Some(expected) = expect_head
-            && *expected != head.hash
-        {
-            return Err(Failure {
-                code: 1,
-                message: format!(
-                    "audit chain head is {}, expected {expected}: records were cut or added",
-                    head.hash
-                ),
-            });
-        }
-        println!("audit chain OK: {} records, head {}", head.len, head.hash);
-        return Ok(());
-    }
     let mut home = Home::open(&cli.home)?;
-    match cli.command {
+    let result = command(&mut home, cli.command);
+    let finished = home.finish();
+    match (result, finished) {
+        (Err(e), Err(f)) => Err(Failure {
+            code: e.code,
+            message: format!("{}; and saving the home failed: {}", e.message, f.message),
+        }),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
+    let env = home.env.clone();
+    match command {
         Command::Keygen {
             scope,
             algorithm,
@@ -492,48 +718,44 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let alg = WrapAlgorithm::from_name(&algorithm)
                 .ok_or_else(|| bad(format!("unknown algorithm {algorithm}")))?;
+            let (tenant, purpose) = names(&scope)?;
             let next = home
                 .ring
                 .read(|r| {
                     r.records()
                         .filter(|k| {
-                            k.reference.tenant().as_str() == scope.tenant
-                                && k.reference.purpose().as_str() == scope.purpose
+                            k.reference.tenant() == &tenant && k.reference.purpose() == &purpose
                         })
                         .map(|k| k.reference.version())
                         .max()
                 })
                 .map_or(1, |v| v.saturating_add(1));
+            let reference = KekRef::from_parts(tenant, purpose, next)
+                .map_err(|e| Failure::from(Error::from(e)))?;
+            let mut new = NewKek::new(reference.clone(), BackendId::Local, "", alg)
+                .overlap_seconds(overlap_days.saturating_mul(86_400));
+            if let Some(days) = cadence_days {
+                new = new.cadence(Cadence { days });
+            }
             let now = SystemClock.now();
-            home.new_key(
-                &scope,
-                next,
-                alg,
-                overlap_days.saturating_mul(86_400),
-                cadence_days.map(|days| Cadence { days }),
-                |r, new| r.register(new, now),
-            )?;
-            println!(
-                "generated {}/{}/v{next} ({alg})",
-                scope.tenant, scope.purpose
-            );
+            // Tried on a copy first: a refused registration leaves no orphan key.
+            home.ring.read(|r| r.register(new.clone(), now))?;
+            new.locator = home.new_key(&reference, alg)?;
+            home.ring.apply(|r| r.register(new, now))?;
+            println!("generated {reference} ({alg})");
         }
         Command::Seal { object: o } => {
             let ctx = context(&o.scope, &o.object, &o.class)?;
-            let sealed =
-                pollster::block_on(home.envelope()?.seal(&ctx, &std::fs::read(&o.input)?))?;
-            write_atomic(&o.output, &sealed)?;
+            let sealed = pollster::block_on(env.seal(&ctx, &std::fs::read(&o.input)?))?;
+            write_atomic(&o.output, &sealed, SEALED_MODE)?;
         }
         Command::Open { object: o } => {
             let ctx = context(&o.scope, &o.object, &o.class)?;
-            let plain = pollster::block_on(home.envelope()?.open(&ctx, &std::fs::read(&o.input)?))?;
-            write_atomic(&o.output, &plain)?;
+            let plain = pollster::block_on(env.open(&ctx, &std::fs::read(&o.input)?))?;
+            write_atomic(&o.output, &plain, PLAINTEXT_MODE)?;
         }
         Command::Rotate { scope } => {
-            let (tenant, purpose) = (
-                kekring::Name::new("tenant", &scope.tenant).map_err(|e| bad(e.to_string()))?,
-                kekring::Name::new("purpose", &scope.purpose).map_err(|e| bad(e.to_string()))?,
-            );
+            let (tenant, purpose) = names(&scope)?;
             let current = home
                 .ring
                 .read(|r| r.active(&tenant, &purpose).cloned())
@@ -541,19 +763,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     code: 4,
                     message: format!("{tenant}/{purpose} has no active KEK"),
                 })?;
-            let next = current.reference.version().saturating_add(1);
+            let next = KekRef::from_parts(
+                tenant.clone(),
+                purpose.clone(),
+                current.reference.version().saturating_add(1),
+            )
+            .map_err(|e| Failure::from(Error::from(e)))?;
+            let mut new = NewKek::new(next.clone(), BackendId::Local, "", current.algorithm)
+                .overlap_seconds(current.overlap_seconds);
+            if let Some(c) = current.cadence {
+                new = new.cadence(c);
+            }
             let now = SystemClock.now();
-            home.new_key(
-                &scope,
-                next,
-                current.algorithm,
-                current.overlap_seconds,
-                current.cadence,
-                |r, new| r.rotate(new, now),
-            )?;
+            home.ring.read(|r| r.rotate(new.clone(), now))?;
+            new.locator = home.new_key(&next, current.algorithm)?;
+            home.ring.apply(|r| r.rotate(new, now))?;
             println!(
-                "rotated {tenant}/{purpose}: v{} deprecated, v{next} active",
-                current.reference.version()
+                "rotated {tenant}/{purpose}: v{} deprecated, v{} active",
+                current.reference.version(),
+                next.version()
             );
         }
         Command::Revoke {
@@ -564,23 +792,49 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let r = KekRef::new(&scope.tenant, &scope.purpose, version)
                 .map_err(|e| bad(e.to_string()))?;
             let now = SystemClock.now();
-            home.transition(|ring| ring.revoke(&r, now, &reason))?;
+            home.ring.apply(|ring| ring.revoke(&r, now, &reason))?;
             println!("revoked {r}");
         }
         Command::Retire {
             scope,
             version,
             dir,
+            sample,
             force,
         } => {
             let r = KekRef::new(&scope.tenant, &scope.purpose, version)
                 .map_err(|e| bad(e.to_string()))?;
-            let all = files(&dir)?;
-            let scan = scan_objects(all.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-            let outstanding = scan.outstanding(&r);
-            let now = SystemClock.now();
-            home.transition(|ring| ring.retire(&r, now, outstanding, force))?;
+            let mut opts = RetireOptions::new().force(force);
+            if let Some(n) = sample {
+                opts = opts.sample(n);
+            }
+            let check = pollster::block_on(env.retire_kek(&r, items(&scope, &dir)?, opts))?;
+            report_check("retire", &check);
             println!("retired {r}");
+        }
+        Command::Destroy {
+            scope,
+            version,
+            dir,
+            sample,
+            force,
+        } => {
+            let r = KekRef::new(&scope.tenant, &scope.purpose, version)
+                .map_err(|e| bad(e.to_string()))?;
+            let locator = home
+                .ring
+                .read(|ring| ring.get(&r).map(|k| k.locator.clone()))
+                .ok_or_else(|| bad(format!("no KEK {r} in the key ring")))?;
+            let mut opts = RetireOptions::new().force(force);
+            if let Some(n) = sample {
+                opts = opts.sample(n);
+            }
+            let check = pollster::block_on(env.destroy_kek(&r, items(&scope, &dir)?, opts))?;
+            report_check("destroy", &check);
+            // The envelope removed the key from its backend; the store's copy goes too.
+            home.store.remove(&locator);
+            home.store_changed = true;
+            println!("destroyed {r}: its key material is removed from the key store");
         }
         Command::Rewrap {
             scope,
@@ -588,19 +842,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             concurrency,
             break_glass,
         } => {
-            let env = home.envelope()?;
-            let mut items = Vec::new();
-            for (name, bytes) in files(&dir)? {
-                let (h, _) =
-                    SealedHeader::decode_prefix(&bytes).map_err(|e| bad(format!("{name}: {e}")))?;
-                let ctx = Context::new(
-                    &scope.tenant,
-                    &scope.purpose,
-                    &name,
-                    h.wrapped_dek().classification().clone(),
-                )?;
-                items.push(BulkItem::new(name, ctx, BulkItemKind::Sealed, bytes));
-            }
+            let items = items(&scope, &dir)?;
             let total = items.len();
             let tty = std::io::stderr().is_terminal();
             let mut failed = 0u64;
@@ -611,7 +853,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
              -> Result<(), Failure> {
                 match outcome {
                     Ok((bytes, RewrapOutcome::Rewrapped)) => {
-                        write_atomic(&dir.join(id), &bytes)?;
+                        write_atomic(&dir.join(id), &bytes, SEALED_MODE)?;
                         rewrapped += 1;
                     }
                     Ok(_) => {}
@@ -696,7 +938,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
-        Command::Inspect { .. } | Command::Audit { .. } => {}
+        Command::Audit {
+            command: AuditCommand::Verify { expect_head },
+        } => {
+            // Opening the home verified the trail under its key and its anchored head.
+            let head = home.log.head();
+            if let Some(expected) = expect_head
+                && expected != head.mac
+            {
+                return Err(tampered(format!(
+                    "audit trail head is {}, expected {expected}: the home was rolled back or \
+                     records were added",
+                    head.mac
+                )));
+            }
+            println!("audit chain OK: {} records, head {}", head.len, head.mac);
+        }
+        Command::Inspect { .. } => {}
     }
     Ok(())
 }
