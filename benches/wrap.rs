@@ -19,6 +19,7 @@ use ml_kem::kem::Decapsulate;
 use ml_kem::{B32, MlKem768, MlKem1024, Seed};
 use p256::pkcs8::DecodePrivateKey;
 
+#[cfg(feature = "local-rsa")]
 fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
     rand_core::UnwrapErr(getrandom::SysRng)
 }
@@ -115,8 +116,9 @@ fn bench(c: &mut Criterion) {
                     b.iter(|| black_box(sk.diffie_hellman(&pk)))
                 });
             }
+            #[cfg(feature = "local-rsa")]
             LocalKek::Rsa(_) => {
-                let sk = rsa::RsaPrivateKey::from_pkcs8_der(&material).unwrap();
+                let sk = rsa::PrivateKey::from_pkcs8_der(&material).unwrap();
                 let pk = sk.to_public_key();
                 let pad = || rsa::Oaep::<rsa::sha2::Sha256>::new();
                 let ct = pk.encrypt(&mut rng(), pad(), &[1u8; 32]).unwrap();

@@ -1,9 +1,9 @@
 //! Quickstart on the embedded local backend, no cloud account.
 //!
 //! First run: creates a key store (`.kekring-quickstart/keys.kks`) holding an ML-KEM-768
-//! KEK and an RSA-3072 KEK, seals a Restricted object under ML-KEM-768 and writes it to
-//! `.kekring-quickstart/payroll.sealed`, and shows the default profile refusing the RSA
-//! KEK for Restricted data. Second run: reopens the store and opens the object.
+//! KEK and a P-256 KEK, seals a Restricted object under ML-KEM-768 and writes it to
+//! `.kekring-quickstart/payroll.sealed`, and shows the default profile refusing the
+//! classical P-256 KEK for Restricted data. Second run: reopens the store and opens the object.
 //!
 //! The master secret comes from `KEKRING_MASTER_SECRET` (or a file named by
 //! `KEKRING_MASTER_SECRET_FILE`). Without either, the quickstart uses a fixed demo secret
@@ -47,9 +47,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret = master_secret()?;
     let mut store = KeyStore::open_or_create(&store_path, &secret, KdfParams::default())?;
     if store.get("acme/payroll/v1").is_none() {
-        println!("first run: generating an ML-KEM-768 KEK and an RSA-3072 KEK");
+        println!("first run: generating an ML-KEM-768 KEK and a P-256 KEK");
         store.generate("acme/payroll/v1", WrapAlgorithm::MlKem768)?;
-        store.generate("acme/payroll-rsa/v1", WrapAlgorithm::RsaOaepSha256_3072)?;
+        store.generate("acme/payroll-ecdh/v1", WrapAlgorithm::P256EcdhEs)?;
         store.save()?;
     }
     println!(
@@ -59,10 +59,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 2. An envelope over the store's keys: payroll data of tenant "acme" is wrapped
-    //    under the ML-KEM-768 KEK; the RSA KEK serves purpose "payroll-rsa".
+    //    under the ML-KEM-768 KEK; the P-256 KEK serves purpose "payroll-ecdh".
     let backend = Arc::new(store.backend()?);
     let mlkem = KekRef::new("acme", "payroll", 1)?;
-    let rsa = KekRef::new("acme", "payroll-rsa", 1)?;
+    let ecdh = KekRef::new("acme", "payroll-ecdh", 1)?;
     let envelope = Envelope::builder()
         .backend(backend)
         .kek(KekBinding::new(
@@ -72,13 +72,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             WrapAlgorithm::MlKem768,
         ))
         .kek(KekBinding::new(
-            rsa.clone(),
+            ecdh.clone(),
             BackendId::Local,
-            kekring::KekLocator::new("acme/payroll-rsa/v1"),
-            WrapAlgorithm::RsaOaepSha256_3072,
+            kekring::KekLocator::new("acme/payroll-ecdh/v1"),
+            WrapAlgorithm::P256EcdhEs,
         ))
         .route(Route::new(mlkem))
-        .route(Route::new(rsa))
+        .route(Route::new(ecdh))
         .build()?;
 
     // 3. Seal on the first run, open on every later one.
@@ -122,21 +122,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("expected a context refusal, got {other:?}").into()),
     }
 
-    // 5. The default profile refuses to wrap Restricted data under the RSA KEK (classical,
-    //    breakable by a quantum computer), before the backend is called.
-    let rsa_ctx = Context::new(
+    // 5. The default profile refuses to wrap Restricted data under the P-256 KEK
+    //    (classical, breakable by a quantum computer), before the backend is called.
+    let ecdh_ctx = Context::new(
         "acme",
-        "payroll-rsa",
+        "payroll-ecdh",
         "payroll-2026-11",
         Classification::Restricted,
     )?;
-    match envelope.seal(&rsa_ctx, b"salaries").await {
-        Err(e @ Error::Policy(_)) => println!("Restricted under RSA-3072: {e}"),
+    match envelope.seal(&ecdh_ctx, b"salaries").await {
+        Err(e @ Error::Policy(_)) => println!("Restricted under P-256 ECDH: {e}"),
         other => return Err(format!("expected a policy refusal, got {other:?}").into()),
     }
     // Internal data may use it.
-    let internal = Context::new("acme", "payroll-rsa", "handbook", Classification::Internal)?;
+    let internal = Context::new("acme", "payroll-ecdh", "handbook", Classification::Internal)?;
     let ok = envelope.seal(&internal, b"employee handbook").await?;
-    println!("Internal under RSA-3072: sealed {} bytes", ok.len());
+    println!("Internal under P-256 ECDH: sealed {} bytes", ok.len());
     Ok(())
 }

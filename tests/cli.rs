@@ -254,17 +254,17 @@ fn exit_codes_distinguish_failures() {
     std::fs::write(c.work.join("plain.txt"), b"x").unwrap();
     c.ok(&[
         &["keygen"],
-        &scope("rsa")[..],
-        &["--algorithm", "rsa3072-oaep-sha256"],
+        &scope("ecdh")[..],
+        &["--algorithm", "p256-ecdh-es"],
     ]
     .concat());
-    // Policy: Restricted data under RSA.
+    // Policy: Restricted data under a classical KEK.
     let out = c.path("objs/r");
     assert_eq!(
         c.code(
             &[
                 &["seal"],
-                &scope("rsa")[..],
+                &scope("ecdh")[..],
                 &[
                     "--object",
                     "r",
@@ -282,7 +282,7 @@ fn exit_codes_distinguish_failures() {
     );
     c.ok(&[
         &["seal"],
-        &scope("rsa")[..],
+        &scope("ecdh")[..],
         &[
             "--object",
             "r",
@@ -308,7 +308,7 @@ fn exit_codes_distinguish_failures() {
             "--tenant",
             "globex",
             "--purpose",
-            "rsa",
+            "ecdh",
             "--object",
             "r",
             "--class",
@@ -325,7 +325,7 @@ fn exit_codes_distinguish_failures() {
         c.code(
             &[
                 &["open"],
-                &scope("rsa")[..],
+                &scope("ecdh")[..],
                 &[
                     "--object", "other", "--class", "internal", "--in", &out, "--out", "o"
                 ]

@@ -156,11 +156,12 @@ async fn a_copy_under_another_purpose_behind_a_decoy_is_refused() {
 }
 
 /// Item 1: the copy used at open must satisfy the profile for the object's
-/// classification: a Restricted object whose only usable copy is RSA is refused.
+/// classification: a Restricted object whose only usable copy is classical (here P-256
+/// ECDH; RSA alike) is refused.
 #[tokio::test]
-async fn a_restricted_object_whose_only_copy_is_rsa_is_refused_at_open() {
+async fn a_restricted_object_whose_only_copy_is_classical_is_refused_at_open() {
     let local = Arc::new(LocalBackend::new());
-    let alg = WrapAlgorithm::RsaOaepSha256_3072;
+    let alg = WrapAlgorithm::P256EcdhEs;
     let ring = ring_with(&local, &[("docs", 1, alg)]).await;
     let env = Envelope::builder()
         .backend(local.clone())
@@ -168,12 +169,12 @@ async fn a_restricted_object_whose_only_copy_is_rsa_is_refused_at_open() {
         .build()
         .unwrap();
     let restricted = ctx("docs", "secret", Classification::Restricted);
-    // The envelope itself refuses to wrap Restricted data under RSA...
+    // The envelope itself refuses to wrap Restricted data under a classical KEK...
     assert!(matches!(
         env.generate_data_key(&restricted).await,
         Err(Error::Policy(_))
     ));
-    // ...so a Restricted RSA wrap was made by someone else with the public key.
+    // ...so a Restricted classical wrap was made by someone else with the public key.
     let dek = kekring::DataKey::generate().unwrap();
     let e = forge_entry(&local, &ring, &kref("docs", 1), alg, &dek, &restricted).await;
     let forged = WrappedDek::new(Classification::Restricted, vec![e])
@@ -182,7 +183,7 @@ async fn a_restricted_object_whose_only_copy_is_rsa_is_refused_at_open() {
     let got = env.unwrap_data_key(&restricted, &forged).await;
     assert!(
         matches!(got, Err(Error::Policy(_))),
-        "a Restricted DEK opened through an RSA copy: {got:?}"
+        "a Restricted DEK opened through a classical copy: {got:?}"
     );
 }
 
@@ -365,7 +366,7 @@ async fn a_break_glass_read_is_recorded_where_it_is_granted() {
 async fn a_refused_rewrap_calls_no_backend() {
     let counting = Arc::new(Counting::new());
     let aes = WrapAlgorithm::Aes256Kw;
-    let rsa = WrapAlgorithm::RsaOaepSha256_3072;
+    let classical = WrapAlgorithm::P256EcdhEs;
     let ring = ring_with(&counting.inner, &[("docs", 1, aes)]).await;
     let env = Envelope::builder()
         .backend(counting.clone())
@@ -374,15 +375,20 @@ async fn a_refused_rewrap_calls_no_backend() {
         .unwrap();
     let c = ctx("docs", "o", Classification::Restricted);
     let dk = env.generate_data_key(&c).await.unwrap();
-    // The scope rotates to an RSA KEK, which the profile refuses for Restricted data.
+    // The scope rotates to a classical KEK, which the profile refuses for Restricted data.
     let d = counting
         .inner
-        .create_kek(&KekSpec::new(rsa, "docs-2"))
+        .create_kek(&KekSpec::new(classical, "docs-2"))
         .await
         .unwrap();
     ring.apply(|r| {
         r.rotate(
-            NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), rsa),
+            NewKek::new(
+                kref("docs", 2),
+                BackendId::Local,
+                d.locator.as_str(),
+                classical,
+            ),
             T0 + 1,
         )
     })

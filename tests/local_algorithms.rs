@@ -32,6 +32,14 @@ fn backend() -> &'static Arc<LocalBackend> {
     })
 }
 
+/// The asymmetric local algorithms compiled in.
+fn asymmetric() -> Vec<WrapAlgorithm> {
+    LOCAL_ALGORITHMS
+        .into_iter()
+        .filter(|a| a.family() != kekring::Family::Symmetric256)
+        .collect()
+}
+
 fn purpose(alg: WrapAlgorithm) -> String {
     alg.name().to_owned()
 }
@@ -163,18 +171,12 @@ async fn default_profile_keeps_restricted_off_classical_kems() {
 async fn public_only_keks_wrap_but_do_not_unwrap() {
     let full = backend();
     let sealer = Arc::new(LocalBackend::new());
-    for alg in [
-        WrapAlgorithm::RsaOaepSha256_3072,
-        WrapAlgorithm::RsaOaepSha256_4096,
-        WrapAlgorithm::P256EcdhEs,
-        WrapAlgorithm::MlKem768,
-        WrapAlgorithm::MlKem1024,
-        WrapAlgorithm::HybridP256MlKem768,
-    ] {
+    for alg in asymmetric() {
         let kek = full
             .get_shared(&kekring::KekLocator::new(alg.name()))
             .unwrap();
         let public = match kek.as_ref() {
+            #[cfg(feature = "local-rsa")]
             LocalKek::Rsa(k) => LocalKek::Rsa(k.public_only()),
             LocalKek::P256(k) => LocalKek::P256(k.public_only()),
             LocalKek::MlKem(k) => LocalKek::MlKem(k.public_only()),
@@ -188,14 +190,7 @@ async fn public_only_keks_wrap_but_do_not_unwrap() {
     }
     let seal_only = envelope_for(&["acme"], sealer);
     let full_env = envelope_for(&["acme"], full.clone());
-    for alg in [
-        WrapAlgorithm::RsaOaepSha256_3072,
-        WrapAlgorithm::RsaOaepSha256_4096,
-        WrapAlgorithm::P256EcdhEs,
-        WrapAlgorithm::MlKem768,
-        WrapAlgorithm::MlKem1024,
-        WrapAlgorithm::HybridP256MlKem768,
-    ] {
+    for alg in asymmetric() {
         let c = ctx("acme", alg, "o", Classification::Internal);
         let sealed = seal_only
             .seal(&c, b"sealed by a service with no private key")
@@ -279,14 +274,27 @@ fn wrong_lengths_and_foreign_material_are_typed_errors() {
         MaterialKind::Public,
         &[1; 32],
     ));
-    let rsa3072 = backend()
-        .get_shared(&kekring::KekLocator::new("rsa3072-oaep-sha256"))
-        .unwrap();
-    let (_, der) = rsa3072.export_material().unwrap();
-    invalid(LocalKek::import_material(
-        WrapAlgorithm::RsaOaepSha256_4096,
-        MaterialKind::Private,
-        &der,
+    #[cfg(feature = "local-rsa")]
+    {
+        let rsa3072 = backend()
+            .get_shared(&kekring::KekLocator::new("rsa3072-oaep-sha256"))
+            .unwrap();
+        let (_, der) = rsa3072.export_material().unwrap();
+        invalid(LocalKek::import_material(
+            WrapAlgorithm::RsaOaepSha256_4096,
+            MaterialKind::Private,
+            &der,
+        ));
+    }
+    // Without the feature, RSA material is refused as an algorithm not offered.
+    #[cfg(not(feature = "local-rsa"))]
+    assert!(matches!(
+        LocalKek::import_material(
+            WrapAlgorithm::RsaOaepSha256_3072,
+            MaterialKind::Private,
+            &[0x30; 64],
+        ),
+        Err(Error::Misuse(MisuseError::AlgorithmNotOffered { .. }))
     ));
     // Every algorithm's material round-trips.
     for alg in LOCAL_ALGORITHMS {

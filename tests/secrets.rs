@@ -190,6 +190,7 @@ async fn no_secret_of_any_local_key_type_leaks() {
                 .unwrap()
                 .to_bytes()
                 .to_vec(),
+            #[cfg(feature = "local-rsa")]
             LocalKek::Rsa(_) => material[material.len() - 64..].to_vec(),
             _ => material.to_vec(),
         };
@@ -213,7 +214,14 @@ async fn no_secret_of_any_local_key_type_leaks() {
     }
     // The key store file holds no key material in the clear.
     let file = std::fs::read(dir.join("k.kks")).unwrap();
-    assert!(file.len() > 4000, "the saved store holds every key");
+    assert_eq!(
+        KeyStore::open(dir.join("k.kks"), &secret)
+            .unwrap()
+            .locators()
+            .count(),
+        LOCAL_ALGORITHMS.len(),
+        "the saved store holds every key"
+    );
     for alg in LOCAL_ALGORITHMS {
         let (_, material) = store.get(alg.name()).unwrap().export_material().unwrap();
         let tail = &material[material.len() - 16..];

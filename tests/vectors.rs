@@ -40,7 +40,18 @@ fn envelope(doc: &Value) -> Envelope {
             .unwrap();
         assert_eq!(k["kind"], "private");
         let material = hex::decode(k["material_hex"].as_str().unwrap()).unwrap();
-        let kek = LocalKek::import_material(alg, MaterialKind::Private, &material).unwrap();
+        let imported = LocalKek::import_material(alg, MaterialKind::Private, &material);
+        if !offered(alg) {
+            // RSA without the `local-rsa` feature: refused, and its vectors with it.
+            assert!(matches!(
+                imported,
+                Err(Error::Misuse(
+                    kekring::MisuseError::AlgorithmNotOffered { .. }
+                ))
+            ));
+            continue;
+        }
+        let kek = imported.unwrap();
         let purpose = k["purpose"].as_str().unwrap();
         let loc = KekLocator::new(format!("v-{purpose}"));
         local.insert(loc.clone(), kek).unwrap();
@@ -53,6 +64,28 @@ fn envelope(doc: &Value) -> Envelope {
     b.profile(Profile::default().allow_family(pci, Family::Symmetric256))
         .build()
         .unwrap()
+}
+
+fn offered(alg: WrapAlgorithm) -> bool {
+    kekring::providers::local::LOCAL_ALGORITHMS.contains(&alg)
+}
+
+/// Whether the vector's KEK is one this build's local backend offers.
+fn vector_offered(doc: &Value, v: &Value) -> bool {
+    let purpose = &v["context"]["purpose"];
+    doc["keks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| &k["purpose"] == purpose)
+        .all(|k| {
+            offered(
+                WrapAlgorithm::ALL
+                    .into_iter()
+                    .find(|a| a.name() == k["algorithm"].as_str().unwrap())
+                    .unwrap(),
+            )
+        })
 }
 
 fn context(c: &Value) -> Context {
@@ -94,6 +127,20 @@ async fn positive_vectors_open_and_reencode() {
     for v in doc["positive"].as_array().unwrap() {
         let bytes = hex::decode(v["bytes_hex"].as_str().unwrap()).unwrap();
         let ctx = context(&v["context"]);
+        if !vector_offered(&doc, v) {
+            let err = match v["kind"].as_str().unwrap() {
+                "sealed" => env.open(&ctx, &bytes).await.err(),
+                _ => env.unwrap_data_key(&ctx, &bytes).await.err(),
+            };
+            assert!(
+                matches!(
+                    err,
+                    Some(Error::KeyState(kekring::KeyStateError::UnknownKek(_)))
+                ),
+                "{err:?}"
+            );
+            continue;
+        }
         match v["kind"].as_str().unwrap() {
             "sealed" => {
                 let pt = env.open(&ctx, &bytes).await.unwrap();
@@ -150,6 +197,11 @@ async fn negative_vectors_fail_as_named() {
             other => panic!("unknown kind {other}"),
         };
         let err = err.unwrap_or_else(|| panic!("negative vector {name:?} was accepted"));
+        if !vector_offered(&doc, v) && kind(&err) == "KeyState(UnknownKek)" {
+            // Refused before its own fault is reached: this build has no KEK for it.
+            n += 1;
+            continue;
+        }
         assert_eq!(
             kind(&err),
             v["expect"].as_str().unwrap(),

@@ -275,20 +275,25 @@ impl Aes256GcmKey for Refusing {
 pub(crate) mod asym {
     use aws_lc_rs::agreement::{self, ECDH_P256, PrivateKey, UnparsedPublicKey};
     use aws_lc_rs::kem::{Ciphertext, DecapsulationKey, EncapsulationKey, ML_KEM_768, ML_KEM_1024};
+    #[cfg(feature = "local-rsa")]
     use aws_lc_rs::rsa::{
         OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
         PrivateDecryptingKey, PublicEncryptingKey,
     };
-    use zeroize::{Zeroize, Zeroizing};
+    #[cfg(feature = "local-rsa")]
+    use zeroize::Zeroize;
+    use zeroize::Zeroizing;
 
     use super::CryptoFailure;
 
     /// An RSA-OAEP-SHA-256 key pair (or public key).
+    #[cfg(feature = "local-rsa")]
     pub(crate) struct Rsa {
         public: OaepPublicEncryptingKey,
         private: Option<OaepPrivateDecryptingKey>,
     }
 
+    #[cfg(feature = "local-rsa")]
     impl Rsa {
         pub(crate) fn new(
             spki_der: &[u8],

@@ -9,7 +9,7 @@
 //! | [`WrapAlgorithm::Aes256Kw`] | `aes.rs` | the wrapping key is HKDF-SHA-256(KEK, info = binding) |
 //! | [`WrapAlgorithm::Aes256Kwp`] | `aes.rs` | as above, with its own salt |
 //! | [`WrapAlgorithm::Aes256GcmDerived`] | `aes.rs` | HKDF info: per-wrap salt, binding; the binding is also the AES-GCM AAD |
-//! | [`WrapAlgorithm::RsaOaepSha256_3072`], [`WrapAlgorithm::RsaOaepSha256_4096`] | `rsa.rs` | the binding is the OAEP label |
+//! | [`WrapAlgorithm::RsaOaepSha256_3072`], [`WrapAlgorithm::RsaOaepSha256_4096`] (feature `local-rsa`) | `rsa.rs` | the binding is the OAEP label |
 //! | [`WrapAlgorithm::P256EcdhEs`] | `p256.rs` | HKDF info: ephemeral key, recipient key, binding |
 //! | [`WrapAlgorithm::MlKem768`], [`WrapAlgorithm::MlKem1024`] | `mlkem.rs` | HKDF info: KEM ciphertext, binding |
 //! | [`WrapAlgorithm::HybridP256MlKem768`] | `hybrid.rs` | HKDF info: hybrid ciphertext, binding |
@@ -47,12 +47,14 @@ mod aes;
 mod hybrid;
 mod mlkem;
 mod p256;
+#[cfg(feature = "local-rsa")]
 mod rsa;
 
 pub use aes::Aes256Kek;
 pub use hybrid::{HYBRID_SEED_LEN, HybridKek};
 pub use mlkem::{MLKEM_SEED_LEN, MlKemKek};
 pub use p256::P256Kek;
+#[cfg(feature = "local-rsa")]
 pub use rsa::RsaKek;
 
 /// What one local key algorithm does.
@@ -173,7 +175,8 @@ fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, BackendError> {
 pub enum LocalKek {
     /// An AES-256 KEK (key wrap or AES-GCM).
     Aes256(Aes256Kek),
-    /// An RSA-OAEP-SHA-256 KEK (3072 or 4096 bits).
+    /// An RSA-OAEP-SHA-256 KEK (3072 or 4096 bits; feature `local-rsa`).
+    #[cfg(feature = "local-rsa")]
     Rsa(RsaKek),
     /// A P-256 ECDH-ES KEK.
     P256(P256Kek),
@@ -187,6 +190,7 @@ impl LocalKek {
     fn inner(&self) -> &dyn LocalAlgorithm {
         match self {
             LocalKek::Aes256(k) => k,
+            #[cfg(feature = "local-rsa")]
             LocalKek::Rsa(k) => k,
             LocalKek::P256(k) => k,
             LocalKek::MlKem(k) => k,
@@ -215,6 +219,7 @@ impl LocalKek {
             WrapAlgorithm::Aes256Kw
             | WrapAlgorithm::Aes256Kwp
             | WrapAlgorithm::Aes256GcmDerived => LocalKek::Aes256(Aes256Kek::generate(algorithm)?),
+            #[cfg(feature = "local-rsa")]
             WrapAlgorithm::RsaOaepSha256_3072 | WrapAlgorithm::RsaOaepSha256_4096 => {
                 LocalKek::Rsa(RsaKek::generate(algorithm)?)
             }
@@ -266,7 +271,9 @@ impl LocalKek {
         };
         let bytes = match self {
             LocalKek::Aes256(k) => Zeroizing::new(k.material().expose_secret().to_vec()),
+            #[cfg(feature = "local-rsa")]
             LocalKek::Rsa(k) if private => k.to_pkcs8_der()?,
+            #[cfg(feature = "local-rsa")]
             LocalKek::Rsa(k) => Zeroizing::new(k.public_key_der()?),
             LocalKek::P256(k) if private => k.to_pkcs8_der()?,
             LocalKek::P256(k) => Zeroizing::new(k.public_key_der()?),
@@ -299,9 +306,11 @@ impl LocalKek {
                 algorithm,
                 Aes256KeyMaterial::from_slice(bytes)?,
             )?),
+            #[cfg(feature = "local-rsa")]
             (WrapAlgorithm::RsaOaepSha256_3072 | WrapAlgorithm::RsaOaepSha256_4096, Private) => {
                 LocalKek::Rsa(RsaKek::from_pkcs8_der(bytes)?)
             }
+            #[cfg(feature = "local-rsa")]
             (WrapAlgorithm::RsaOaepSha256_3072 | WrapAlgorithm::RsaOaepSha256_4096, Public) => {
                 LocalKek::Rsa(RsaKek::from_public_key_der(bytes)?)
             }
@@ -321,6 +330,13 @@ impl LocalKek {
             (WrapAlgorithm::HybridP256MlKem768, Public) => {
                 LocalKek::Hybrid(HybridKek::from_encapsulation_key(bytes)?)
             }
+            _ if !LOCAL_ALGORITHMS.contains(&algorithm) => {
+                return Err(MisuseError::AlgorithmNotOffered {
+                    backend: BackendId::Local,
+                    algorithm,
+                }
+                .into());
+            }
             _ => {
                 return Err(MisuseError::InvalidKey {
                     reason: "no such key material for this algorithm",
@@ -339,13 +355,26 @@ impl LocalKek {
     }
 }
 
-/// The algorithms the local backend offers.
+/// The algorithms the local backend offers (RSA-OAEP with the `local-rsa` feature).
+#[cfg(feature = "local-rsa")]
 pub const LOCAL_ALGORITHMS: [WrapAlgorithm; 9] = [
     WrapAlgorithm::Aes256Kw,
     WrapAlgorithm::Aes256Kwp,
     WrapAlgorithm::Aes256GcmDerived,
     WrapAlgorithm::RsaOaepSha256_3072,
     WrapAlgorithm::RsaOaepSha256_4096,
+    WrapAlgorithm::P256EcdhEs,
+    WrapAlgorithm::MlKem768,
+    WrapAlgorithm::MlKem1024,
+    WrapAlgorithm::HybridP256MlKem768,
+];
+
+/// The algorithms the local backend offers (RSA-OAEP with the `local-rsa` feature).
+#[cfg(not(feature = "local-rsa"))]
+pub const LOCAL_ALGORITHMS: [WrapAlgorithm; 7] = [
+    WrapAlgorithm::Aes256Kw,
+    WrapAlgorithm::Aes256Kwp,
+    WrapAlgorithm::Aes256GcmDerived,
     WrapAlgorithm::P256EcdhEs,
     WrapAlgorithm::MlKem768,
     WrapAlgorithm::MlKem1024,

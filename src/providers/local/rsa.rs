@@ -15,7 +15,7 @@ use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+use rsa::{Oaep, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::{LocalAlgorithm, internal};
@@ -28,8 +28,8 @@ use crate::secret::DataKey;
 /// A local RSA-OAEP-SHA-256 KEK; public-only when imported from a public key.
 pub struct RsaKek {
     algorithm: WrapAlgorithm,
-    public: RsaPublicKey,
-    private: Option<RsaPrivateKey>,
+    public: PublicKey,
+    private: Option<PrivateKey>,
     // Read only by the aws-lc provider.
     #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
     fast: FastKey<Fast>,
@@ -41,7 +41,7 @@ type Fast = crate::crypto::awslc::asym::Rsa;
 type Fast = ();
 
 impl fmt::Debug for RsaKek {
-    // `RsaPrivateKey`'s own Debug would print its primes: never delegate to it.
+    // `PrivateKey`'s own Debug would print its primes: never delegate to it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RsaKek")
             .field("algorithm", &self.algorithm)
@@ -54,8 +54,8 @@ fn invalid(reason: &'static str) -> Error {
     MisuseError::InvalidKey { reason }.into()
 }
 
-fn algorithm_for(public: &RsaPublicKey) -> Result<WrapAlgorithm, Error> {
-    match public.n().bits() {
+fn algorithm_for(public: &PublicKey) -> Result<WrapAlgorithm, Error> {
+    match public.n().bit_width() {
         3072 => Ok(WrapAlgorithm::RsaOaepSha256_3072),
         4096 => Ok(WrapAlgorithm::RsaOaepSha256_4096),
         n if n < 3072 => Err(invalid("RSA keys below 3072 bits are refused")),
@@ -89,12 +89,12 @@ impl RsaKek {
             WrapAlgorithm::RsaOaepSha256_4096 => 4096,
             _ => return Err(invalid("not an RSA-OAEP algorithm")),
         };
-        let private = RsaPrivateKey::new(&mut rng(), bits)
+        let private = PrivateKey::new(&mut rng(), bits)
             .map_err(|_| Error::Backend(internal("RSA key generation")))?;
         Self::from_private(private)
     }
 
-    fn from_private(private: RsaPrivateKey) -> Result<Self, Error> {
+    fn from_private(private: PrivateKey) -> Result<Self, Error> {
         private
             .validate()
             .map_err(|_| invalid("RSA private key fails validation"))?;
@@ -107,7 +107,7 @@ impl RsaKek {
         })
     }
 
-    fn from_public(public: RsaPublicKey) -> Result<Self, Error> {
+    fn from_public(public: PublicKey) -> Result<Self, Error> {
         Ok(Self {
             algorithm: algorithm_for(&public)?,
             public,
@@ -123,7 +123,7 @@ impl RsaKek {
     /// 3072 or 4096 bits.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
         Self::from_private(
-            RsaPrivateKey::from_pkcs8_der(der).map_err(|_| invalid("not an RSA PKCS#8 key"))?,
+            PrivateKey::from_pkcs8_der(der).map_err(|_| invalid("not an RSA PKCS#8 key"))?,
         )
     }
 
@@ -133,7 +133,7 @@ impl RsaKek {
     /// As [`RsaKek::from_pkcs8_der`].
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, Error> {
         Self::from_private(
-            RsaPrivateKey::from_pkcs8_pem(pem).map_err(|_| invalid("not an RSA PKCS#8 key"))?,
+            PrivateKey::from_pkcs8_pem(pem).map_err(|_| invalid("not an RSA PKCS#8 key"))?,
         )
     }
 
@@ -143,7 +143,7 @@ impl RsaKek {
     /// As [`RsaKek::from_pkcs8_der`].
     pub fn from_public_key_der(der: &[u8]) -> Result<Self, Error> {
         Self::from_public(
-            RsaPublicKey::from_public_key_der(der).map_err(|_| invalid("not an RSA SPKI key"))?,
+            PublicKey::from_public_key_der(der).map_err(|_| invalid("not an RSA SPKI key"))?,
         )
     }
 
@@ -153,7 +153,7 @@ impl RsaKek {
     /// As [`RsaKek::from_pkcs8_der`].
     pub fn from_public_key_pem(pem: &str) -> Result<Self, Error> {
         Self::from_public(
-            RsaPublicKey::from_public_key_pem(pem).map_err(|_| invalid("not an RSA SPKI key"))?,
+            PublicKey::from_public_key_pem(pem).map_err(|_| invalid("not an RSA SPKI key"))?,
         )
     }
 
