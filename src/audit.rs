@@ -14,11 +14,11 @@
 //! ```
 //!
 //! **Keyed**: without the key, no one who can write the sink can recompute the chain after
-//! rewriting a record. **Forward-evolving**: the writer keeps only the key of the next
-//! record and erases each key once used, so a later compromise of the writer's memory
-//! does not let anyone forge the records already written; the verifier holds `k(0)`. (The
-//! CLI derives `k(0)` from the master secret, so anyone holding that secret can rewrite
-//! its trail: the key store is what the secret protects.) **Anchored**: the head (record
+//! rewriting a record. **Forward-evolving**: a running writer keeps only the key of the
+//! next record and erases each key once used, so a dump of its memory does not let anyone
+//! forge the records it already wrote. Whoever holds `k(0)` (the verifier, and a process
+//! that resumes a chain from its start) can compute every key: the CLI derives `k(0)`
+//! from the master secret, so anyone holding that secret can rewrite its trail. **Anchored**: the head (record
 //! count and last MAC) is what a caller stores in authenticated state, and a chain
 //! shorter than, or diverging from, its anchor is refused.
 //!

@@ -608,6 +608,15 @@ impl Denials {
         }
     }
 
+    /// Puts back `n` denials a record failed to account for.
+    fn restore(&self, kek: &KekRef, why: &Denied, n: u64) {
+        if let Ok(mut w) = self.windows.lock()
+            && let Some(win) = w.get_mut(&(kek.clone(), why.clone()))
+        {
+            win.pending = win.pending.saturating_add(n);
+        }
+    }
+
     /// Takes every pending count.
     fn drain(&self) -> Vec<(KekRef, Denied, Name, WrapAlgorithm, u64)> {
         let Ok(mut w) = self.windows.lock() else {
@@ -847,29 +856,35 @@ impl Envelope {
             return Ok(());
         }
         let now = self.inner.clock.now();
-        match self
-            .inner
-            .denials
-            .admit(&kek.reference, &why, tenant, kek.algorithm, now)
-        {
-            Some(count) => self.audit(denial_event(
-                kek.reference.clone(),
-                &why,
-                tenant.clone(),
-                kek.algorithm,
-                self.inner.profile.name(),
-                count,
-            )),
+        let denials = &self.inner.denials;
+        match denials.admit(&kek.reference, &why, tenant, kek.algorithm, now) {
+            Some(count) => {
+                let written = self.audit(denial_event(
+                    kek.reference.clone(),
+                    &why,
+                    tenant.clone(),
+                    kek.algorithm,
+                    self.inner.profile.name(),
+                    count,
+                ));
+                if written.is_err() {
+                    // Not written: the next record accounts for them.
+                    denials.restore(&kek.reference, &why, count);
+                }
+                written
+            }
             None => Ok(()),
         }
     }
 
-    /// Drops (and zeroizes) the cached DEKs whose TTL has passed, without waiting for the
-    /// next cache access (which also sweeps). Call it from a timer when unwraps may stop
-    /// for long stretches. Does nothing without a cache.
+    /// Drops (and zeroizes) the cached DEKs whose TTL has passed, and, when the ring's
+    /// revocation epoch moved, those whose KEK may no longer unwrap, without waiting for
+    /// the next cache access (which also sweeps). Call it from a timer when unwraps may
+    /// stop for long stretches. Does nothing without a cache.
     pub fn sweep_cache(&self) {
         if let Some(cache) = &self.inner.cache {
-            cache.sweep_expired(self.inner.clock.now());
+            let epoch = self.inner.ring.read(KeyRing::revocation_epoch);
+            cache.sweep_expired(self.inner.clock.now(), epoch, &self.inner.ring);
         }
     }
 
@@ -880,10 +895,24 @@ impl Envelope {
     /// # Errors
     /// [`Error::Backend`] when the audit sink fails.
     pub fn flush_audit(&self) -> Result<(), Error> {
-        for event in pending_denial_events(&self.inner.denials, self.inner.profile.name()) {
-            self.audit(event)?;
+        let denials = &self.inner.denials;
+        let mut first_err = None;
+        for (kek, why, tenant, algorithm, count) in denials.drain() {
+            let event = denial_event(
+                kek.clone(),
+                &why,
+                tenant,
+                algorithm,
+                self.inner.profile.name(),
+                count,
+            );
+            if let Err(e) = self.audit(event) {
+                // Kept for the next flush; the first error is reported.
+                denials.restore(&kek, &why, count);
+                first_err.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// The classification profile in force.
@@ -1327,7 +1356,7 @@ impl Envelope {
         let mut last_err: Option<Error> = None;
         for e in entries {
             if let Access::Without(excluded) = access
-                && e.kek() == excluded
+                && e.kek() == &excluded.reference
             {
                 continue;
             }
@@ -1335,6 +1364,14 @@ impl Envelope {
                 continue;
             };
             let kek = &resolved.record;
+            // Nor a copy under another name for the same backend key.
+            if let Access::Without(excluded) = access
+                && kek.backend == excluded.backend
+                && kek.instance == excluded.instance
+                && kek.locator == excluded.locator
+            {
+                continue;
+            }
             if kek.backend != e.backend() || kek.algorithm != e.algorithm() {
                 return Err(ContextError::KekClaim {
                     kek: e.kek().clone(),
@@ -1453,9 +1490,10 @@ enum Access<'a> {
     Normal,
     /// The normal rules, bypassing the cache (verifying a fresh wrap).
     Verify,
-    /// The normal rules, bypassing the cache and never using a copy under this KEK
-    /// (checking that objects stay readable once it is gone).
-    Without(&'a KekRef),
+    /// The normal rules, bypassing the cache and never using a copy under this KEK or
+    /// under any KEK naming the same backend key (checking that objects stay readable
+    /// once its material is gone).
+    Without(&'a KekRecord),
     /// Also reads under a revoked KEK, recorded with the reason and the KEK the DEK is
     /// being moved to before the read.
     BreakGlass {

@@ -105,6 +105,14 @@ pub enum MisuseError {
         /// The provider's name.
         provider: &'static str,
     },
+    /// An option value that would defeat the call's purpose.
+    #[error("{option}: {reason}")]
+    InvalidOption {
+        /// The option.
+        option: &'static str,
+        /// Why the value is refused.
+        reason: &'static str,
+    },
     /// A buffer of the wrong size was passed to an in-place call.
     #[error("buffer is {len} bytes; {expected} were needed")]
     BufferSize {
@@ -283,6 +291,15 @@ pub enum KeyStateError {
         outstanding: u64,
         /// Objects that did not open through their other copies.
         unreadable: u64,
+    },
+    /// Another KEK still in use (active, deprecated or disabled) names the same backend
+    /// key as the one to destroy.
+    #[error("KEK {other} still uses the same backend key as {kek}")]
+    SharedBackendKey {
+        /// The KEK asked to be destroyed.
+        kek: KekRef,
+        /// Another KEK naming the same backend key.
+        other: KekRef,
     },
     /// No KEK is configured to wrap for this tenant and purpose.
     #[error("no KEK wraps for {tenant}/{purpose}")]

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -433,10 +433,20 @@ pub enum LifecycleEvent {
         kek: KekRef,
     },
     /// A ring computed elsewhere (read back from the shared store) was installed by
-    /// compare-and-swap; its own transitions were recorded where they were made.
+    /// compare-and-swap; the state changes it brought follow as `StateChanged` (and
+    /// `Registered`) events. Its transitions were also recorded where they were made.
     Installed {
         /// The installed ring's generation.
         generation: u64,
+    },
+    /// A KEK's state changed in a ring installed by compare-and-swap.
+    StateChanged {
+        /// The KEK.
+        kek: KekRef,
+        /// Its state in the ring that was replaced.
+        from: String,
+        /// Its state in the installed ring.
+        to: String,
     },
 }
 
@@ -587,9 +597,11 @@ impl KeyRing {
     }
 
     /// Checks that `next` may replace `self`: every record is still there with the same
-    /// backend, instance, locator and algorithm, and a retired, revoked or destroyed KEK
-    /// stays so (retired or revoked may only become destroyed). Transitions never do
-    /// otherwise; a ring computed elsewhere (a lagging or diverged copy) might.
+    /// backend, instance, locator and algorithm; a retired, revoked or destroyed KEK
+    /// stays so (retired may still be revoked; either may be destroyed); and no record new
+    /// in `next` names a backend key that a retired, revoked or destroyed KEK names.
+    /// Transitions never do otherwise; a ring computed elsewhere (a lagging or diverged
+    /// copy) might.
     ///
     /// # Errors
     /// [`LifecycleError::Regression`].
@@ -611,9 +623,10 @@ impl KeyRing {
                 return Err(regression("another backend key"));
             }
             let kept = match rec.state {
-                KekState::Retired => {
-                    matches!(n.state, KekState::Retired | KekState::Destroyed)
-                }
+                KekState::Retired => matches!(
+                    n.state,
+                    KekState::Retired | KekState::Revoked | KekState::Destroyed
+                ),
                 KekState::Revoked => {
                     matches!(n.state, KekState::Revoked | KekState::Destroyed)
                 }
@@ -624,7 +637,54 @@ impl KeyRing {
                 return Err(regression(n.state.name()));
             }
         }
+        for (k, rec) in &next.keks {
+            if self.keks.contains_key(k) {
+                continue;
+            }
+            let ended = next.keks.values().find(|r| {
+                r.reference != rec.reference
+                    && r.backend == rec.backend
+                    && r.instance == rec.instance
+                    && r.locator == rec.locator
+                    && matches!(
+                        r.state,
+                        KekState::Retired | KekState::Revoked | KekState::Destroyed
+                    )
+            });
+            if let Some(r) = ended {
+                return Err(LifecycleError::DuplicateLocator {
+                    locator_tail: tail12(&rec.locator),
+                    existing: r.reference.clone(),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The events that take `self` to `next` as far as the records show them: a
+    /// registration per new record and a state change per record whose state moved.
+    /// What a compare-and-swap records for a ring computed elsewhere.
+    pub fn changes_to(&self, next: &KeyRing) -> Vec<LifecycleEvent> {
+        let mut events = Vec::new();
+        for (k, rec) in &next.keks {
+            match self.keks.get(k) {
+                None => events.push(LifecycleEvent::Registered {
+                    kek: rec.reference.clone(),
+                    backend: rec.backend,
+                    locator_tail: tail12(&rec.locator),
+                    algorithm: rec.algorithm,
+                }),
+                Some(old) if old.state != rec.state => {
+                    events.push(LifecycleEvent::StateChanged {
+                        kek: rec.reference.clone(),
+                        from: old.state.name().to_owned(),
+                        to: rec.state.name().to_owned(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        events
     }
 
     fn illegal(kek: &KekRef, from: &KekState, to: &'static str) -> LifecycleError {
@@ -984,6 +1044,10 @@ pub struct SharedKeyRing {
     version: Arc<AtomicU64>,
     /// Records every transition before it is installed (set once).
     recorder: Arc<OnceLock<Arc<dyn TransitionRecorder>>>,
+    /// Serializes transitions (`apply`, `compare_and_swap`) without blocking readers
+    /// while a transition is computed and recorded: the ring's lock is held only to
+    /// install.
+    transitions: Arc<Mutex<()>>,
 }
 
 impl SharedKeyRing {
@@ -993,6 +1057,7 @@ impl SharedKeyRing {
             inner: Arc::new(RwLock::new(ring)),
             version: Arc::default(),
             recorder: Arc::default(),
+            transitions: Arc::default(),
         }
     }
 
@@ -1012,7 +1077,10 @@ impl SharedKeyRing {
 
     /// A copy of the current ring.
     pub fn snapshot(&self) -> KeyRing {
-        self.inner.read().map(|r| r.clone()).unwrap_or_default()
+        match self.inner.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Reads the ring without copying it.
@@ -1049,6 +1117,10 @@ impl SharedKeyRing {
     /// events are recorded first when the ring has a recorder (no record, no change).
     /// Returns the events.
     ///
+    /// Transitions are serialized; readers are not blocked while one is computed and
+    /// recorded (the ring is locked only to install it). A recorder must therefore not
+    /// apply transitions itself (that would wait for itself); reading the ring is fine.
+    ///
     /// # Errors
     /// The transition's error, [`LifecycleError::Regression`], or
     /// [`LifecycleError::NotRecorded`]; the ring is then unchanged.
@@ -1056,15 +1128,16 @@ impl SharedKeyRing {
         &self,
         f: impl FnOnce(&KeyRing) -> Result<(KeyRing, Vec<LifecycleEvent>), LifecycleError>,
     ) -> Result<Vec<LifecycleEvent>, LifecycleError> {
-        let mut guard = match self.inner.write() {
+        let _serial = match self.transitions.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let (next, events) = f(&guard)?;
-        guard.check_successor(&next)?;
+        // No other transition runs now: the snapshot stays current until installed.
+        let current = self.snapshot();
+        let (next, events) = f(&current)?;
+        current.check_successor(&next)?;
         self.record(&events)?;
-        *guard = next;
-        self.version.fetch_add(1, Ordering::AcqRel);
+        self.install(next);
         Ok(events)
     }
 
@@ -1072,37 +1145,50 @@ impl SharedKeyRing {
     /// current generation is `expected`, `new` is newer (a higher generation, no older
     /// revocation epoch, this schema), and `new` keeps every record and every final state
     /// of the current ring: neither a lagging nor a diverged copy can undo a retirement,
-    /// revocation or destruction, whatever its generation. Recorded as
-    /// [`LifecycleEvent::Installed`] when the ring has a recorder.
+    /// revocation or destruction, whatever its generation. When the ring has a recorder,
+    /// [`LifecycleEvent::Installed`] and the changes the new ring brings
+    /// ([`KeyRing::changes_to`]: registrations and state changes, a revocation included)
+    /// are recorded first.
     ///
     /// # Errors
     /// [`LifecycleError::GenerationMismatch`] when the current generation is not
     /// `expected` or `new` is not newer; [`LifecycleError::Regression`];
     /// [`LifecycleError::UnknownSchema`]; [`LifecycleError::NotRecorded`].
     pub fn compare_and_swap(&self, expected: u64, new: KeyRing) -> Result<(), LifecycleError> {
+        let _serial = match self.transitions.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let current = self.snapshot();
+        if new.schema != SCHEMA_VERSION {
+            return Err(LifecycleError::UnknownSchema(new.schema));
+        }
+        if current.generation != expected
+            || new.generation <= expected
+            || new.revocation_epoch < current.revocation_epoch
+        {
+            return Err(LifecycleError::GenerationMismatch {
+                expected,
+                actual: current.generation,
+            });
+        }
+        current.check_successor(&new)?;
+        let mut events = vec![LifecycleEvent::Installed {
+            generation: new.generation,
+        }];
+        events.extend(current.changes_to(&new));
+        self.record(&events)?;
+        self.install(new);
+        Ok(())
+    }
+
+    fn install(&self, next: KeyRing) {
         let mut guard = match self.inner.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if new.schema != SCHEMA_VERSION {
-            return Err(LifecycleError::UnknownSchema(new.schema));
-        }
-        if guard.generation != expected
-            || new.generation <= expected
-            || new.revocation_epoch < guard.revocation_epoch
-        {
-            return Err(LifecycleError::GenerationMismatch {
-                expected,
-                actual: guard.generation,
-            });
-        }
-        guard.check_successor(&new)?;
-        self.record(&[LifecycleEvent::Installed {
-            generation: new.generation,
-        }])?;
-        *guard = new;
+        *guard = next;
         self.version.fetch_add(1, Ordering::AcqRel);
-        Ok(())
     }
 }
 

@@ -347,17 +347,12 @@ fn exit_codes_distinguish_failures() {
     std::fs::remove_dir_all(&c.work).unwrap();
 }
 
-/// Every file of the home directory but the lock and the audit trail: the state an
-/// attacker without the master secret might edit or roll back.
-fn state_files(home: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// Every file of the home directory but the lock.
+fn home_files(home: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(home)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().into_owned();
-            n != "lock" && n != "audit.jsonl"
-        })
+        .filter(|p| p.is_file() && p.file_name().unwrap() != "lock")
         .map(|p| {
             let b = std::fs::read(&p).unwrap();
             (p, b)
@@ -367,8 +362,9 @@ fn state_files(home: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-fn put_back(home: &Path, files: &[(PathBuf, Vec<u8>)]) {
-    for (p, _) in state_files(home) {
+/// Makes the home hold exactly `files` (besides the lock).
+fn restore(home: &Path, files: &[(PathBuf, Vec<u8>)]) {
+    for (p, _) in home_files(home) {
         std::fs::remove_file(p).unwrap();
     }
     for (p, b) in files {
@@ -397,7 +393,8 @@ fn open_args<'a>(c: &'a Cli, s: &'a [&'a str], obj: &'a str, out: &'a str) -> Ve
 }
 
 /// Issue 10, item 2: the CLI's state cannot be edited or rolled back without the master
-/// secret: a revoked KEK stays revoked.
+/// secret: a revoked KEK stays revoked. (Before the fix, replacing "revoked" by "active"
+/// in ring.json, or deleting ring.json and running keygen, revived it.)
 #[test]
 fn state_edited_or_rolled_back_without_the_secret_is_refused() {
     let c = Cli::new("tamper");
@@ -420,48 +417,70 @@ fn state_edited_or_rolled_back_without_the_secret_is_refused() {
         ],
     ]
     .concat());
-    let before_revoke = state_files(&c.home);
+    let before_revoke = home_files(&c.home);
     c.ok(&[
         &["revoke"],
         &s[..],
         &["--version", "1", "--reason", "stolen"],
     ]
     .concat());
-    let after_revoke = state_files(&c.home);
+    let after_revoke = home_files(&c.home);
     let open = open_args(&c, &s, "a", "out.txt");
     let open: Vec<&str> = open.iter().map(String::as_str).collect();
-    assert_ne!(c.code(&open), 0);
+    assert_eq!(c.code(&open), 4);
+    restore(&c.home, &after_revoke);
+    let store = c.home.join("keys.kks");
 
-    // 1. Flip the state back to active wherever it is written in clear.
+    // 1. The key state is nowhere in clear; flipping any byte of the store is refused.
     for (p, b) in &after_revoke {
-        let text = String::from_utf8_lossy(b);
-        if text.contains("\"revoked\"") {
-            std::fs::write(p, text.replace("\"revoked\"", "\"active\"")).unwrap();
+        if p.file_name().unwrap() != "audit.jsonl" {
+            assert!(
+                !String::from_utf8_lossy(b).contains("\"revoked\""),
+                "{p:?} holds the key state in clear"
+            );
         }
     }
-    assert_ne!(
+    let mut edited = std::fs::read(&store).unwrap();
+    let mid = edited.len() / 2;
+    edited[mid] ^= 1;
+    std::fs::write(&store, edited).unwrap();
+    assert_ne!(c.code(&open), 0, "an edited store was accepted");
+    assert!(!c.work.join("out.txt").exists());
+    restore(&c.home, &after_revoke);
+
+    // 2. The store rolled back to its copy from before the revocation (the trail keeps the
+    //    revocation's record): refused as rolled back.
+    let old_store = &before_revoke.iter().find(|(p, _)| p == &store).unwrap().1;
+    std::fs::write(&store, old_store).unwrap();
+    assert_eq!(
         c.code(&open),
-        0,
-        "an edited state file revived a revoked KEK"
+        7,
+        "a rolled-back store revived a revoked KEK"
     );
     assert!(!c.work.join("out.txt").exists());
-    put_back(&c.home, &after_revoke);
+    restore(&c.home, &after_revoke);
 
-    // 2. Roll the state back to a copy taken before the revocation.
-    put_back(&c.home, &before_revoke);
-    assert_ne!(
-        c.code(&open),
-        0,
-        "a rolled-back state revived a revoked KEK"
+    // 3. A plain ring.json beside the store (the old layout) is refused, not read.
+    std::fs::write(c.home.join("ring.json"), "{}").unwrap();
+    assert_eq!(c.code(&open), 7);
+    restore(&c.home, &after_revoke);
+
+    // 4. The store deleted: no fresh store beside an existing trail, so no keygen, and
+    //    the object stays closed.
+    std::fs::remove_file(&store).unwrap();
+    assert_eq!(
+        c.code(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat()),
+        7
     );
-    assert!(!c.work.join("out.txt").exists());
-    put_back(&c.home, &after_revoke);
+    assert!(
+        !store.exists(),
+        "a fresh store was created beside the trail"
+    );
+    assert_ne!(c.code(&open), 0);
+    restore(&c.home, &after_revoke);
 
-    // 3. Delete the state and start over: no fresh state beside an existing audit trail,
-    //    and never the old key material under a new registration.
-    put_back(&c.home, &[]);
-    let _ = c.run(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
-    assert_ne!(c.code(&open), 0, "deleting the state revived a revoked KEK");
+    // The untouched home still denies with the key-state code.
+    assert_eq!(c.code(&open), 4);
     assert!(!c.work.join("out.txt").exists());
     std::fs::remove_dir_all(&c.work).unwrap();
 }

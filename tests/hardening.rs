@@ -352,12 +352,11 @@ async fn a_break_glass_read_is_recorded_where_it_is_granted() {
         ring.read(|r| r.get(&kref("docs", 1)).unwrap().state),
         KekState::Revoked
     );
-    if got.is_ok() {
-        assert_eq!(
-            records, 1,
-            "a read under a revoked KEK happened without its record"
-        );
-    }
+    assert!(got.is_ok(), "{got:?}");
+    assert_eq!(
+        records, 1,
+        "a read under a revoked KEK happened without its record"
+    );
 }
 
 /// Item 10: a re-wrap the profile refuses makes no backend call (and so never holds the
@@ -672,5 +671,134 @@ async fn retirement_verifies_objects_open_without_the_retired_kek() {
     assert_eq!(
         ring.read(|r| r.get(&kref("docs", 1)).unwrap().state),
         KekState::Retired
+    );
+}
+
+/// Item 9: destroying a KEK whose backend key another KEK still uses (one key serving
+/// two tenants) is refused: deleting it would take the other tenant's objects.
+#[tokio::test]
+async fn destroy_refuses_a_backend_key_another_kek_still_uses() {
+    let local = Arc::new(LocalBackend::new());
+    let alg = WrapAlgorithm::Aes256Kw;
+    let loc = local.generate_aes256("shared", alg).unwrap();
+    let ring = SharedKeyRing::new(KeyRing::new());
+    for tenant in ["acme", "globex"] {
+        ring.apply(|r| {
+            r.register(
+                NewKek::new(
+                    KekRef::new(tenant, "docs", 1).unwrap(),
+                    BackendId::Local,
+                    loc.as_str(),
+                    alg,
+                ),
+                T0,
+            )
+        })
+        .unwrap();
+    }
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .key_ring(ring.clone())
+        .build()
+        .unwrap();
+    let globex = Context::new("globex", "docs", "o", Classification::Internal).unwrap();
+    let sealed = env.seal(&globex, b"globex data").await.unwrap();
+    let acme = KekRef::new("acme", "docs", 1).unwrap();
+    ring.apply(|r| r.revoke(&acme, T0 + 1, "acme left"))
+        .unwrap();
+    let got = env
+        .destroy_kek(&acme, Vec::new(), kekring::envelope::RetireOptions::new())
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(Error::KeyState(
+                kekring::KeyStateError::SharedBackendKey { .. }
+            ))
+        ),
+        "{got:?}"
+    );
+    assert!(local.contains(&loc));
+    assert_eq!(env.open(&globex, &sealed).await.unwrap(), b"globex data");
+    // A sample of nothing verifies nothing: refused.
+    assert!(matches!(
+        env.check_retirement(
+            &acme,
+            Vec::new(),
+            kekring::envelope::RetireOptions::new().sample(0)
+        )
+        .await,
+        Err(Error::Misuse(_))
+    ));
+}
+
+/// Records what a ring's transitions say.
+#[derive(Debug, Default)]
+struct Recorded(std::sync::Mutex<Vec<kekring::lifecycle::LifecycleEvent>>);
+
+impl kekring::lifecycle::TransitionRecorder for Recorded {
+    fn record(&self, events: &[kekring::lifecycle::LifecycleEvent]) -> Result<(), String> {
+        self.0.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// Item 11: a revocation that reaches an instance by compare-and-swap (computed by
+/// another instance) is recorded here too, as a state change, before it is installed;
+/// a recorder may read the ring while it records.
+#[test]
+fn a_revocation_installed_by_compare_and_swap_is_recorded() {
+    let shared = SharedKeyRing::new(KeyRing::new());
+    shared
+        .apply(|r| {
+            r.register(
+                NewKek::new(
+                    kref("docs", 1),
+                    BackendId::Local,
+                    "k",
+                    WrapAlgorithm::Aes256Kw,
+                ),
+                T0,
+            )
+        })
+        .unwrap();
+    let rec = Arc::new(Recorded::default());
+    assert!(shared.set_recorder(rec.clone()));
+    let expected = shared.read(KeyRing::generation);
+    let (revoked, _) = shared
+        .snapshot()
+        .revoke(&kref("docs", 1), T0 + 1, "elsewhere")
+        .unwrap();
+    shared.compare_and_swap(expected, revoked).unwrap();
+    let events = rec.0.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            kekring::lifecycle::LifecycleEvent::StateChanged { to, .. } if to == "revoked"
+        )),
+        "{events:?}"
+    );
+    // A retired KEK may still be revoked (its material leaked after retirement).
+    let other = SharedKeyRing::new(KeyRing::new());
+    let new = |v: u32| {
+        NewKek::new(
+            kref("other", v),
+            BackendId::Local,
+            format!("o{v}"),
+            WrapAlgorithm::Aes256Kw,
+        )
+    };
+    other.apply(|r| r.register(new(1), T0)).unwrap();
+    other.apply(|r| r.rotate(new(2), T0)).unwrap();
+    let later = T0 + 40 * 86_400;
+    other
+        .apply(|r| r.retire(&kref("other", 1), later, 0, false))
+        .unwrap();
+    other
+        .apply(|r| r.revoke(&kref("other", 1), later + 1, "leaked"))
+        .unwrap();
+    assert_eq!(
+        other.read(|r| r.get(&kref("other", 1)).unwrap().state),
+        KekState::Revoked
     );
 }

@@ -98,8 +98,8 @@ impl DekCache {
     }
 
     /// Drops (and zeroizes) every entry whose TTL has passed at `now`. Entries are
-    /// inserted in time order, so the sweep stops at the first live one; an entry
-    /// inserted "later" than `now` (a clock that moved back) is kept until its own TTL.
+    /// kept in insertion order with non-decreasing insertion times (see `put`), so the
+    /// sweep stops at the first live one.
     fn sweep(st: &mut State, ttl: u64, now: UnixTime) {
         while let Some(oldest) = st.order.front().copied() {
             let expired = st
@@ -114,9 +114,24 @@ impl DekCache {
         }
     }
 
-    /// Sweeps expired entries without any other access.
-    pub(crate) fn sweep_expired(&self, now: UnixTime) {
+    /// When the ring's revocation epoch moved (a revocation, disable or destruction),
+    /// drops (and zeroizes) every DEK whose KEK may no longer unwrap.
+    fn purge_revoked(st: &mut State, now: UnixTime, epoch: u64, ring: &SharedKeyRing) {
+        if st.epoch == epoch {
+            return;
+        }
+        st.entries
+            .retain(|_, v| ring.read(|r| r.get(&v.kek).is_some_and(|k| k.can_unwrap(now))));
+        let State { entries, order, .. } = &mut *st;
+        order.retain(|k| entries.contains_key(k));
+        st.epoch = epoch;
+    }
+
+    /// Sweeps expired entries, and revoked ones when the epoch moved, without any other
+    /// access.
+    pub(crate) fn sweep_expired(&self, now: UnixTime, epoch: u64, ring: &SharedKeyRing) {
         if let Ok(mut st) = self.state.lock() {
+            Self::purge_revoked(&mut st, now, epoch, ring);
             Self::sweep(&mut st, self.config.ttl_seconds, now);
         }
     }
@@ -130,31 +145,24 @@ impl DekCache {
         ring: &SharedKeyRing,
     ) -> Option<DataKey> {
         let mut st = self.state.lock().ok()?;
-        if st.epoch != epoch {
-            // A revocation, disable or destruction happened: drop (and zeroize) every
-            // DEK whose KEK may no longer unwrap.
-            st.entries
-                .retain(|_, v| ring.read(|r| r.get(&v.kek).is_some_and(|k| k.can_unwrap(now))));
-            let State { entries, order, .. } = &mut *st;
-            order.retain(|k| entries.contains_key(k));
-            st.epoch = epoch;
-        }
-        Self::sweep(&mut st, self.config.ttl_seconds, now);
-        let key = cache_key(e, ctx);
+        Self::purge_revoked(&mut st, now, epoch, ring);
         let ttl = self.config.ttl_seconds;
-        let max_uses = self.config.max_uses;
-        let expired = st
-            .entries
-            .get(&key)
-            .map(|v| now >= v.inserted.saturating_add(ttl) || v.uses >= max_uses)?;
-        if expired {
+        Self::sweep(&mut st, ttl, now);
+        let key = cache_key(e, ctx);
+        let v = st.entries.get_mut(&key)?;
+        if now >= v.inserted.saturating_add(ttl) {
             st.entries.remove(&key);
             st.order.retain(|k| *k != key);
             return None;
         }
-        let v = st.entries.get_mut(&key)?;
         v.uses = v.uses.saturating_add(1);
-        Some(v.dek.duplicate())
+        let dek = v.dek.duplicate();
+        if v.uses >= self.config.max_uses {
+            // Its last allowed use: gone now, not when next touched.
+            st.entries.remove(&key);
+            st.order.retain(|k| *k != key);
+        }
+        Some(dek)
     }
 
     pub(crate) fn put(
@@ -166,7 +174,9 @@ impl DekCache {
         now: UnixTime,
         epoch: u64,
     ) {
-        if self.config.max_entries == 0 || self.config.max_uses == 0 {
+        // The filling unwrap is the first use: with at most one use there is nothing
+        // to keep.
+        if self.config.max_entries == 0 || self.config.max_uses <= 1 {
             return;
         }
         let Ok(mut st) = self.state.lock() else {
@@ -186,13 +196,21 @@ impl DekCache {
             };
             st.entries.remove(&oldest);
         }
+        // Unwraps finish out of order (each `now` is read before its backend call): an
+        // entry is never stamped earlier than the newest one, so insertion times never
+        // decrease along `order` and the sweep can stop at the first live entry. An entry
+        // may thus live past its TTL by at most the time its own backend call took.
+        let newest = st
+            .order
+            .back()
+            .and_then(|k| st.entries.get(k))
+            .map_or(now, |v| v.inserted);
         st.entries.insert(
             key,
             Entry {
                 dek: dek.boxed_copy(),
                 kek,
-                inserted: now,
-                // The unwrap that filled the entry counts as its first use.
+                inserted: now.max(newest),
                 uses: 1,
             },
         );
@@ -286,5 +304,21 @@ mod tests {
         // Past the TTL, touching one other entry sweeps every expired one.
         c.put(&entry(200), &ctx, &dek, kek.clone(), 500, 0);
         assert_eq!(c.len(), 1, "expired entries stayed in memory");
+        // An entry that used its last allowed use leaves at once.
+        let c = DekCache::new(CacheConfig::new(100, 8, 2));
+        c.put(&entry(1), &ctx, &dek, kek.clone(), 10, 0);
+        assert!(c.get(&entry(1), &ctx, 11, 0, &ring).is_some());
+        assert_eq!(c.len(), 0, "an exhausted entry stayed in memory");
+        // Out-of-order fills never stamp an entry before the newest, so the sweep that
+        // stops at the first live entry leaves no expired one behind it.
+        c.put(&entry(2), &ctx, &dek, kek.clone(), 50, 0);
+        c.put(&entry(3), &ctx, &dek, kek.clone(), 40, 0);
+        c.sweep_expired(150, 0, &ring);
+        assert_eq!(c.len(), 0);
+        // A revocation is purged by a sweep without any other access.
+        c.put(&entry(4), &ctx, &dek, kek.clone(), 200, 0);
+        ring.apply(|r| r.revoke(&kek, 201, "test")).unwrap();
+        c.sweep_expired(202, ring.read(KeyRing::revocation_epoch), &ring);
+        assert_eq!(c.len(), 0, "a DEK under a revoked KEK stayed until touched");
     }
 }

@@ -14,6 +14,7 @@ use futures_util::stream::{self, StreamExt};
 use super::{Access, Envelope};
 use crate::error::{Error, KeyStateError, MisuseError};
 use crate::format::{KekRef, SealedHeader, WrappedDek};
+use crate::lifecycle::{KekRecord, KekState};
 use crate::payload;
 
 use super::rewrap::{BulkItem, BulkItemKind};
@@ -127,9 +128,9 @@ fn sample_indices(len: usize, n: usize) -> Result<Vec<usize>, Error> {
 }
 
 impl Envelope {
-    /// Opens an item's DEK without any copy under `kek` (bypassing the cache); for a
-    /// sealed object, also checks the DEK against the object's commitment.
-    async fn verify_without(&self, item: &BulkItem, kek: &KekRef) -> Result<(), Error> {
+    /// Opens an item's DEK without any copy under `kek` or its backend key (bypassing the
+    /// cache); for a sealed object, also checks the DEK against the object's commitment.
+    async fn verify_without(&self, item: &BulkItem, kek: &KekRecord) -> Result<(), Error> {
         match item.kind {
             BulkItemKind::Sealed => {
                 let (header, _) = SealedHeader::decode_prefix(&item.bytes)?;
@@ -155,7 +156,8 @@ impl Envelope {
     /// nothing; a backend is called for each item unwrapped.
     ///
     /// # Errors
-    /// [`Error::Rng`] when sampling fails. Per-item failures are in
+    /// [`Error::KeyState`] for a KEK not in the ring, [`Error::Misuse`] for a sample of
+    /// 0, [`Error::Rng`] when sampling fails. Per-item failures are in
     /// [`RetireCheck::unreadable`].
     pub async fn check_retirement<I>(
         &self,
@@ -166,6 +168,19 @@ impl Envelope {
     where
         I: IntoIterator<Item = BulkItem>,
     {
+        if options.sample == Some(0) {
+            return Err(MisuseError::InvalidOption {
+                option: "RetireOptions::sample",
+                reason: "a sample of 0 objects verifies nothing",
+            }
+            .into());
+        }
+        let record = self
+            .inner
+            .ring
+            .read(|r| r.get(kek).cloned())
+            .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()))?;
+        let record = &record;
         let items: Vec<BulkItem> = items.into_iter().collect();
         let mut check = RetireCheck::default();
         let mut parsed = Vec::with_capacity(items.len());
@@ -191,7 +206,7 @@ impl Envelope {
             .collect();
         let mut results = stream::iter(picked)
             .map(|item| async move {
-                let r = self.verify_without(&item, kek).await;
+                let r = self.verify_without(&item, record).await;
                 (item.id, r)
             })
             .buffered(options.concurrency.max(1));
@@ -257,8 +272,9 @@ impl Envelope {
     /// need is a crypto-shred: pass `options.force`.
     ///
     /// # Errors
-    /// As [`Envelope::retire_kek`]; [`Error::Backend`] when the backend cannot delete
-    /// the key (the ring already says destroyed: no envelope uses it again; delete the
+    /// As [`Envelope::retire_kek`]; [`Error::KeyState`]
+    /// ([`KeyStateError::SharedBackendKey`]) when another KEK not yet destroyed names the
+    /// same backend key; [`Error::Backend`] when the backend cannot delete the key (the ring already says destroyed: no envelope uses it again; delete the
     /// key in the backend by hand).
     pub async fn destroy_kek<I>(
         &self,
@@ -276,6 +292,30 @@ impl Envelope {
             .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()))?;
         // The backend must be here to delete the key: checked before anything changes.
         let backend = self.backend(&record)?.clone();
+        // Another KEK still in use (active, deprecated or disabled) may name the same
+        // backend key (one key serving several tenants): deleting it would take their
+        // objects with it.
+        let sharing = self.inner.ring.read(|r| {
+            r.records()
+                .find(|o| {
+                    o.reference != record.reference
+                        && o.backend == record.backend
+                        && o.instance == record.instance
+                        && o.locator == record.locator
+                        && matches!(
+                            o.state,
+                            KekState::Active | KekState::Deprecated | KekState::Disabled { .. }
+                        )
+                })
+                .map(|o| o.reference.clone())
+        });
+        if let Some(other) = sharing {
+            return Err(KeyStateError::SharedBackendKey {
+                kek: kek.clone(),
+                other,
+            }
+            .into());
+        }
         let check = self.check_retirement(kek, items, options).await?;
         self.refuse_unless_clear(kek, &check, options.force)?;
         let now = self.inner.clock.now();

@@ -411,8 +411,8 @@ impl Default for LocalBackend {
 /// services AWS-LC counts as non-approved.
 const FIPS_OUTSIDE: &str = "key generation (seeds and secrets from the OS RNG; RSA and P-256 \
     keys computed by RustCrypto); ML-KEM seed expansion and the MLKEM768-P256 hybrid's \
-    SHA3-256 combiner (RustCrypto); AES-GCM seal with a caller-supplied nonce and \
-    HKDF-Expand without Extract (the aes256-gcm-derived KEK wrap); wrap randomness from \
+    SHA3-256 combiner (RustCrypto); AES-GCM seal with a caller-supplied nonce (the \
+    aes256-gcm-derived KEK wrap, under a key derived per wrap); wrap randomness from \
     the OS RNG unless the backend's RandomSource is UserSpace (then the module's DRBG)";
 
 impl LocalBackend {

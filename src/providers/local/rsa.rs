@@ -3,11 +3,12 @@
 //! (`"kekring/v1/local/" || algorithm name || binding`).
 //!
 //! **RUSTSEC-2023-0071.** The `rsa` crate's private-key operation has a known timing side
-//! channel (the "Marvin" attack) with no fixed release. Decryption here always runs with
-//! blinding (`decrypt_blinded`), which is as far as the crate allows; an attacker who can
-//! time many unwraps on the same machine may still learn something. Prefer ML-KEM or the
-//! hybrid, or an HSM/KMS RSA key, where that matters. All RSA code is in this file, so a
-//! constant-time provider can take it over here.
+//! channel (the "Marvin" attack) with no fixed release, which is why this file compiles
+//! only with the `local-rsa` feature (off by default). On the `aws-lc` provider,
+//! decryption runs in AWS-LC; on RustCrypto it runs in `rsa` with blinding
+//! (`decrypt_blinded`), which is as far as the crate allows, and an attacker who can time
+//! many unwraps on the same machine may still learn something. Prefer ML-KEM or the
+//! hybrid, or an HSM/KMS RSA key, where that matters.
 
 use std::fmt;
 
