@@ -267,8 +267,9 @@ impl Envelope {
 
     /// Destroys a retired or revoked KEK: checks the stored objects as
     /// [`Envelope::retire_kek`] does, records the destruction in the ring (and the audit
-    /// log), then deletes the key in its backend ([`KeyBackend::destroy_kek`]
-    /// (crate::KeyBackend::destroy_kek)). Destroying a revoked KEK that objects still
+    /// log), then deletes the key in its backend
+    /// ([`KeyBackend::destroy_kek`](crate::backend::KeyBackend::destroy_kek)). Destroying
+    /// a revoked KEK that objects still
     /// need is a crypto-shred: pass `options.force`.
     ///
     /// # Errors
