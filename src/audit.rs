@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+pub use crate::error::AuditError;
 use crate::format::{Classification, KekRef, Name, WrapAlgorithm};
 use crate::lifecycle::{LifecycleEvent, UnixTime};
 
@@ -232,46 +233,6 @@ pub struct Verified {
     /// The head of the verified chain.
     pub head: ChainHead,
     next_key: AuditKey,
-}
-
-/// Why an audit operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuditError {
-    /// The chain is broken at this record: changed, removed, reordered or inserted.
-    #[error("audit chain broken at record {seq}: {reason}")]
-    Broken {
-        /// The first record that does not verify.
-        seq: u64,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// The chain is shorter than the head anchored for it: records were cut from its end
-    /// (or the chain was rolled back).
-    #[error("audit chain has {found} records; its anchored head says {anchored}")]
-    Truncated {
-        /// The anchored length.
-        anchored: u64,
-        /// The chain's length.
-        found: u64,
-    },
-    /// The chain does not contain the head anchored for it: it was rewritten.
-    #[error("audit chain differs from its anchored head at record {seq}")]
-    Diverged {
-        /// The anchored head's last record.
-        seq: u64,
-    },
-    /// A line of an audit file is not a record.
-    #[error("audit line {line} is malformed: {message}")]
-    Malformed {
-        /// The line number (from 1).
-        line: usize,
-        /// The parser's message.
-        message: String,
-    },
-    /// Writing or reading the sink failed.
-    #[error("audit I/O: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 fn hex(b: &[u8]) -> String {

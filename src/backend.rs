@@ -11,51 +11,10 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use crate::error::BackendError;
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
+pub use crate::locator::KekLocator;
 use crate::secret::DataKey;
-
-/// Identifies a KEK inside its backend: a local key name, a KMS key ARN, a key URL, a
-/// Transit key name, a PKCS#11 label.
-///
-/// Not secret, but long and environment-revealing: [`KekLocator::redacted`] gives the last
-/// 12 characters, the only form audit events may carry.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KekLocator(String);
-
-impl KekLocator {
-    /// Wraps a backend-specific key identifier.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The identifier.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The last 12 characters, prefixed with `…` when shortened.
-    pub fn redacted(&self) -> String {
-        let n = self.0.chars().count();
-        if n <= 12 {
-            self.0.clone()
-        } else {
-            let tail: String = self.0.chars().skip(n - 12).collect();
-            format!("…{tail}")
-        }
-    }
-}
-
-impl fmt::Debug for KekLocator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KekLocator({:?})", self.redacted())
-    }
-}
-
-impl fmt::Display for KekLocator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
 
 /// A backend's FIPS 140 status. Conservative by default: unvalidated unless the backend
 /// states otherwise.
@@ -261,60 +220,6 @@ impl KekDescriptor {
     pub fn new(locator: KekLocator, algorithm: WrapAlgorithm) -> Self {
         Self { locator, algorithm }
     }
-}
-
-/// Why a backend call failed. Messages never carry key material.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BackendError {
-    /// The backend holds no KEK under that locator.
-    #[error("KEK {0} not found in the backend")]
-    KeyNotFound(KekLocator),
-    /// The backend answered for another key than the one asked for.
-    #[error("backend answered for KEK {answered}, asked for {asked}")]
-    KeyMismatch {
-        /// The KEK asked for.
-        asked: KekLocator,
-        /// The KEK the backend named.
-        answered: KekLocator,
-    },
-    /// The KEK does not support this algorithm.
-    #[error("KEK {kek} does not support {algorithm}")]
-    UnsupportedAlgorithm {
-        /// The KEK.
-        kek: KekLocator,
-        /// The algorithm.
-        algorithm: WrapAlgorithm,
-    },
-    /// The KEK is public-only here: it can wrap but not unwrap.
-    #[error("KEK {0} holds no private key here: it can wrap, not unwrap")]
-    PublicOnly(KekLocator),
-    /// The backend refused the wrapped key: it was tampered with, bound to another
-    /// context, or wrapped under another key. Surfaced by the `Envelope` as the opaque
-    /// [`Error::Crypto`](crate::Error::Crypto).
-    #[error("the backend rejected the wrapped key")]
-    Rejected,
-    /// The backend does not offer this operation.
-    #[error("the backend does not support {operation}")]
-    Unsupported {
-        /// The operation.
-        operation: &'static str,
-    },
-    /// The backend answered with bytes of the wrong shape.
-    #[error("the backend answered with a malformed {what}")]
-    MalformedResponse {
-        /// What was malformed.
-        what: &'static str,
-    },
-    /// The backend could not be reached or failed; `source` says why.
-    #[error("backend unavailable: {message}")]
-    Unavailable {
-        /// A description (no key material).
-        message: String,
-        /// The underlying error.
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
 }
 
 /// A holder of KEKs. Object-safe: use it as `Arc<dyn KeyBackend>`.

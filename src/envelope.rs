@@ -1005,11 +1005,11 @@ impl Envelope {
         let ct_len = rest
             .len()
             .checked_sub(TAG_LEN)
-            .ok_or(crate::FormatError::MissingTag)?;
+            .ok_or(crate::format::FormatError::MissingTag)?;
         let (body, tag) = rest.split_at_mut(ct_len);
         let tag: [u8; TAG_LEN] = (&*tag)
             .try_into()
-            .map_err(|_| crate::FormatError::MissingTag)?;
+            .map_err(|_| crate::format::FormatError::MissingTag)?;
         self.inner
             .crypto
             .aes256_gcm(&key)
@@ -1032,7 +1032,7 @@ impl Envelope {
     ) -> Result<(), Error> {
         let (h, header_len) = SealedHeader::decode_prefix(header)?;
         if header_len != header.len() {
-            return Err(crate::FormatError::TrailingBytes.into());
+            return Err(crate::format::FormatError::TrailingBytes.into());
         }
         if h.suite() == Suite::Aes256GcmSegmented {
             return Err(MisuseError::SegmentedObject.into());
@@ -1351,7 +1351,9 @@ impl Envelope {
                 .into());
             }
         }
-        let primary = entries.first().ok_or(crate::FormatError::Truncated)?;
+        let primary = entries
+            .first()
+            .ok_or(crate::format::FormatError::Truncated)?;
         let now = self.inner.clock.now();
         let mut last_err: Option<Error> = None;
         for e in entries {

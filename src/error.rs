@@ -12,12 +12,19 @@
 //!
 //! No message carries key material.
 
-use crate::backend::BackendError;
-use crate::backend::KekLocator;
+//! This module is the one home of the crate's error enums, and imports nothing above
+//! `format` (and the leaf `locator`): every other module may depend on it. The modules
+//! that raise an error re-export it (`backend::BackendError`, `lifecycle::LifecycleError`,
+//! `audit::AuditError`, `keystore::KeyStoreError`).
+
+#[cfg(feature = "keystore")]
+use std::path::PathBuf;
+
 pub use crate::format::FormatError;
 use crate::format::{
     ArgumentError, BackendId, Classification, Family, KekRef, Name, WrapAlgorithm,
 };
+use crate::locator::KekLocator;
 
 /// Everything that can go wrong in kekring.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +149,7 @@ pub enum MisuseError {
     },
     /// The key ring refused a transition asked through the `Envelope`.
     #[error("key ring: {0}")]
-    Lifecycle(String),
+    Lifecycle(LifecycleError),
     /// The break-glass re-wrap was asked of an envelope without an audit log.
     #[error("break-glass re-wrap requires an audit log")]
     BreakGlassNeedsAudit,
@@ -178,12 +185,12 @@ impl From<ArgumentError> for MisuseError {
     }
 }
 
-impl From<crate::lifecycle::LifecycleError> for MisuseError {
+impl From<LifecycleError> for MisuseError {
     /// A transition the caller asked for and the key ring refused.
-    fn from(e: crate::lifecycle::LifecycleError) -> Self {
+    fn from(e: LifecycleError) -> Self {
         match e {
-            crate::lifecycle::LifecycleError::DuplicateKek(r) => MisuseError::DuplicateKek(r),
-            other => MisuseError::Lifecycle(other.to_string()),
+            LifecycleError::DuplicateKek(r) => MisuseError::DuplicateKek(r),
+            other => MisuseError::Lifecycle(other),
         }
     }
 }
@@ -309,4 +316,250 @@ pub enum KeyStateError {
         /// The purpose.
         purpose: Name,
     },
+}
+
+/// Why a backend call failed. Messages never carry key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The backend holds no KEK under that locator.
+    #[error("KEK {0} not found in the backend")]
+    KeyNotFound(KekLocator),
+    /// The backend answered for another key than the one asked for.
+    #[error("backend answered for KEK {answered}, asked for {asked}")]
+    KeyMismatch {
+        /// The KEK asked for.
+        asked: KekLocator,
+        /// The KEK the backend named.
+        answered: KekLocator,
+    },
+    /// The KEK does not support this algorithm.
+    #[error("KEK {kek} does not support {algorithm}")]
+    UnsupportedAlgorithm {
+        /// The KEK.
+        kek: KekLocator,
+        /// The algorithm.
+        algorithm: WrapAlgorithm,
+    },
+    /// The KEK is public-only here: it can wrap but not unwrap.
+    #[error("KEK {0} holds no private key here: it can wrap, not unwrap")]
+    PublicOnly(KekLocator),
+    /// The backend refused the wrapped key: it was tampered with, bound to another
+    /// context, or wrapped under another key. Surfaced by the `Envelope` as the opaque
+    /// [`Error::Crypto`](crate::Error::Crypto).
+    #[error("the backend rejected the wrapped key")]
+    Rejected,
+    /// The backend does not offer this operation.
+    #[error("the backend does not support {operation}")]
+    Unsupported {
+        /// The operation.
+        operation: &'static str,
+    },
+    /// The backend answered with bytes of the wrong shape.
+    #[error("the backend answered with a malformed {what}")]
+    MalformedResponse {
+        /// What was malformed.
+        what: &'static str,
+    },
+    /// The backend could not be reached or failed; `source` says why.
+    #[error("backend unavailable: {message}")]
+    Unavailable {
+        /// A description (no key material).
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Why a transition was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// No KEK of that reference is in the ring.
+    #[error("no KEK {0} in the key ring")]
+    UnknownKek(KekRef),
+    /// The KEK is already in the ring.
+    #[error("KEK {0} is already in the key ring")]
+    DuplicateKek(KekRef),
+    /// The scope already has an active KEK (rotate instead).
+    #[error("{tenant}/{purpose} already has an active KEK; rotate instead")]
+    AlreadyActive {
+        /// The tenant.
+        tenant: Name,
+        /// The purpose.
+        purpose: Name,
+    },
+    /// The scope has no active KEK to rotate.
+    #[error("{tenant}/{purpose} has no active KEK")]
+    NoActiveKek {
+        /// The tenant.
+        tenant: Name,
+        /// The purpose.
+        purpose: Name,
+    },
+    /// A successor must be the next version of the same tenant and purpose.
+    #[error("successor {successor} must be version {expected} of the same tenant and purpose")]
+    BadSuccessor {
+        /// The successor offered.
+        successor: KekRef,
+        /// The version required.
+        expected: u32,
+    },
+    /// The transition is not allowed from the KEK's state.
+    #[error("KEK {kek} cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// The KEK.
+        kek: KekRef,
+        /// Its state.
+        from: &'static str,
+        /// The state asked for.
+        to: &'static str,
+    },
+    /// Retirement asked before the overlap window ended.
+    #[error("KEK {kek}'s overlap window runs until {retire_at}")]
+    WindowOpen {
+        /// The KEK.
+        kek: KekRef,
+        /// When the window ends.
+        retire_at: u64,
+    },
+    /// Retirement refused: objects are still wrapped under the KEK.
+    #[error("{outstanding} objects are still wrapped under KEK {kek}; re-wrap them or force")]
+    StillInUse {
+        /// The KEK.
+        kek: KekRef,
+        /// How many objects.
+        outstanding: u64,
+    },
+    /// The ring was written by an unknown schema version.
+    #[error("unknown key ring schema version {0}")]
+    UnknownSchema(u32),
+    /// The ring's generation moved on (compare-and-swap lost).
+    #[error("key ring generation is {actual}, expected {expected}")]
+    GenerationMismatch {
+        /// The generation the caller expected.
+        expected: u64,
+        /// The generation found.
+        actual: u64,
+    },
+    /// The ring failed to parse.
+    #[error("key ring is malformed: {0}")]
+    Malformed(String),
+    /// A ring offered for installation undoes what cannot be undone: a retired, revoked
+    /// or destroyed KEK back in an earlier state, a record dropped, or a record's
+    /// backend, locator or algorithm changed.
+    #[error("the new key ring takes KEK {kek} from {from} back to {to}")]
+    Regression {
+        /// The KEK.
+        kek: KekRef,
+        /// Its state in the installed ring.
+        from: &'static str,
+        /// What the new ring makes of it.
+        to: &'static str,
+    },
+    /// A retired, revoked or destroyed KEK of the ring names this backend key: its
+    /// material must not come back under another name.
+    #[error("the locator {locator_tail} belongs to KEK {existing}, which is out of use")]
+    DuplicateLocator {
+        /// The last 12 characters of the locator.
+        locator_tail: String,
+        /// The KEK registered with it.
+        existing: KekRef,
+    },
+    /// The audit hook refused to record the transition's events, so nothing was
+    /// installed.
+    #[error("the transition could not be recorded: {0}")]
+    NotRecorded(String),
+}
+
+/// Why an audit operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The chain is broken at this record: changed, removed, reordered or inserted.
+    #[error("audit chain broken at record {seq}: {reason}")]
+    Broken {
+        /// The first record that does not verify.
+        seq: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The chain is shorter than the head anchored for it: records were cut from its end
+    /// (or the chain was rolled back).
+    #[error("audit chain has {found} records; its anchored head says {anchored}")]
+    Truncated {
+        /// The anchored length.
+        anchored: u64,
+        /// The chain's length.
+        found: u64,
+    },
+    /// The chain does not contain the head anchored for it: it was rewritten.
+    #[error("audit chain differs from its anchored head at record {seq}")]
+    Diverged {
+        /// The anchored head's last record.
+        seq: u64,
+    },
+    /// A line of an audit file is not a record.
+    #[error("audit line {line} is malformed: {message}")]
+    Malformed {
+        /// The line number (from 1).
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// Writing or reading the sink failed.
+    #[error("audit I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a key store operation failed. Messages never carry the secret or key bytes.
+#[cfg(feature = "keystore")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStoreError {
+    /// `open` found no file: a missing store is never silently replaced by an empty one.
+    #[error("no key store at {0}")]
+    NotFound(PathBuf),
+    /// `create` found a file already there.
+    #[error("a key store already exists at {0}")]
+    AlreadyExists(PathBuf),
+    /// Neither master-secret variable is set.
+    #[error("no master secret: set KEKRING_MASTER_SECRET or KEKRING_MASTER_SECRET_FILE")]
+    MissingSecret,
+    /// The master secret is shorter than 16 bytes.
+    #[error("the master secret must be at least 16 bytes")]
+    WeakSecret,
+    /// The KDF parameters are below the floor or above the ceiling.
+    #[error("KDF parameters out of range: {0}")]
+    KdfParams(&'static str),
+    /// The secret is wrong or the file was modified (the AEAD cannot tell which).
+    #[error("wrong master secret, or the key store file was modified")]
+    WrongSecretOrTampered,
+    /// The file is truncated or malformed.
+    #[error("key store file is malformed: {0}")]
+    Malformed(#[from] FormatError),
+    /// A stored key failed to import, or a key could not be exported.
+    #[error("key store entry: {0}")]
+    Key(#[source] Box<Error>),
+    /// A locator is already in the store.
+    #[error("locator {0:?} is already in the key store")]
+    DuplicateLocator(String),
+    /// Another process holds the store's write lock.
+    #[error("the key store is locked by another writer")]
+    Locked,
+    /// The file changed on disk since this store was opened or last saved: saving would
+    /// drop the other writer's keys. Reopen and retry.
+    #[error("the key store changed on disk since it was opened; reopen and retry")]
+    Conflict,
+    /// Reading or writing the file failed.
+    #[error("key store I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[cfg(feature = "keystore")]
+impl From<Error> for KeyStoreError {
+    fn from(e: Error) -> Self {
+        KeyStoreError::Key(Box::new(e))
+    }
 }

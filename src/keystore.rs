@@ -27,11 +27,12 @@ use std::sync::Arc;
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
-use crate::backend::KekLocator;
 use crate::crypto;
 use crate::error::Error;
+pub use crate::error::KeyStoreError;
 use crate::format::reader::{Reader, check_len, put_vec_u16};
 use crate::format::{FormatError, WrapAlgorithm};
+use crate::locator::KekLocator;
 use crate::providers::local::{LocalBackend, LocalKek, MaterialKind};
 
 const MAGIC: [u8; 4] = *b"KRKS";
@@ -55,55 +56,6 @@ pub const SECRET_FILE_ENV: &str = "KEKRING_MASTER_SECRET_FILE";
 pub const MIN_SECRET_LEN: usize = 16;
 /// Longest master secret file read, in bytes.
 pub const MAX_SECRET_LEN: usize = 4096;
-
-/// Why a key store operation failed. Messages never carry the secret or key bytes.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyStoreError {
-    /// `open` found no file: a missing store is never silently replaced by an empty one.
-    #[error("no key store at {0}")]
-    NotFound(PathBuf),
-    /// `create` found a file already there.
-    #[error("a key store already exists at {0}")]
-    AlreadyExists(PathBuf),
-    /// Neither master-secret variable is set.
-    #[error("no master secret: set {SECRET_ENV} or {SECRET_FILE_ENV}")]
-    MissingSecret,
-    /// The master secret is shorter than 16 bytes.
-    #[error("the master secret must be at least {MIN_SECRET_LEN} bytes")]
-    WeakSecret,
-    /// The KDF parameters are below the floor or above the ceiling.
-    #[error("KDF parameters out of range: {0}")]
-    KdfParams(&'static str),
-    /// The secret is wrong or the file was modified (the AEAD cannot tell which).
-    #[error("wrong master secret, or the key store file was modified")]
-    WrongSecretOrTampered,
-    /// The file is truncated or malformed.
-    #[error("key store file is malformed: {0}")]
-    Malformed(#[from] FormatError),
-    /// A stored key failed to import, or a key could not be exported.
-    #[error("key store entry: {0}")]
-    Key(#[source] Box<Error>),
-    /// A locator is already in the store.
-    #[error("locator {0:?} is already in the key store")]
-    DuplicateLocator(String),
-    /// Another process holds the store's write lock.
-    #[error("the key store is locked by another writer")]
-    Locked,
-    /// The file changed on disk since this store was opened or last saved: saving would
-    /// drop the other writer's keys. Reopen and retry.
-    #[error("the key store changed on disk since it was opened; reopen and retry")]
-    Conflict,
-    /// Reading or writing the file failed.
-    #[error("key store I/O: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl From<Error> for KeyStoreError {
-    fn from(e: Error) -> Self {
-        KeyStoreError::Key(Box::new(e))
-    }
-}
 
 /// The master secret: zeroized on drop, never printed.
 pub struct MasterSecret(Zeroizing<Vec<u8>>);

@@ -31,6 +31,7 @@ pub mod format;
 #[cfg(feature = "keystore")]
 pub mod keystore;
 pub mod lifecycle;
+mod locator;
 mod payload;
 pub mod policy;
 pub mod providers;
@@ -38,7 +39,7 @@ pub mod secret;
 mod sharded;
 pub mod threat_model;
 
-pub use backend::{BackendError, BackendInfo, FipsStatus, KekLocator, KeyBackend};
+pub use backend::{BackendError, BackendInfo, FipsStatus, KeyBackend};
 pub use context::Context;
 pub use crypto::{CryptoProvider, RandomSource};
 #[cfg(feature = "tokio")]
@@ -49,6 +50,7 @@ pub use envelope::{
 };
 pub use error::{ContextError, Error, FormatError, KeyStateError, MisuseError, PolicyError};
 pub use format::{BackendId, Classification, Family, KekRef, Name, WrapAlgorithm};
+pub use locator::KekLocator;
 pub use payload::MAX_PAYLOAD_LEN;
 pub use policy::Profile;
 pub use secret::DataKey;

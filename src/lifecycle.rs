@@ -27,7 +27,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::LifecycleError;
 use crate::format::{BackendId, Family, KekRef, Name, WrapAlgorithm};
+use crate::locator::KekLocator;
 
 /// Seconds since the Unix epoch.
 pub type UnixTime = u64;
@@ -269,107 +271,6 @@ impl NewKek {
     }
 }
 
-/// Why a transition was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LifecycleError {
-    /// No KEK of that reference is in the ring.
-    #[error("no KEK {0} in the key ring")]
-    UnknownKek(KekRef),
-    /// The KEK is already in the ring.
-    #[error("KEK {0} is already in the key ring")]
-    DuplicateKek(KekRef),
-    /// The scope already has an active KEK (rotate instead).
-    #[error("{tenant}/{purpose} already has an active KEK; rotate instead")]
-    AlreadyActive {
-        /// The tenant.
-        tenant: Name,
-        /// The purpose.
-        purpose: Name,
-    },
-    /// The scope has no active KEK to rotate.
-    #[error("{tenant}/{purpose} has no active KEK")]
-    NoActiveKek {
-        /// The tenant.
-        tenant: Name,
-        /// The purpose.
-        purpose: Name,
-    },
-    /// A successor must be the next version of the same tenant and purpose.
-    #[error("successor {successor} must be version {expected} of the same tenant and purpose")]
-    BadSuccessor {
-        /// The successor offered.
-        successor: KekRef,
-        /// The version required.
-        expected: u32,
-    },
-    /// The transition is not allowed from the KEK's state.
-    #[error("KEK {kek} cannot go from {from} to {to}")]
-    IllegalTransition {
-        /// The KEK.
-        kek: KekRef,
-        /// Its state.
-        from: &'static str,
-        /// The state asked for.
-        to: &'static str,
-    },
-    /// Retirement asked before the overlap window ended.
-    #[error("KEK {kek}'s overlap window runs until {retire_at}")]
-    WindowOpen {
-        /// The KEK.
-        kek: KekRef,
-        /// When the window ends.
-        retire_at: UnixTime,
-    },
-    /// Retirement refused: objects are still wrapped under the KEK.
-    #[error("{outstanding} objects are still wrapped under KEK {kek}; re-wrap them or force")]
-    StillInUse {
-        /// The KEK.
-        kek: KekRef,
-        /// How many objects.
-        outstanding: u64,
-    },
-    /// The ring was written by an unknown schema version.
-    #[error("unknown key ring schema version {0}")]
-    UnknownSchema(u32),
-    /// The ring's generation moved on (compare-and-swap lost).
-    #[error("key ring generation is {actual}, expected {expected}")]
-    GenerationMismatch {
-        /// The generation the caller expected.
-        expected: u64,
-        /// The generation found.
-        actual: u64,
-    },
-    /// The ring failed to parse.
-    #[error("key ring is malformed: {0}")]
-    Malformed(String),
-    /// A ring offered for installation undoes what cannot be undone: a retired, revoked
-    /// or destroyed KEK back in an earlier state, a record dropped, or a record's
-    /// backend, locator or algorithm changed.
-    #[error("the new key ring takes KEK {kek} from {from} back to {to}")]
-    Regression {
-        /// The KEK.
-        kek: KekRef,
-        /// Its state in the installed ring.
-        from: &'static str,
-        /// What the new ring makes of it.
-        to: &'static str,
-    },
-    /// A retired, revoked or destroyed KEK of the ring names this backend key: its
-    /// material must not come back under another name.
-    #[error("the locator {locator_tail} belongs to KEK {existing}, which is out of use")]
-    DuplicateLocator {
-        /// The last 12 characters of the locator.
-        locator_tail: String,
-        /// The KEK registered with it.
-        existing: KekRef,
-    },
-    /// The audit hook refused to record the transition's events, so nothing was
-    /// installed.
-    #[error("the transition could not be recorded: {0}")]
-    NotRecorded(String),
-}
-
 /// What a transition did, for the audit trail. Locators appear only as their last 12
 /// characters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -451,7 +352,7 @@ pub enum LifecycleEvent {
 }
 
 fn tail12(s: &str) -> String {
-    crate::backend::KekLocator::new(s).redacted()
+    KekLocator::new(s).redacted()
 }
 
 /// The key ring: a plain serde value the caller persists.

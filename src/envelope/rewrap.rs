@@ -215,7 +215,7 @@ impl Envelope {
         payload::verify_commitment(&keys.commitment, header.commitment())?;
         let body = sealed
             .get(header_len..)
-            .ok_or(crate::FormatError::Truncated)?;
+            .ok_or(crate::format::FormatError::Truncated)?;
         let mut out = header.with_wrapped_dek(new).encode();
         out.extend_from_slice(body);
         Ok((out, outcome))
@@ -245,7 +245,7 @@ impl Envelope {
         let to = plan
             .first()
             .map(|p| &p.reference)
-            .ok_or(crate::FormatError::Truncated)?;
+            .ok_or(crate::format::FormatError::Truncated)?;
         let access = match break_glass {
             Some(reason) => Access::BreakGlass { reason, to },
             None => Access::Normal,

@@ -44,6 +44,7 @@ use crate::sharded::Sharded;
 use zeroize::Zeroizing;
 
 mod aes;
+mod fast;
 mod hybrid;
 mod mlkem;
 mod p256;

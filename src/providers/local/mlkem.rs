@@ -14,11 +14,12 @@ use ml_kem::kem::{Decapsulate, KeyExport};
 use ml_kem::{B32, MlKem768, MlKem1024, Seed};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::fast::FastKey;
 #[cfg(feature = "aws-lc")]
 use super::internal;
 use super::{LocalAlgorithm, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::{FastKey, Primitives, RandomSource};
+use crate::crypto::{Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;

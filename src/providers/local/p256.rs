@@ -11,9 +11,10 @@ use p256::pkcs8::{
 use p256::{PublicKey, SecretKey};
 use zeroize::Zeroizing;
 
+use super::fast::FastKey;
 use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
-use crate::crypto::{FastKey, Primitives, RandomSource};
+use crate::crypto::{Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;

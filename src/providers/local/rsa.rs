@@ -19,9 +19,10 @@ use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
+use super::fast::FastKey;
 use super::{LocalAlgorithm, internal};
 use crate::backend::BackendError;
-use crate::crypto::{FastKey, Primitives, RandomSource};
+use crate::crypto::{Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
