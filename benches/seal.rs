@@ -24,9 +24,10 @@ use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use common::{Raw, compiled_providers};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
+use kekring::backend::local::{LOCAL_ALGORITHMS, LocalKek};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef, LocalBackend,
+    BackendId, Classification, Context, CryptoProvider, Envelope, KekRef, LocalBackend,
     RandomSource, Route, WrapAlgorithm,
 };
 
@@ -47,7 +48,7 @@ fn envelope(provider: CryptoProvider, alg: WrapAlgorithm) -> Envelope {
     Envelope::builder()
         .crypto_provider(provider)
         .backend(local)
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
         .build()
         .unwrap()
@@ -116,7 +117,7 @@ fn envelope_with(provider: CryptoProvider, random: RandomSource) -> Option<Envel
         .crypto_provider(provider)
         .random_source(random)
         .backend(local)
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
         .build()
         .ok()

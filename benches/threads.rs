@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use common::{Raw, compiled_providers};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef, LocalBackend,
+    BackendId, Classification, Context, CryptoProvider, Envelope, KekRef, LocalBackend,
     RandomSource, Route, WrapAlgorithm,
 };
 
@@ -39,7 +40,7 @@ fn envelope(provider: CryptoProvider, random: RandomSource) -> Option<Envelope> 
         .crypto_provider(provider)
         .random_source(random)
         .backend(local)
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
         .build()
         .ok()

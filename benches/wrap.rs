@@ -12,8 +12,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use kekring::backend::local::{LOCAL_ALGORITHMS, LocalKek, MaterialKind};
 use kekring::backend::{UnwrapRequest, WrapRequest};
-use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek, MaterialKind};
 use kekring::{Classification, Context, DataKey, KekLocator, KeyBackend, LocalBackend};
 use ml_kem::kem::Decapsulate;
 use ml_kem::{B32, MlKem768, MlKem1024, Seed};

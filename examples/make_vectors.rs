@@ -15,11 +15,12 @@
 
 use std::sync::Arc;
 
+use kekring::backend::local::{LocalKek, MaterialKind};
 use kekring::format::{SealedHeader, SealedObject, WrappedDek};
-use kekring::providers::local::{LocalKek, MaterialKind};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, Envelope, Family, KekBinding, KekLocator, KekRef,
-    LocalBackend, Profile, Route, WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Family, KekLocator, KekRef, LocalBackend,
+    Profile, Route, WrapAlgorithm,
 };
 use p256::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
@@ -113,7 +114,7 @@ async fn main() {
         local.insert(loc.clone(), kek).unwrap();
         let r = KekRef::new("acme", purpose, 1).unwrap();
         b = b
-            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, *alg))
+            .kek(NewKek::new(r.clone(), BackendId::Local, loc, *alg))
             .route(Route::new(r));
         keks.push(json!({"tenant": "acme", "purpose": purpose, "version": 1,
                          "algorithm": alg.name(), "kind": "private",

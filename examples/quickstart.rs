@@ -16,9 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kekring::keystore::{KdfParams, KeyStore, KeyStoreError, MasterSecret};
-use kekring::{
-    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, Route, WrapAlgorithm,
-};
+use kekring::lifecycle::NewKek;
+use kekring::{BackendId, Classification, Context, Envelope, Error, KekRef, Route, WrapAlgorithm};
 
 const DIR: &str = ".kekring-quickstart";
 const DEMO_SECRET: &str = "kekring quickstart demo secret - not for real keys";
@@ -60,18 +59,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. An envelope over the store's keys: payroll data of tenant "acme" is wrapped
     //    under the ML-KEM-768 KEK; the P-256 KEK serves purpose "payroll-ecdh".
-    let backend = Arc::new(store.backend()?);
+    let backend = Arc::new(kekring::keystore::StoreBackend::new(store)?);
     let mlkem = KekRef::new("acme", "payroll", 1)?;
     let ecdh = KekRef::new("acme", "payroll-ecdh", 1)?;
     let envelope = Envelope::builder()
         .backend(backend)
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             mlkem.clone(),
             BackendId::Local,
             kekring::KekLocator::new("acme/payroll/v1"),
             WrapAlgorithm::MlKem768,
         ))
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             ecdh.clone(),
             BackendId::Local,
             kekring::KekLocator::new("acme/payroll-ecdh/v1"),

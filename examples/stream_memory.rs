@@ -10,10 +10,10 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use kekring::providers::local::LocalBackend;
+use kekring::backend::local::LocalBackend;
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef, Route,
-    WrapAlgorithm,
+    BackendId, Classification, Context, CryptoProvider, Envelope, KekRef, Route, WrapAlgorithm,
 };
 
 /// The plaintext is this block repeated (1 MiB, also the size of every write and read).
@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env = Envelope::builder()
         .crypto_provider(provider)
         .backend(local)
-        .kek(KekBinding::new(kek.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(kek.clone(), BackendId::Local, loc, alg))
         .route(Route::new(kek))
         .build()?;
     let ctx = Context::new("demo", "objects", "large-1", Classification::Confidential)?;

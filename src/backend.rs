@@ -1,5 +1,10 @@
 //! The one extension point: [`KeyBackend`] wraps and unwraps data keys under KEKs it
-//! holds, creates KEKs, and describes itself.
+//! holds, creates KEKs, and describes itself. The backends kekring ships live one per
+//! file below this module, each behind its own cargo feature:
+//!
+//! | module | feature | KEKs |
+//! |---|---|---|
+//! | [`local`] | `local` (default) | software AES-256, P-256, ML-KEM and hybrid KEKs in process memory (RSA-OAEP with `local-rsa`); [`local::keystore`] persists them (`keystore`, default) |
 //!
 //! Backends make no policy decisions: the [`Envelope`](crate::Envelope) checks the
 //! classification profile, the caller's context and the KEK claim before it calls one.
@@ -15,6 +20,9 @@ pub use crate::error::BackendError;
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 pub use crate::locator::KekLocator;
 use crate::secret::DataKey;
+
+#[cfg(feature = "local")]
+pub mod local;
 
 /// A backend's FIPS 140 status. Conservative by default: unvalidated unless the backend
 /// states otherwise.

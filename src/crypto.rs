@@ -261,7 +261,7 @@ pub enum RandomSource {
     /// fork through a `MADV_WIPEONFORK` page and a VM snapshot restore through the
     /// kernel's VM generation id, and reseeds on every request where it cannot detect
     /// them. RustCrypto has no such generator: the builders refuse this source with it
-    /// ([`MisuseError::RandomSourceUnavailable`](crate::MisuseError::RandomSourceUnavailable)).
+    /// ([`MisuseError::RandomSourceUnavailable`](crate::ConfigError::RandomSourceUnavailable)).
     UserSpace,
 }
 
@@ -270,7 +270,7 @@ impl RandomSource {
     pub(crate) fn check(self, provider: CryptoProvider) -> Result<(), Error> {
         match self {
             RandomSource::UserSpace if !provider.primitives.has_drbg() => {
-                Err(crate::error::MisuseError::RandomSourceUnavailable {
+                Err(crate::error::ConfigError::RandomSourceUnavailable {
                     provider: provider.name(),
                 }
                 .into())

@@ -58,6 +58,17 @@ pub enum Error {
     /// Reading or writing a stream failed (the underlying reader or writer's error).
     #[error("stream I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The envelope's configuration is inconsistent: a backend, KEK or route that does
+    /// not fit (found at build time, or when a KEK registered later needs a backend).
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A key-ring transition could not be recorded in the audit log, or the log's sink
+    /// failed: nothing the record was for took effect.
+    #[error("audit: {0}")]
+    Audit(#[from] AuditError),
+    /// An internal invariant failed: a bug in kekring, never caused by input or use.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 /// The caller used the API wrongly.
@@ -105,13 +116,6 @@ pub enum MisuseError {
     /// FIPS mode.
     #[error("AWS-LC is not running in FIPS mode")]
     NotFipsMode,
-    /// [`RandomSource::UserSpace`](crate::RandomSource::UserSpace) was asked of a crypto
-    /// provider that has no fork-safe DRBG (RustCrypto).
-    #[error("the {provider} provider has no user-space DRBG; use the OS RNG")]
-    RandomSourceUnavailable {
-        /// The provider's name.
-        provider: &'static str,
-    },
     /// An option value that would defeat the call's purpose.
     #[error("{option}: {reason}")]
     InvalidOption {
@@ -128,25 +132,6 @@ pub enum MisuseError {
         /// What was needed.
         expected: usize,
     },
-    /// No backend of this kind was configured.
-    #[error("no backend configured for {0}")]
-    NoBackend(BackendId),
-    /// Two backends were configured under one instance name.
-    #[error("two backends configured as {0:?}")]
-    DuplicateBackend(String),
-    /// No backend is configured under this instance name.
-    #[error("no backend instance named {0:?}")]
-    NoBackendInstance(String),
-    /// A KEK names a backend instance of another kind than the KEK's backend.
-    #[error("backend instance {instance:?} is {found}, the KEK says {expected}")]
-    BackendKind {
-        /// The instance name.
-        instance: String,
-        /// The kind the KEK binding says.
-        expected: BackendId,
-        /// The kind the instance is.
-        found: BackendId,
-    },
     /// The key ring refused a transition asked through the `Envelope`.
     #[error("key ring: {0}")]
     Lifecycle(LifecycleError),
@@ -159,23 +144,14 @@ pub enum MisuseError {
     /// The same KEK was registered twice.
     #[error("KEK {0} registered twice")]
     DuplicateKek(KekRef),
-    /// The backend does not offer the algorithm a KEK was registered with.
+    /// A backend does not offer this algorithm (a key asked of the local backend in an
+    /// algorithm it does not have, for example RSA without the `local-rsa` feature).
     #[error("backend {backend} does not offer {algorithm}")]
     AlgorithmNotOffered {
         /// The backend.
         backend: BackendId,
         /// The algorithm.
         algorithm: WrapAlgorithm,
-    },
-    /// A route names a KEK that was not registered, or mixes tenants.
-    #[error("route for {tenant}/{purpose} is invalid: {reason}")]
-    InvalidRoute {
-        /// The tenant.
-        tenant: Name,
-        /// The purpose.
-        purpose: Name,
-        /// Why.
-        reason: &'static str,
     },
 }
 
@@ -199,6 +175,62 @@ impl From<ArgumentError> for Error {
     fn from(e: ArgumentError) -> Self {
         Error::Misuse(e.into())
     }
+}
+
+/// The envelope's configuration is inconsistent. Found by
+/// [`EnvelopeBuilder::build`](crate::EnvelopeBuilder::build), or when a KEK registered
+/// after the build (a rotation successor) names a backend the envelope does not have;
+/// never caused by the bytes being opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No backend of this kind was configured.
+    #[error("no backend configured for {0}")]
+    NoBackend(BackendId),
+    /// Two backends were configured under one instance name.
+    #[error("two backends configured as {0:?}")]
+    DuplicateBackend(String),
+    /// No backend is configured under this instance name.
+    #[error("no backend instance named {0:?}")]
+    NoBackendInstance(String),
+    /// A KEK names a backend instance of another kind than the KEK's backend.
+    #[error("backend instance {instance:?} is {found}, the KEK says {expected}")]
+    BackendKind {
+        /// The instance name.
+        instance: String,
+        /// The kind the KEK binding says.
+        expected: BackendId,
+        /// The kind the instance is.
+        found: BackendId,
+    },
+    /// [`RandomSource::UserSpace`](crate::RandomSource::UserSpace) was asked of a crypto
+    /// provider that has no fork-safe DRBG (RustCrypto).
+    #[error("the {provider} provider has no user-space DRBG; use the OS RNG")]
+    RandomSourceUnavailable {
+        /// The provider's name.
+        provider: &'static str,
+    },
+    /// A route names a KEK that was not registered, or mixes tenants.
+    #[error("route for {tenant}/{purpose} is invalid: {reason}")]
+    InvalidRoute {
+        /// The tenant.
+        tenant: Name,
+        /// The purpose.
+        purpose: Name,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A name given to the builder is not a valid tenant or purpose name.
+    #[error("invalid name: {0}")]
+    InvalidName(FormatError),
+    /// The backend does not offer the algorithm a KEK was registered with.
+    #[error("backend {backend} does not offer {algorithm}")]
+    AlgorithmNotOffered {
+        /// The backend.
+        backend: BackendId,
+        /// The algorithm.
+        algorithm: WrapAlgorithm,
+    },
 }
 
 /// Well-formed input that belongs to another context.
@@ -561,5 +593,23 @@ pub enum KeyStoreError {
 impl From<Error> for KeyStoreError {
     fn from(e: Error) -> Self {
         KeyStoreError::Key(Box::new(e))
+    }
+}
+
+/// A kekring error carried through `std::io` (recover it with
+/// `io::Error::get_ref()` and `downcast_ref::<kekring::Error>()`, or
+/// [`crate::Error::from_io`]).
+pub(crate) fn to_io(e: Error) -> std::io::Error {
+    match e {
+        Error::Io(e) => e,
+        Error::Misuse(m) => std::io::Error::new(std::io::ErrorKind::InvalidInput, Error::Misuse(m)),
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
+    }
+}
+
+impl Error {
+    /// The kekring error inside an `io::Error` returned by a stream adapter, if any.
+    pub fn from_io(e: &std::io::Error) -> Option<&Error> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<Error>())
     }
 }

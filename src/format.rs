@@ -22,6 +22,7 @@ pub use sealed::{
     COMMITMENT_LEN, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, NONCE_LEN,
     SEALED_MAGIC, SealedHeader, SealedObject, TAG_LEN,
 };
+pub(crate) use sealed::{HeaderBytes, split_tag_mut};
 pub use wrapped::{MAX_WRAPS, WRAPPED_DEK_MAGIC, WrappedDek, WrappedEntry};
 
 /// A value handed to a constructor of this module is ill-formed or out of bounds: the
@@ -33,6 +34,56 @@ pub struct ArgumentError(pub FormatError);
 
 /// The only format version this crate writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// A wire format version, as read from a preamble. A future version is one more arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Version {
+    /// Format v1 (`0x01`).
+    V1,
+    /// A version this crate does not read.
+    Unknown(u8),
+}
+
+impl Version {
+    /// The version a preamble's version byte names.
+    pub const fn of(byte: u8) -> Self {
+        match byte {
+            FORMAT_VERSION => Version::V1,
+            other => Version::Unknown(other),
+        }
+    }
+}
+
+/// Reads the preamble every kekring encoding starts with: four magic bytes, then a
+/// version byte, which is returned (the structure decides which versions it reads). The
+/// one place a preamble is parsed: wrapped DEKs, sealed objects (whole or streamed) and
+/// the key store file all go through it.
+///
+/// # Errors
+/// [`FormatError::BadMagic`] naming `what`, or [`FormatError::Truncated`].
+pub(crate) fn read_preamble(
+    r: &mut reader::Reader<'_>,
+    magic: &[u8; 4],
+    what: &'static str,
+) -> Result<u8, FormatError> {
+    if &r.array::<4>()? != magic {
+        return Err(FormatError::BadMagic { expected: what });
+    }
+    r.u8()
+}
+
+/// Reads the preamble of a v1 wire structure: refuses any other version.
+pub(crate) fn read_v1_preamble(
+    r: &mut reader::Reader<'_>,
+    magic: &[u8; 4],
+    what: &'static str,
+) -> Result<(), FormatError> {
+    match Version::of(read_preamble(r, magic, what)?) {
+        Version::V1 => Ok(()),
+        Version::Unknown(v) => Err(FormatError::UnsupportedVersion(v)),
+    }
+}
 
 /// Why untrusted bytes were rejected. Every variant is caused by the input, never by the
 /// caller's use of the API.

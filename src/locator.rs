@@ -49,3 +49,27 @@ impl fmt::Display for KekLocator {
         f.write_str(&self.redacted())
     }
 }
+
+impl From<String> for KekLocator {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for KekLocator {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<&String> for KekLocator {
+    fn from(s: &String) -> Self {
+        Self(s.clone())
+    }
+}
+
+impl From<&KekLocator> for KekLocator {
+    fn from(l: &KekLocator) -> Self {
+        l.clone()
+    }
+}

@@ -32,10 +32,14 @@
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::crypto::Primitives;
+use crate::crypto::{Aes256GcmKey, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
-use crate::format::{BindingContext, COMMITMENT_LEN, NONCE_LEN, SealedHeader, Suite};
-use crate::secret::DataKey;
+use crate::format::{BindingContext, COMMITMENT_LEN, NONCE_LEN, SealedHeader, Suite, TAG_LEN};
+use crate::secret::{DataKey, KEY_LEN};
+
+mod segments;
+
+pub(crate) use segments::{FrontCore, Layout, SegmentOpener, SegmentSealer, State, u64_of};
 
 const PAYLOAD_INFO: &[u8] = b"kekring/v1/payload";
 
@@ -111,6 +115,116 @@ pub(crate) fn segment_nonce(index: u64, last: bool) -> [u8; NONCE_LEN] {
         *flag = u8::from(last);
     }
     n
+}
+
+/// A fresh DEK and payload nonce, drawn in one call from `random`.
+///
+/// # Errors
+/// [`Error::Rng`].
+pub(crate) fn fresh(
+    crypto: &dyn Primitives,
+    random: RandomSource,
+) -> Result<(DataKey, [u8; NONCE_LEN]), Error> {
+    let mut seed = Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
+    random.fill(crypto, seed.as_mut_slice())?;
+    let (dek_bytes, nonce_bytes) = seed.split_at(KEY_LEN);
+    let dek = DataKey::from_slice(dek_bytes)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(nonce_bytes);
+    Ok((dek, nonce))
+}
+
+/// An object's payload cipher: AES-256-GCM under its payload key (key schedule done
+/// once), with its nonce and AAD. Every payload encryption and decryption goes through
+/// it, for whole objects and streams alike.
+pub(crate) struct PayloadCipher {
+    key: Box<dyn Aes256GcmKey>,
+    nonce: [u8; NONCE_LEN],
+    aad: Vec<u8>,
+}
+
+impl PayloadCipher {
+    /// The cipher of a new object: `key` from [`derive`], `header` holding its
+    /// commitment.
+    pub(crate) fn for_seal(
+        crypto: &dyn Primitives,
+        key: &[u8; 32],
+        header: &SealedHeader,
+        binding: &BindingContext,
+    ) -> Self {
+        Self {
+            key: crypto.aes256_gcm(key),
+            nonce: *header.nonce(),
+            aad: aad(header, binding),
+        }
+    }
+
+    /// The cipher of a stored object: derives its keys from `dek` and checks the
+    /// commitment in constant time first.
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] when the DEK is not the one the object commits to.
+    pub(crate) fn for_open(
+        crypto: &dyn Primitives,
+        dek: &DataKey,
+        header: &SealedHeader,
+        binding: &BindingContext,
+    ) -> Result<Self, Error> {
+        let keys = check_commitment(crypto, dek, header)?;
+        Ok(Self::for_seal(crypto, &keys.key, header, binding))
+    }
+
+    /// Seals a whole-object payload in place; returns the tag.
+    pub(crate) fn seal(&self, body: &mut [u8]) -> Result<[u8; TAG_LEN], Error> {
+        self.key
+            .seal(&self.nonce, &self.aad, body)
+            .map_err(|_| Error::Crypto)
+    }
+
+    /// Opens a whole-object payload in place; on failure `body` holds no plaintext.
+    pub(crate) fn open(&self, body: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), Error> {
+        self.key
+            .open(&self.nonce, &self.aad, body, tag)
+            .map_err(|_| Error::Crypto)
+    }
+
+    /// As [`PayloadCipher::open`], but on failure `body` is unchanged.
+    pub(crate) fn open_keep(&self, body: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), Error> {
+        self.key
+            .open_keep(&self.nonce, &self.aad, body, tag)
+            .map_err(|_| Error::Crypto)
+    }
+
+    /// Opens a complete segmented payload held in memory.
+    pub(crate) fn open_segments(
+        &self,
+        header: &SealedHeader,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        segments::open_segments(self.key.as_ref(), &self.aad, header, payload)
+    }
+
+    /// The sealing side of a stream of `size`-byte segments.
+    pub(crate) fn into_sealer(self, size: u32) -> Result<SegmentSealer, Error> {
+        SegmentSealer::new(self.key, self.aad, size)
+    }
+
+    /// The opening side of a stream of `size`-byte segments.
+    pub(crate) fn into_opener(self, size: u32) -> Result<SegmentOpener, Error> {
+        SegmentOpener::new(self.key, self.aad, size)
+    }
+}
+
+/// Derives an object's keys from `dek` and checks the commitment its header stores,
+/// in constant time: the DEK is the one the object opens under, or [`Error::Crypto`].
+pub(crate) fn check_commitment(
+    crypto: &dyn Primitives,
+    dek: &DataKey,
+    header: &SealedHeader,
+) -> Result<PayloadKeys, Error> {
+    let keys = derive(crypto, dek, header.suite(), header.nonce())?;
+    verify_commitment(&keys.commitment, header.commitment())?;
+    Ok(keys)
 }
 
 pub(crate) fn check_payload_len(len: usize) -> Result<(), Error> {

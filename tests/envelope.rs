@@ -20,9 +20,10 @@ use kekring::backend::{
     WrapResponse,
 };
 use kekring::format::{SealedHeader, WrappedDek};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, ContextError, Envelope, Error, KekBinding, KekLocator,
-    KekRef, KeyBackend, KeyStateError, LocalBackend, PolicyError, Route, WrapAlgorithm,
+    BackendId, Classification, Context, ContextError, Envelope, Error, KekLocator, KekRef,
+    KeyBackend, KeyStateError, LocalBackend, PolicyError, Route, WrapAlgorithm,
 };
 
 const LOCAL_ALGS: [WrapAlgorithm; 3] = [
@@ -44,7 +45,7 @@ fn envelope(alg: WrapAlgorithm) -> (Envelope, Arc<LocalBackend>) {
         let loc = local.generate_aes256(format!("{t}-docs-1"), alg).unwrap();
         let r = kref(t, "docs", 1);
         b = b
-            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+            .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
             .route(Route::new(r));
     }
     (b.build().unwrap(), local)
@@ -383,7 +384,7 @@ fn opaque_envelope(backend: Arc<TestBackend>, alg: WrapAlgorithm) -> Envelope {
     let r = kref("acme", "docs", 1);
     Envelope::builder()
         .backend(backend)
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             r.clone(),
             BackendId::Pkcs11,
             KekLocator::new("hsm-key-1"),
@@ -469,13 +470,13 @@ async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
     let rd = kref("acme", "docs-dr", 1);
     let env = Envelope::builder()
         .backend(local.clone())
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             rp.clone(),
             BackendId::Local,
             p,
             WrapAlgorithm::Aes256Kw,
         ))
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             rd.clone(),
             BackendId::Local,
             dr.clone(),
@@ -491,7 +492,7 @@ async fn disaster_recovery_copy_opens_where_only_it_is_configured() {
 
     // A reader that holds only the DR KEK accepts its copies once told to; without that,
     // a copy under another purpose is refused before any backend call.
-    let dr_binding = KekBinding::new(rd, BackendId::Local, dr, WrapAlgorithm::Aes256GcmDerived);
+    let dr_binding = NewKek::new(rd, BackendId::Local, dr, WrapAlgorithm::Aes256GcmDerived);
     let unconfigured = Envelope::builder()
         .backend(local.clone())
         .kek(dr_binding.clone())
@@ -516,17 +517,19 @@ async fn builder_rejects_bad_configuration() {
     let loc = local.generate_aes256("k", WrapAlgorithm::Aes256Kw).unwrap();
     let r = kref("acme", "docs", 1);
     let b = || {
-        KekBinding::new(
+        NewKek::new(
             r.clone(),
             BackendId::Local,
             loc.clone(),
             WrapAlgorithm::Aes256Kw,
         )
     };
-    // KEK on a backend that is not configured.
+    // KEK on a backend that is not configured: a configuration error, not misuse.
     assert!(matches!(
         Envelope::builder().kek(b()).build(),
-        Err(Error::Misuse(_))
+        Err(Error::Config(kekring::ConfigError::NoBackend(
+            BackendId::Local
+        )))
     ));
     // Registered twice.
     assert!(
@@ -538,7 +541,7 @@ async fn builder_rejects_bad_configuration() {
             .is_err()
     );
     // Algorithm the backend does not offer.
-    let rsa = KekBinding::new(
+    let rsa = NewKek::new(
         r.clone(),
         BackendId::Local,
         loc.clone(),
@@ -560,7 +563,7 @@ async fn builder_rejects_bad_configuration() {
             .is_err()
     );
     let other = kref("globex", "docs", 1);
-    let other_b = KekBinding::new(
+    let other_b = NewKek::new(
         other.clone(),
         BackendId::Local,
         loc.clone(),
@@ -593,7 +596,7 @@ async fn local_kek_is_bound_to_one_algorithm() {
     // Registered in the envelope as KWP, but the key was made for KW: the backend refuses.
     let env = Envelope::builder()
         .backend(local)
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             r.clone(),
             BackendId::Local,
             loc,
@@ -663,13 +666,13 @@ async fn profile_is_checked_for_every_kek_before_any_backend_call() {
     let env = Envelope::builder()
         .backend(primary.clone())
         .backend(copy.clone())
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             rp.clone(),
             BackendId::VaultTransit,
             KekLocator::new("transit/acme-docs"),
             WrapAlgorithm::Aes256Opaque,
         ))
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             rc.clone(),
             BackendId::Pkcs11,
             KekLocator::new("hsm/acme-dr"),
@@ -706,19 +709,19 @@ async fn two_backends_of_one_kind_as_named_instances() {
         .unwrap();
     let rp = kref("acme", "docs", 1);
     let rd = kref("acme", "docs-dr", 1);
-    let dr_binding = KekBinding::new(
+    let dr_binding = NewKek::new(
         rd.clone(),
         BackendId::Local,
         d,
         WrapAlgorithm::Aes256GcmDerived,
     )
-    .on_instance("local-us");
+    .instance("local-us");
     let env = Envelope::builder()
         .backend_instance("local-eu", eu.clone())
         .backend_instance("local-us", us.clone())
         .kek(
-            KekBinding::new(rp.clone(), BackendId::Local, p, WrapAlgorithm::Aes256Kw)
-                .on_instance("local-eu"),
+            NewKek::new(rp.clone(), BackendId::Local, p, WrapAlgorithm::Aes256Kw)
+                .instance("local-eu"),
         )
         .kek(dr_binding.clone())
         .route(Route::new(rp).with_copy(rd))
@@ -735,7 +738,7 @@ async fn two_backends_of_one_kind_as_named_instances() {
         .unwrap();
     assert_eq!(us_only.open(&c, &sealed).await.unwrap(), b"two regions");
     // A KEK naming an instance that does not exist, or one of another kind.
-    let k = KekBinding::new(
+    let k = NewKek::new(
         kref("acme", "x", 1),
         BackendId::Local,
         KekLocator::new("k"),
@@ -744,17 +747,17 @@ async fn two_backends_of_one_kind_as_named_instances() {
     assert!(matches!(
         Envelope::builder()
             .backend(eu.clone())
-            .kek(k.clone().on_instance("nowhere"))
+            .kek(k.clone().instance("nowhere"))
             .build(),
-        Err(Error::Misuse(kekring::MisuseError::NoBackendInstance(_)))
+        Err(Error::Config(kekring::ConfigError::NoBackendInstance(_)))
     ));
     let hsm = Arc::new(TestBackend::new(WrapAlgorithm::Aes256Kw, false));
     assert!(matches!(
         Envelope::builder()
             .backend_instance("hsm", hsm)
-            .kek(k.on_instance("hsm"))
+            .kek(k.instance("hsm"))
             .build(),
-        Err(Error::Misuse(kekring::MisuseError::BackendKind { .. }))
+        Err(Error::Config(kekring::ConfigError::BackendKind { .. }))
     ));
 }
 
@@ -835,7 +838,7 @@ fn a_kek_added_on_one_thread_is_usable_on_every_other_and_never_twice() {
     let r = kref("acme", "docs", 1);
     let env = Envelope::builder()
         .backend(local.clone())
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
         .build()
         .unwrap();
@@ -857,4 +860,46 @@ fn a_kek_added_on_one_thread_is_usable_on_every_other_and_never_twice() {
             });
         }
     });
+}
+
+/// An in-house backend (a company KMS) identifies itself with an id from the private-use
+/// range: written into every wrapped DEK, it opens only where a backend of that id is
+/// configured, and reads back from the key ring by its `private-<id>` name.
+#[tokio::test]
+async fn an_in_house_backend_identifies_itself_with_a_private_id() {
+    let id = BackendId::private(0x90).unwrap();
+    assert!(BackendId::private(0x20).is_err());
+    assert_eq!(BackendId::from_id(0x90).unwrap(), id);
+    assert!(BackendId::from_id(0x7f).is_err());
+    let backend = Arc::new(TestBackend::new(WrapAlgorithm::Aes256Opaque, false).kind(id));
+    let r = kref("acme", "docs", 1);
+    let kek = NewKek::new(
+        r.clone(),
+        id,
+        KekLocator::new("company-kms:key-7"),
+        WrapAlgorithm::Aes256Opaque,
+    );
+    let env = Envelope::builder()
+        .backend(backend.clone())
+        .kek(kek.clone())
+        .build()
+        .unwrap();
+    let c = ctx("acme", "o", Classification::Restricted);
+    let sealed = env.seal(&c, b"in house").await.unwrap();
+    let (h, _) = SealedHeader::decode_prefix(&sealed).unwrap();
+    assert_eq!(h.wrapped_dek().entries()[0].backend(), id);
+    assert_eq!(env.open(&c, &sealed).await.unwrap(), b"in house");
+    let json = env.key_ring().snapshot().to_json();
+    assert!(json.contains("\"private-144\""), "{json}");
+    let back = kekring::lifecycle::KeyRing::from_json(&json).unwrap();
+    assert_eq!(back.get(&r).unwrap().backend, id);
+    // Another private id is another backend.
+    let other = Arc::new(
+        TestBackend::new(WrapAlgorithm::Aes256Opaque, false)
+            .kind(BackendId::private(0x91).unwrap()),
+    );
+    assert!(matches!(
+        Envelope::builder().backend(other).kek(kek).build(),
+        Err(Error::Config(kekring::ConfigError::NoBackend(_)))
+    ));
 }

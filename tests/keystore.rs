@@ -13,11 +13,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use kekring::backend::local::{LOCAL_ALGORITHMS, LocalKek};
 use kekring::keystore::{KdfParams, KeyStore, KeyStoreError, MasterSecret};
-use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, Envelope, KekBinding, KekLocator, KekRef, Route,
-    WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, KekLocator, KekRef, Route, WrapAlgorithm,
 };
 
 fn dir(name: &str) -> PathBuf {
@@ -50,12 +50,12 @@ async fn every_algorithm_survives_save_and_reopen() {
     store.save().unwrap();
 
     // Seal with the keys in memory, open with the keys read back from disk.
-    let envelope = |backend: kekring::LocalBackend| {
+    let envelope = |backend: kekring::keystore::StoreBackend| {
         let mut b = Envelope::builder().backend(Arc::new(backend));
         for alg in LOCAL_ALGORITHMS {
             let r = KekRef::new("acme", alg.name(), 1).unwrap();
             b = b
-                .kek(KekBinding::new(
+                .kek(NewKek::new(
                     r.clone(),
                     BackendId::Local,
                     KekLocator::new(alg.name()),
@@ -65,12 +65,12 @@ async fn every_algorithm_survives_save_and_reopen() {
         }
         b.build().unwrap()
     };
-    let before = envelope(store.backend().unwrap());
+    let before = envelope(kekring::keystore::StoreBackend::new(store).unwrap());
     let reopened = KeyStore::open(&path, &secret()).unwrap();
     assert_eq!(reopened.kdf_params(), KdfParams::MINIMUM);
     assert_eq!(reopened.locators().count(), LOCAL_ALGORITHMS.len() + 1);
     assert!(!reopened.get("ml-kem-768-public").unwrap().can_unwrap());
-    let after = envelope(reopened.backend().unwrap());
+    let after = envelope(kekring::keystore::StoreBackend::new(reopened).unwrap());
     for alg in LOCAL_ALGORITHMS {
         let c = Context::new("acme", alg.name(), "o", Classification::Internal).unwrap();
         let sealed = before.seal(&c, alg.name().as_bytes()).await.unwrap();
@@ -200,7 +200,7 @@ fn secrets_and_parameters() {
         "raw",
         LocalKek::import_material(
             WrapAlgorithm::Aes256Kw,
-            kekring::providers::local::MaterialKind::Private,
+            kekring::backend::local::MaterialKind::Private,
             &[0x5a; 31]
                 .iter()
                 .chain(&[0x01])
@@ -276,5 +276,65 @@ fn concurrent_writers_and_hostile_files() {
         KeyStore::open(&path, &secret()),
         Err(KeyStoreError::Malformed(_))
     ));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A KEK that `Envelope::rotate_kek` creates on a store-backed backend is saved into the
+/// key store before the ring names it: objects sealed under it still open after a
+/// restart. (A `LocalBackend` copied out of the store, as the envelope once used, created
+/// the successor in memory only: the second object was lost with the process.)
+#[tokio::test]
+async fn a_rotation_survives_a_restart() {
+    use kekring::backend::{KekSpec, KeyBackend};
+    use kekring::keystore::StoreBackend;
+    use kekring::lifecycle::{KeyRing, SharedKeyRing};
+    let d = dir("restart");
+    let path = d.join("keys.kks");
+    let store = KeyStore::create(&path, &secret(), KdfParams::MINIMUM).unwrap();
+    let backend = Arc::new(StoreBackend::new(store).unwrap());
+    let alg = WrapAlgorithm::MlKem768;
+    let v1 = backend
+        .create_kek(&KekSpec::new(alg, "acme-docs"))
+        .await
+        .unwrap();
+    let ring = SharedKeyRing::new(KeyRing::new());
+    let env = Envelope::builder()
+        .backend(backend.clone())
+        .key_ring(ring.clone())
+        .kek(NewKek::new(
+            KekRef::new("acme", "docs", 1).unwrap(),
+            BackendId::Local,
+            v1.locator,
+            alg,
+        ))
+        .build()
+        .unwrap();
+    let c = |o: &str| Context::new("acme", "docs", o, Classification::Restricted).unwrap();
+    let first = env.seal(&c("first"), b"under v1").await.unwrap();
+    let v2 = env
+        .rotate_kek(
+            &kekring::Name::new("tenant", "acme").unwrap(),
+            &kekring::Name::new("purpose", "docs").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.version(), 2);
+    let second = env.seal(&c("second"), b"under v2").await.unwrap();
+    let ring_json = ring.snapshot().to_json();
+    drop(env);
+    drop(backend);
+
+    // A new process: the store and the ring read back from disk.
+    let store = KeyStore::open(&path, &secret()).unwrap();
+    assert_eq!(store.locators().count(), 2, "the successor was not saved");
+    let backend = Arc::new(StoreBackend::new(store).unwrap());
+    let ring = SharedKeyRing::new(KeyRing::from_json(&ring_json).unwrap());
+    let env = Envelope::builder()
+        .backend(backend)
+        .key_ring(ring)
+        .build()
+        .unwrap();
+    assert_eq!(env.open(&c("first"), &first).await.unwrap(), b"under v1");
+    assert_eq!(env.open(&c("second"), &second).await.unwrap(), b"under v2");
     std::fs::remove_dir_all(&d).unwrap();
 }

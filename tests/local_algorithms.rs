@@ -14,10 +14,11 @@
 use std::sync::{Arc, OnceLock};
 
 use kekring::backend::BackendError;
-use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
+use kekring::backend::local::{LOCAL_ALGORITHMS, LocalKek};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, ContextError, Envelope, Error, KekBinding, KekRef,
-    LocalBackend, PolicyError, Route, WrapAlgorithm,
+    BackendId, Classification, Context, ContextError, Envelope, Error, KekRef, LocalBackend,
+    PolicyError, Route, WrapAlgorithm,
 };
 
 /// One backend holding a KEK of every local algorithm (RSA generation is slow: once).
@@ -50,7 +51,7 @@ fn envelope_for(tenants: &[&str], backend: Arc<LocalBackend>) -> Envelope {
         for alg in LOCAL_ALGORITHMS {
             let r = KekRef::new(t, &purpose(alg), 1).unwrap();
             b = b
-                .kek(KekBinding::new(
+                .kek(NewKek::new(
                     r.clone(),
                     BackendId::Local,
                     kekring::KekLocator::new(alg.name()),
@@ -230,7 +231,7 @@ async fn create_kek_works_for_fast_algorithms() {
 #[test]
 fn wrong_lengths_and_foreign_material_are_typed_errors() {
     use kekring::MisuseError;
-    use kekring::providers::local::{HybridKek, MaterialKind, MlKemKek};
+    use kekring::backend::local::{HybridKek, MaterialKind, MlKemKek};
     let invalid = |r: Result<LocalKek, Error>| {
         assert!(
             matches!(r, Err(Error::Misuse(MisuseError::InvalidKey { .. }))),

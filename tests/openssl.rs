@@ -16,11 +16,12 @@ use std::process::Command;
 use std::sync::Arc;
 
 #[cfg(feature = "local-rsa")]
-use kekring::providers::local::RsaKek;
-use kekring::providers::local::{LocalKek, P256Kek};
+use kekring::backend::local::RsaKek;
+use kekring::backend::local::{LocalKek, P256Kek};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, Envelope, Error, KekBinding, KekLocator, KekRef,
-    LocalBackend, MisuseError, Route,
+    BackendId, Classification, Context, Envelope, Error, KekLocator, KekRef, LocalBackend,
+    MisuseError, Route,
 };
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -53,7 +54,7 @@ async fn round_trip(kek: LocalKek) {
     let r = KekRef::new("acme", "byok", 1).unwrap();
     let env = Envelope::builder()
         .backend(local)
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             r.clone(),
             BackendId::Local,
             KekLocator::new("byok"),

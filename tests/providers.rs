@@ -15,10 +15,11 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
+use kekring::backend::local::{LOCAL_ALGORITHMS, LocalKek};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, CryptoProvider, Envelope, Error, KekBinding, KekRef,
-    KeyBackend, LocalBackend, Route, WrapAlgorithm,
+    BackendId, Classification, Context, CryptoProvider, Envelope, Error, KekRef, KeyBackend,
+    LocalBackend, Route, WrapAlgorithm,
 };
 
 fn envelope(provider: CryptoProvider, alg: WrapAlgorithm, material: &LocalKek) -> Envelope {
@@ -31,7 +32,7 @@ fn envelope(provider: CryptoProvider, alg: WrapAlgorithm, material: &LocalKek) -
     Envelope::builder()
         .crypto_provider(provider)
         .backend(local)
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
         .build()
         .unwrap()

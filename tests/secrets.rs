@@ -14,11 +14,12 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use kekring::providers::local::{Aes256Kek, LocalKek};
+use kekring::backend::local::{Aes256Kek, LocalKek};
+use kekring::lifecycle::NewKek;
 use kekring::secret::Aes256KeyMaterial;
 use kekring::{
-    BackendId, Classification, Context, DataKey, Envelope, Error, KekBinding, KekRef, LocalBackend,
-    Route, WrapAlgorithm,
+    BackendId, Classification, Context, DataKey, Envelope, Error, KekRef, LocalBackend, Route,
+    WrapAlgorithm,
 };
 
 fn encodings(key: &[u8]) -> Vec<String> {
@@ -76,7 +77,7 @@ async fn no_secret_in_debug_display_or_errors() {
     let r = KekRef::new("acme", "docs", 1).unwrap();
     let builder = Envelope::builder()
         .backend(local.clone())
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             r.clone(),
             BackendId::Local,
             loc,
@@ -150,8 +151,8 @@ fn the_leak_check_itself_catches_leaks() {
 #[cfg(feature = "keystore")]
 #[tokio::test]
 async fn no_secret_of_any_local_key_type_leaks() {
+    use kekring::backend::local::{LOCAL_ALGORITHMS, LocalKek};
     use kekring::keystore::{KdfParams, KeyStore, MasterSecret};
-    use kekring::providers::local::{LOCAL_ALGORITHMS, LocalKek};
     use p256::pkcs8::DecodePrivateKey;
 
     let dir = std::env::temp_dir().join(format!("kekring-leak-{}", std::process::id()));
@@ -165,12 +166,14 @@ async fn no_secret_of_any_local_key_type_leaks() {
         store.generate(alg.name(), alg).unwrap();
     }
     store.save().unwrap();
-    let backend = Arc::new(store.backend().unwrap());
+    let backend = Arc::new(kekring::keystore::StoreBackend::new(store).unwrap());
+    // A second handle on the same file, to look at its keys.
+    let store = KeyStore::open(dir.join("k.kks"), &secret).unwrap();
     let mut env = Envelope::builder().backend(backend.clone());
     for alg in LOCAL_ALGORITHMS {
         let r = KekRef::new("acme", alg.name(), 1).unwrap();
         env = env
-            .kek(KekBinding::new(
+            .kek(NewKek::new(
                 r.clone(),
                 BackendId::Local,
                 kekring::KekLocator::new(alg.name()),
@@ -252,7 +255,7 @@ async fn no_secret_in_key_ring_audit_trail_or_usage() {
     let r = KekRef::new("acme", "docs", 1).unwrap();
     let env = Envelope::builder()
         .backend(local)
-        .kek(KekBinding::new(
+        .kek(NewKek::new(
             r.clone(),
             BackendId::Local,
             loc,

@@ -19,10 +19,10 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_kw::{KwAes256, KwpAes256};
 use hkdf::Hkdf;
 use kekring::format::{SealedHeader, SealedObject};
+use kekring::lifecycle::NewKek;
 use kekring::secret::Aes256KeyMaterial;
 use kekring::{
-    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, LocalBackend, Route,
-    WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Error, KekRef, LocalBackend, Route, WrapAlgorithm,
 };
 use sha2::Sha256;
 
@@ -38,7 +38,7 @@ fn envelope(alg: WrapAlgorithm) -> Envelope {
     let r = KekRef::new("acme", "spec", 1).unwrap();
     Envelope::builder()
         .backend(local)
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
         .build()
         .unwrap()

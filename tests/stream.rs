@@ -16,9 +16,10 @@ use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use kekring::format::SealedHeader;
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, Envelope, Error, KekBinding, KekRef, LocalBackend,
-    MisuseError, Route, WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Error, KekRef, LocalBackend, MisuseError, Route,
+    WrapAlgorithm,
 };
 use proptest::prelude::*;
 
@@ -32,7 +33,7 @@ fn envelope() -> Envelope {
     let r = KekRef::new("acme", "media", 1).unwrap();
     Envelope::builder()
         .backend(local)
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
         .build()
         .unwrap()

@@ -13,11 +13,12 @@
 
 use std::sync::Arc;
 
+use kekring::backend::local::{LocalKek, MaterialKind};
 use kekring::format::{SealedHeader, WrappedDek};
-use kekring::providers::local::{LocalKek, MaterialKind};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, Envelope, Error, Family, KekBinding, KekLocator, KekRef,
-    LocalBackend, Profile, Route, WrapAlgorithm,
+    BackendId, Classification, Context, Envelope, Error, Family, KekLocator, KekRef, LocalBackend,
+    Profile, Route, WrapAlgorithm,
 };
 use serde_json::Value;
 
@@ -57,7 +58,7 @@ fn envelope(doc: &Value) -> Envelope {
         local.insert(loc.clone(), kek).unwrap();
         let r = KekRef::new(k["tenant"].as_str().unwrap(), purpose, 1).unwrap();
         b = b
-            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+            .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
             .route(Route::new(r));
     }
     let pci = Classification::custom("pci").unwrap();
@@ -67,7 +68,7 @@ fn envelope(doc: &Value) -> Envelope {
 }
 
 fn offered(alg: WrapAlgorithm) -> bool {
-    kekring::providers::local::LOCAL_ALGORITHMS.contains(&alg)
+    kekring::backend::local::LOCAL_ALGORITHMS.contains(&alg)
 }
 
 /// Whether the vector's KEK is one this build's local backend offers.
@@ -170,7 +171,7 @@ async fn positive_vectors_open_and_reencode() {
     assert!(n >= 25, "only {n} positive vectors");
     assert!(streams >= 3, "only {streams} stream vectors");
     // Every local algorithm is covered.
-    for alg in kekring::providers::local::LOCAL_ALGORITHMS {
+    for alg in kekring::backend::local::LOCAL_ALGORITHMS {
         assert!(
             doc["keks"]
                 .as_array()

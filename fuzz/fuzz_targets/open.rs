@@ -5,9 +5,10 @@
 
 use std::sync::{Arc, OnceLock};
 
+use kekring::lifecycle::NewKek;
 use kekring::secret::Aes256KeyMaterial;
 use kekring::{
-    BackendId, Classification, Context, Envelope, KekBinding, KekRef, LocalBackend, Route,
+    BackendId, Classification, Context, Envelope, KekRef, LocalBackend, Route,
     WrapAlgorithm,
 };
 use libfuzzer_sys::fuzz_target;
@@ -23,7 +24,7 @@ fn setup() -> &'static (Envelope, Vec<Context>) {
         let r = KekRef::new("acme", "kw", 1).unwrap();
         let env = Envelope::builder()
             .backend(local)
-            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, WrapAlgorithm::Aes256Kw))
+            .kek(NewKek::new(r.clone(), BackendId::Local, loc, WrapAlgorithm::Aes256Kw))
             .route(Route::new(r))
             .build()
             .unwrap();

@@ -7,9 +7,10 @@
 use std::io::{Cursor, Read};
 use std::sync::{Arc, OnceLock};
 
+use kekring::lifecycle::NewKek;
 use kekring::secret::Aes256KeyMaterial;
 use kekring::{
-    BackendId, Classification, Context, Envelope, KekBinding, KekRef, LocalBackend, Route,
+    BackendId, Classification, Context, Envelope, KekRef, LocalBackend, Route,
     WrapAlgorithm,
 };
 use libfuzzer_sys::fuzz_target;
@@ -26,7 +27,7 @@ fn setup() -> &'static (Envelope, Vec<Context>) {
         let r = KekRef::new("acme", "gcm", 1).unwrap();
         let env = Envelope::builder()
             .backend(local)
-            .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+            .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
             .route(Route::new(r))
             .build()
             .unwrap();

@@ -18,13 +18,14 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use kekring::audit::{self, AuditError, AuditKey, AuditLog, AuditRecord, ChainHead, MemorySink};
+use kekring::backend::{KekSpec, KeyBackend};
 use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, RetireOptions, RewrapOutcome};
 use kekring::format::{SealedHeader, WrappedDek};
-use kekring::keystore::{KdfParams, KeyStore, KeyStoreError, MasterSecret};
+use kekring::keystore::{KdfParams, KeyStore, KeyStoreError, MasterSecret, StoreBackend};
 use kekring::lifecycle::{Cadence, KeyRing, LifecycleError, NewKek, SharedKeyRing, scan_objects};
 use kekring::{
-    BackendId, Classification, Clock, Context, Envelope, Error, KekLocator, KekRef, LocalBackend,
-    MisuseError, SystemClock, WrapAlgorithm,
+    BackendId, Classification, Clock, Context, Envelope, Error, KekRef, MisuseError, SystemClock,
+    WrapAlgorithm,
 };
 use serde::{Deserialize, Serialize};
 
@@ -212,7 +213,7 @@ impl From<Error> for Failure {
             // A transition the key ring refuses (window open, wrong state) is a key-state
             // refusal, as before the envelope did retirement.
             Error::Misuse(MisuseError::Lifecycle(_)) => 4,
-            Error::Malformed(_) | Error::Misuse(_) | Error::Context(_) => 2,
+            Error::Malformed(_) | Error::Misuse(_) | Error::Context(_) | Error::Config(_) => 2,
             Error::Policy(_) => 3,
             Error::KeyState(_) => 4,
             Error::Backend(_) | Error::Rng => 5,
@@ -398,8 +399,9 @@ fn append_trail(path: &Path, records: &[AuditRecord]) -> Result<(), Failure> {
 
 struct Home {
     dir: PathBuf,
-    store: KeyStore,
-    backend: Arc<LocalBackend>,
+    /// The key store's keys, as the envelope's backend: KEKs it creates or destroys are
+    /// saved into the store at once; the ring and audit head are saved at the end.
+    backend: Arc<StoreBackend>,
     ring: SharedKeyRing,
     /// The command's audit records, buffered until the store has them.
     buffer: Arc<MemorySink>,
@@ -495,7 +497,7 @@ impl Home {
         let store_changed = !state.pending.is_empty();
         let buffer = Arc::new(MemorySink::new());
         let log = AuditLog::resume(buffer.clone(), verified)?;
-        let backend = Arc::new(store.backend()?);
+        let backend = Arc::new(StoreBackend::new(store)?);
         let ring = SharedKeyRing::new(state.ring);
         let env = Envelope::builder()
             .backend(backend.clone())
@@ -505,7 +507,6 @@ impl Home {
         let ring_generation = ring.read(KeyRing::generation);
         Ok(Self {
             dir: dir.to_path_buf(),
-            store,
             backend,
             ring,
             buffer,
@@ -564,30 +565,11 @@ impl Home {
             code: 1,
             message: format!("could not encode the home state: {e}"),
         })?;
-        self.store.set_app_state(bytes)?;
-        self.store.save()?;
+        self.backend.with_store(|store| {
+            store.set_app_state(bytes)?;
+            store.save()
+        })??;
         Ok(())
-    }
-
-    /// Generates a KEK in the key store under a locator no key has had, and makes it
-    /// available to the envelope (the store is saved with the ring at the end).
-    fn new_key(&mut self, reference: &KekRef, algorithm: WrapAlgorithm) -> Result<String, Failure> {
-        let locator = reference.to_string();
-        if self.store.get(&locator).is_some() {
-            return Err(tampered(format!(
-                "the key store already holds material under {locator}, which the key ring does \
-                 not name: refusing to reuse it"
-            )));
-        }
-        self.store.generate(&locator, algorithm)?;
-        let kek = self.store.get(&locator).cloned().ok_or_else(|| Failure {
-            code: 1,
-            message: "the generated key is missing".to_owned(),
-        })?;
-        self.backend
-            .insert_shared(KekLocator::new(locator.clone()), kek)?;
-        self.store_changed = true;
-        Ok(locator)
     }
 }
 
@@ -730,7 +712,7 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
                         .max()
                 })
                 .map_or(1, |v| v.saturating_add(1));
-            let reference = KekRef::from_parts(tenant, purpose, next)
+            let reference = KekRef::from_parts(tenant.clone(), purpose.clone(), next)
                 .map_err(|e| Failure::from(Error::from(e)))?;
             let mut new = NewKek::new(reference.clone(), BackendId::Local, "", alg)
                 .overlap_seconds(overlap_days.saturating_mul(86_400));
@@ -738,9 +720,15 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
                 new = new.cadence(Cadence { days });
             }
             let now = SystemClock.now();
-            // Tried on a copy first: a refused registration leaves no orphan key.
+            // Tried on a copy first: a refused registration creates no key.
             home.ring.read(|r| r.register(new.clone(), now))?;
-            new.locator = home.new_key(&reference, alg)?;
+            // A fresh locator in the key store, saved before the ring names it.
+            let created = pollster::block_on(
+                home.backend
+                    .create_kek(&KekSpec::new(alg, format!("{tenant}-{purpose}"))),
+            )
+            .map_err(Error::from)?;
+            new.locator = created.locator;
             home.ring.apply(|r| r.register(new, now))?;
             println!("generated {reference} ({alg})");
         }
@@ -756,31 +744,12 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
         }
         Command::Rotate { scope } => {
             let (tenant, purpose) = names(&scope)?;
-            let current = home
-                .ring
-                .read(|r| r.active(&tenant, &purpose).cloned())
-                .ok_or_else(|| Failure {
-                    code: 4,
-                    message: format!("{tenant}/{purpose} has no active KEK"),
-                })?;
-            let next = KekRef::from_parts(
-                tenant.clone(),
-                purpose.clone(),
-                current.reference.version().saturating_add(1),
-            )
-            .map_err(|e| Failure::from(Error::from(e)))?;
-            let mut new = NewKek::new(next.clone(), BackendId::Local, "", current.algorithm)
-                .overlap_seconds(current.overlap_seconds);
-            if let Some(c) = current.cadence {
-                new = new.cadence(c);
-            }
-            let now = SystemClock.now();
-            home.ring.read(|r| r.rotate(new.clone(), now))?;
-            new.locator = home.new_key(&next, current.algorithm)?;
-            home.ring.apply(|r| r.rotate(new, now))?;
+            // The envelope's one rotation path: the successor is created in the key
+            // store (saved at once), then the ring rotates (recorded in the trail).
+            let next = pollster::block_on(env.rotate_kek(&tenant, &purpose))?;
             println!(
                 "rotated {tenant}/{purpose}: v{} deprecated, v{} active",
-                current.reference.version(),
+                next.version().saturating_sub(1),
                 next.version()
             );
         }
@@ -821,19 +790,13 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
         } => {
             let r = KekRef::new(&scope.tenant, &scope.purpose, version)
                 .map_err(|e| bad(e.to_string()))?;
-            let locator = home
-                .ring
-                .read(|ring| ring.get(&r).map(|k| k.locator.clone()))
-                .ok_or_else(|| bad(format!("no KEK {r} in the key ring")))?;
             let mut opts = RetireOptions::new().force(force);
             if let Some(n) = sample {
                 opts = opts.sample(n);
             }
+            // The store backend removes the material and saves the store.
             let check = pollster::block_on(env.destroy_kek(&r, items(&scope, &dir)?, opts))?;
             report_check("destroy", &check);
-            // The envelope removed the key from its backend; the store's copy goes too.
-            home.store.remove(&locator);
-            home.store_changed = true;
             println!("destroyed {r}: its key material is removed from the key store");
         }
         Command::Rewrap {

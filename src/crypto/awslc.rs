@@ -1,6 +1,6 @@
 //! The `aws-lc-rs` provider (feature `aws-lc`): AES-256-GCM, AES key wrap (RFC 3394 and
 //! 5649), HKDF-SHA-256 and the DRBG here; RSA-OAEP, P-256 ECDH and ML-KEM as prepared
-//! key objects the local KEKs cache (see `providers::local`).
+//! key objects the local KEKs cache (see `backend::local`).
 //!
 //! Two behaviours differ from RustCrypto and are evened out here: a failed AES-GCM open
 //! or key unwrap in AWS-LC may leave bytes in the output buffer, so outputs are wiped on

@@ -11,7 +11,8 @@
 
 use futures_util::stream::{self, StreamExt};
 
-use super::{Access, Envelope};
+use super::Envelope;
+use super::unwrap::Access;
 use crate::error::{Error, KeyStateError, MisuseError};
 use crate::format::{KekRef, SealedHeader, WrappedDek};
 use crate::lifecycle::{KekRecord, KekState};
@@ -137,9 +138,7 @@ impl Envelope {
                 let dek = self
                     .unwrap_dek_as(&item.context, header.wrapped_dek(), Access::Without(kek))
                     .await?;
-                let keys =
-                    payload::derive(self.inner.crypto, &dek, header.suite(), header.nonce())?;
-                payload::verify_commitment(&keys.commitment, header.commitment())
+                payload::check_commitment(self.inner.crypto, &dek, &header).map(|_| ())
             }
             _ => {
                 let w = WrappedDek::decode(&item.bytes)?;
@@ -324,9 +323,7 @@ impl Envelope {
             .ring
             .apply(|r| r.destroy(kek, now))
             .map_err(MisuseError::from)?;
-        backend
-            .destroy_kek(&crate::backend::KekLocator::new(record.locator.clone()))
-            .await?;
+        backend.destroy_kek(&record.locator).await?;
         Ok(check)
     }
 }

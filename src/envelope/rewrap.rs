@@ -7,7 +7,8 @@
 use futures_util::stream::{self, StreamExt};
 use subtle::ConstantTimeEq;
 
-use super::{Access, Envelope};
+use super::Envelope;
+use super::unwrap::Access;
 use crate::audit::AuditEvent;
 use crate::context::Context;
 use crate::error::{Error, MisuseError};
@@ -146,12 +147,7 @@ impl Envelope {
         ctx: &Context,
         wrapped: &[u8],
     ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
-        let w = WrappedDek::decode(wrapped)?;
-        let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, None).await?;
-        Ok(match outcome {
-            RewrapOutcome::AlreadyCurrent => (wrapped.to_vec(), outcome),
-            RewrapOutcome::Rewrapped => (new.encode(), outcome),
-        })
+        self.rewrap_dek_as(ctx, wrapped, None).await
     }
 
     /// Re-wraps the DEK of a sealed object: only the header changes; the ciphertext and
@@ -186,15 +182,24 @@ impl Envelope {
         }
         match kind {
             BulkItemKind::Sealed => self.rewrap_sealed_as(ctx, bytes, Some(reason)).await,
-            _ => {
-                let w = WrappedDek::decode(bytes)?;
-                let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, Some(reason)).await?;
-                Ok(match outcome {
-                    RewrapOutcome::AlreadyCurrent => (bytes.to_vec(), outcome),
-                    RewrapOutcome::Rewrapped => (new.encode(), outcome),
-                })
-            }
+            _ => self.rewrap_dek_as(ctx, bytes, Some(reason)).await,
         }
+    }
+
+    /// Re-wraps a stored wrapped DEK (break-glass when a reason is given); returns the
+    /// bytes unchanged when already current.
+    async fn rewrap_dek_as(
+        &self,
+        ctx: &Context,
+        wrapped: &[u8],
+        break_glass: Option<&str>,
+    ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
+        let w = WrappedDek::decode(wrapped)?;
+        let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, break_glass).await?;
+        Ok(match outcome {
+            RewrapOutcome::AlreadyCurrent => (wrapped.to_vec(), outcome),
+            RewrapOutcome::Rewrapped => (new.encode(), outcome),
+        })
     }
 
     async fn rewrap_sealed_as(
@@ -211,11 +216,10 @@ impl Envelope {
             return Ok((sealed.to_vec(), outcome));
         };
         // The object's commitment must match the DEK now re-wrapped.
-        let keys = payload::derive(self.inner.crypto, &dek, header.suite(), header.nonce())?;
-        payload::verify_commitment(&keys.commitment, header.commitment())?;
+        payload::check_commitment(self.inner.crypto, &dek, &header)?;
         let body = sealed
             .get(header_len..)
-            .ok_or(crate::format::FormatError::Truncated)?;
+            .ok_or(Error::Internal("a header longer than its object"))?;
         let mut out = header.with_wrapped_dek(new).encode();
         out.extend_from_slice(body);
         Ok((out, outcome))
@@ -245,7 +249,7 @@ impl Envelope {
         let to = plan
             .first()
             .map(|p| &p.reference)
-            .ok_or(crate::format::FormatError::Truncated)?;
+            .ok_or(Error::Internal("a wrap plan without KEKs"))?;
         let access = match break_glass {
             Some(reason) => Access::BreakGlass { reason, to },
             None => Access::Normal,

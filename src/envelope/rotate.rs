@@ -46,7 +46,7 @@ impl Envelope {
             current.algorithm,
         )
         .overlap_seconds(current.overlap_seconds)
-        .scope(current.scope);
+        .inventory_scope(current.inventory_scope);
         new.instance = current.instance.clone();
         new.cadence = current.cadence;
         let now = self.inner.clock.now();

@@ -9,10 +9,12 @@ use std::task::{Context as TaskContext, Poll, ready};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use super::Envelope;
-use super::stream::{FrontCore, SegmentSealer, header_rest_len, to_io};
+use super::stream::eof_is_truncation;
 use crate::context::Context;
+use crate::error::to_io;
 use crate::error::{Error, MisuseError};
-use crate::format::{DEFAULT_SEGMENT_SIZE, FormatError, SealedHeader};
+use crate::format::{DEFAULT_SEGMENT_SIZE, HeaderBytes};
+use crate::payload::{FrontCore, SegmentSealer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -237,28 +239,20 @@ impl Envelope {
         ctx: &Context,
         mut inner: R,
     ) -> Result<AsyncOpenReader<R>, Error> {
-        let mut bytes = vec![0u8; 10];
-        inner.read_exact(&mut bytes).await.map_err(eof)?;
-        let rest = header_rest_len(&bytes)?;
-        bytes.resize(10 + rest, 0);
-        let tail = bytes.get_mut(10..).ok_or(FormatError::Truncated)?;
-        inner.read_exact(tail).await.map_err(eof)?;
-        let (header, len) = SealedHeader::decode_prefix(&bytes)?;
-        if len != bytes.len() {
-            return Err(FormatError::TrailingBytes.into());
-        }
+        let mut h = HeaderBytes::new();
+        inner
+            .read_exact(h.prefix())
+            .await
+            .map_err(eof_is_truncation)?;
+        inner
+            .read_exact(h.rest()?)
+            .await
+            .map_err(eof_is_truncation)?;
+        let (header, _) = h.decode()?;
         let opener = self.begin_open_stream(ctx, &header).await?;
         Ok(AsyncOpenReader {
             inner,
             core: FrontCore::new(opener),
         })
-    }
-}
-
-fn eof(e: io::Error) -> Error {
-    if e.kind() == io::ErrorKind::UnexpectedEof {
-        FormatError::Truncated.into()
-    } else {
-        Error::Io(e)
     }
 }

@@ -249,6 +249,12 @@ pub enum BackendId {
     VaultTransit,
     /// `6`: a PKCS#11 token (HSM).
     Pkcs11,
+    /// `0x80..=0xFE`: an in-house backend (a company KMS, an internal key service), with
+    /// an id the deployment chooses from the private-use range; kekring never assigns
+    /// one there. Written into wrapped DEKs like any id: a copy under it opens only where
+    /// a backend reporting the same id is configured. Make one with
+    /// [`BackendId::private`].
+    Private(u8),
 }
 
 impl BackendId {
@@ -262,6 +268,21 @@ impl BackendId {
         BackendId::Pkcs11,
     ];
 
+    /// The private-use range of backend ids, for in-house backends.
+    pub const PRIVATE_RANGE: std::ops::RangeInclusive<u8> = 0x80..=0xFE;
+
+    /// An in-house backend's id, from the private-use range `0x80..=0xFE`.
+    ///
+    /// # Errors
+    /// [`ArgumentError`] for an id outside the range.
+    pub fn private(id: u8) -> Result<Self, ArgumentError> {
+        if Self::PRIVATE_RANGE.contains(&id) {
+            Ok(BackendId::Private(id))
+        } else {
+            Err(ArgumentError(FormatError::UnknownBackend(id)))
+        }
+    }
+
     /// The frozen wire id.
     pub const fn id(self) -> u8 {
         match self {
@@ -271,21 +292,28 @@ impl BackendId {
             BackendId::AzureKeyVault => 4,
             BackendId::VaultTransit => 5,
             BackendId::Pkcs11 => 6,
+            BackendId::Private(id) => id,
         }
     }
 
-    /// The backend with wire id `id`.
+    /// The backend with wire id `id`: an assigned one, or a private-use one.
     ///
     /// # Errors
-    /// [`FormatError::UnknownBackend`] for an id this version does not know.
+    /// [`FormatError::UnknownBackend`] for an id neither assigned nor private-use.
     pub fn from_id(id: u8) -> Result<Self, FormatError> {
+        if Self::PRIVATE_RANGE.contains(&id) {
+            return Ok(BackendId::Private(id));
+        }
         Self::ALL
             .into_iter()
             .find(|b| b.id() == id)
             .ok_or(FormatError::UnknownBackend(id))
     }
 
-    /// A stable lowercase name.
+    /// A stable lowercase name (`private` for every private-use id; its [`Display`]
+    /// form, `private-<id>`, tells them apart).
+    ///
+    /// [`Display`]: fmt::Display
     pub const fn name(self) -> &'static str {
         match self {
             BackendId::Local => "local",
@@ -294,13 +322,18 @@ impl BackendId {
             BackendId::AzureKeyVault => "azure-key-vault",
             BackendId::VaultTransit => "vault-transit",
             BackendId::Pkcs11 => "pkcs11",
+            BackendId::Private(_) => "private",
         }
     }
 }
 
+/// The name of an assigned backend; `private-<id>` (decimal) for a private-use one.
 impl fmt::Display for BackendId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            BackendId::Private(id) => write!(f, "private-{id}"),
+            other => f.write_str(other.name()),
+        }
     }
 }
 
@@ -647,8 +680,16 @@ impl WrapAlgorithm {
 }
 
 impl BackendId {
-    /// The backend with the stable name `name` (as [`BackendId::name`] gives).
+    /// The backend named `name` as its `Display` form gives it (`aws-kms`,
+    /// `private-144`, ...).
     pub fn from_name(name: &str) -> Option<Self> {
+        if let Some(id) = name.strip_prefix("private-") {
+            // One spelling per id: decimal, no sign or leading zeros.
+            let n: u8 = id.parse().ok()?;
+            return (n.to_string() == id)
+                .then(|| Self::private(n).ok())
+                .flatten();
+        }
         Self::ALL.into_iter().find(|b| b.name() == name)
     }
 }
@@ -734,7 +775,20 @@ mod serde_impls {
     }
 
     by_name!(WrapAlgorithm, WrapAlgorithm::from_name, "wrap algorithm");
-    by_name!(BackendId, BackendId::from_name, "backend");
+
+    impl Serialize for BackendId {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(self)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BackendId {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            BackendId::from_name(&s)
+                .ok_or_else(|| D::Error::custom(format!("unknown backend: {s}")))
+        }
+    }
 
     impl Family {
         fn name(&self) -> &'static str {

@@ -154,15 +154,7 @@ impl SealedHeader {
     /// A [`FormatError`] naming the first defect found.
     pub fn decode_prefix(bytes: &[u8]) -> Result<(Self, usize), FormatError> {
         let mut r = Reader::new(bytes);
-        if r.array::<4>()? != SEALED_MAGIC {
-            return Err(FormatError::BadMagic {
-                expected: "sealed object",
-            });
-        }
-        let version = r.u8()?;
-        if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion(version));
-        }
+        super::read_v1_preamble(&mut r, &SEALED_MAGIC, "sealed object")?;
         let suite = Suite::from_id(r.u16()?)?;
         let flags = r.u8()?;
         if flags != 0 {
@@ -193,6 +185,86 @@ impl SealedHeader {
             },
             len,
         ))
+    }
+}
+
+/// Splits a whole-object payload into its ciphertext and the 16-byte tag that ends it.
+///
+/// # Errors
+/// [`FormatError::MissingTag`] when shorter than a tag.
+pub(crate) fn split_tag(payload: &[u8]) -> Result<(&[u8], [u8; TAG_LEN]), FormatError> {
+    let ct_len = payload
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(FormatError::MissingTag)?;
+    let (ct, tag) = payload.split_at(ct_len);
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| FormatError::MissingTag)?;
+    Ok((ct, tag))
+}
+
+/// As [`split_tag`], for a payload decrypted in place.
+pub(crate) fn split_tag_mut(payload: &mut [u8]) -> Result<(&mut [u8], [u8; TAG_LEN]), FormatError> {
+    let ct_len = payload
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(FormatError::MissingTag)?;
+    let (ct, tag) = payload.split_at_mut(ct_len);
+    let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| FormatError::MissingTag)?;
+    Ok((ct, tag))
+}
+
+/// A sealed-object header read from a stream in two exact reads: the 10-byte prefix
+/// ([`HeaderBytes::prefix`]), then the rest it announces ([`HeaderBytes::rest`]), so a
+/// reader never reads past the header. The prefix is checked (magic, version, suite) before
+/// the rest is asked for, so a hostile prefix cannot make the caller read much.
+pub(crate) struct HeaderBytes {
+    bytes: Vec<u8>,
+}
+
+/// magic(4) version(1) suite(2) flags(1) wrapped-DEK length(2)
+const HEADER_PREFIX_LEN: usize = 10;
+
+impl HeaderBytes {
+    pub(crate) fn new() -> Self {
+        Self {
+            bytes: vec![0u8; HEADER_PREFIX_LEN],
+        }
+    }
+
+    /// Where the first 10 bytes go.
+    pub(crate) fn prefix(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// Where the rest of the header goes, sized from the prefix.
+    ///
+    /// # Errors
+    /// A [`FormatError`] from the prefix.
+    pub(crate) fn rest(&mut self) -> Result<&mut [u8], FormatError> {
+        let mut r = Reader::new(&self.bytes);
+        super::read_v1_preamble(&mut r, &SEALED_MAGIC, "sealed object")?;
+        let suite = Suite::from_id(r.u16()?)?;
+        let _flags = r.u8()?;
+        let w = usize::from(r.u16()?);
+        let extra = match suite {
+            Suite::Aes256GcmHkdfSha256Commit => 0,
+            Suite::Aes256GcmSegmented => 4,
+        };
+        let rest = w + extra + NONCE_LEN + COMMITMENT_LEN;
+        self.bytes.resize(HEADER_PREFIX_LEN + rest, 0);
+        Ok(self.bytes.get_mut(HEADER_PREFIX_LEN..).unwrap_or_default())
+    }
+
+    /// The parsed header and its length, once both parts are read.
+    ///
+    /// # Errors
+    /// A [`FormatError`] naming the first defect.
+    pub(crate) fn decode(&self) -> Result<(SealedHeader, usize), FormatError> {
+        let (header, len) = SealedHeader::decode_prefix(&self.bytes)?;
+        if len != self.bytes.len() {
+            return Err(FormatError::TrailingBytes);
+        }
+        Ok((header, len))
     }
 }
 
@@ -232,14 +304,7 @@ impl<'a> SealedObject<'a> {
         let mut r = Reader::new(bytes);
         let header_bytes = r.take(header_len)?;
         let payload = r.rest();
-        let ct_len = payload
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(FormatError::MissingTag)?;
-        let mut p = Reader::new(payload);
-        let ciphertext = p.take(ct_len)?;
-        let tag = p.array::<TAG_LEN>()?;
-        p.finish()?;
+        let (ciphertext, tag) = split_tag(payload)?;
         Ok(Self {
             header,
             header_bytes,

@@ -174,15 +174,7 @@ impl WrappedDek {
     }
 
     pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, FormatError> {
-        if r.array::<4>()? != WRAPPED_DEK_MAGIC {
-            return Err(FormatError::BadMagic {
-                expected: "wrapped DEK",
-            });
-        }
-        let version = r.u8()?;
-        if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion(version));
-        }
+        super::read_v1_preamble(r, &WRAPPED_DEK_MAGIC, "wrapped DEK")?;
         let flags = r.u8()?;
         if flags != 0 {
             return Err(FormatError::UnknownFlags(flags));

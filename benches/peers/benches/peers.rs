@@ -29,8 +29,9 @@ use aws_esdk::material_providers::types::{
 };
 use aws_esdk::types::aws_encryption_sdk_config::AwsEncryptionSdkConfig;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, CryptoProvider, Envelope, KekBinding, KekRef, LocalBackend,
+    BackendId, Classification, Context, CryptoProvider, Envelope, KekRef, LocalBackend,
     Route, WrapAlgorithm,
 };
 use kms_aead::ring_encryption::RingAeadEncryption;
@@ -64,7 +65,7 @@ fn kekring_envelope(provider: CryptoProvider) -> Envelope {
     Envelope::builder()
         .crypto_provider(provider)
         .backend(local)
-        .kek(KekBinding::new(r.clone(), BackendId::Local, loc, alg))
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
         .route(Route::new(r))
         .build()
         .unwrap()

@@ -12,10 +12,12 @@
 //!     store.generate("acme/docs/v1", WrapAlgorithm::MlKem768)?;
 //!     store.save()?;
 //! }
-//! let backend = store.backend()?; // a LocalBackend sharing the store's keys
+//! // A backend over the store's keys: KEKs it creates (rotation successors) are saved
+//! // into the store before it returns them.
+//! let backend = kekring::keystore::StoreBackend::new(store)?;
 //! # Ok(()) }
 //! ```
-#![doc = include_str!("../docs/KEYSTORE.md")]
+#![doc = include_str!("../../../docs/KEYSTORE.md")]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,15 +27,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+use super::{LocalBackend, LocalKek, MaterialKind};
+use crate::backend::{
+    BackendError, BackendInfo, KekDescriptor, KekSpec, KeyBackend, UnwrapRequest, UnwrapResponse,
+    WrapRequest, WrapResponse,
+};
 use crate::crypto;
 use crate::error::Error;
 pub use crate::error::KeyStoreError;
 use crate::format::reader::{Reader, check_len, put_vec_u16};
 use crate::format::{FormatError, WrapAlgorithm};
 use crate::locator::KekLocator;
-use crate::providers::local::{LocalBackend, LocalKek, MaterialKind};
 
 const MAGIC: [u8; 4] = *b"KRKS";
 /// Written by this version: version 1 plus the application state section.
@@ -331,6 +338,15 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Puts back a shared KEK (a destroy whose save failed).
+    fn insert_shared(&mut self, locator: &str, kek: Arc<LocalKek>) -> Result<(), KeyStoreError> {
+        if self.keys.contains_key(locator) {
+            return Err(KeyStoreError::DuplicateLocator(locator.to_owned()));
+        }
+        self.keys.insert(locator.to_owned(), kek);
+        Ok(())
+    }
+
     /// Removes a KEK (not saved until [`KeyStore::save`]). Returns whether it existed.
     pub fn remove(&mut self, locator: &str) -> bool {
         self.keys.remove(locator).is_some()
@@ -383,16 +399,12 @@ impl KeyStore {
         Ok(out)
     }
 
-    /// A [`LocalBackend`] holding (sharing) every key of the store.
-    ///
-    /// # Errors
-    /// Never in practice (locators are unique); kept fallible for the backend's API.
-    pub fn backend(&self) -> Result<LocalBackend, KeyStoreError> {
-        let b = LocalBackend::new();
+    /// Loads (shares) every key of the store into `local`.
+    fn share_into(&self, local: &LocalBackend) -> Result<(), KeyStoreError> {
         for (loc, kek) in &self.keys {
-            b.insert_shared(KekLocator::new(loc.clone()), kek.clone())?;
+            local.insert_shared(KekLocator::new(loc.clone()), kek.clone())?;
         }
-        Ok(b)
+        Ok(())
     }
 
     /// Writes the store atomically: temporary file, `fsync`, rename, directory `fsync`,
@@ -567,13 +579,7 @@ impl KeyStore {
     fn decode(path: PathBuf, bytes: &[u8], secret: &MasterSecret) -> Result<Self, KeyStoreError> {
         check_len("key store file", bytes.len(), 0, MAX_FILE_LEN)?;
         let mut r = Reader::new(bytes);
-        if r.array::<4>()? != MAGIC {
-            return Err(FormatError::BadMagic {
-                expected: "key store",
-            }
-            .into());
-        }
-        let version = r.u8()?;
+        let version = crate::format::read_preamble(&mut r, &MAGIC, "key store")?;
         if version != VERSION && version != VERSION_1 {
             return Err(FormatError::UnsupportedVersion(version).into());
         }
@@ -681,6 +687,156 @@ fn remove_strays(dir: &Path, name: &str) {
                 let _ = fs::remove_file(e.path());
             }
         }
+    }
+}
+
+/// A local backend whose KEKs live in a [`KeyStore`]: it wraps and unwraps with the
+/// store's keys, and what it creates or destroys is saved into the store before the call
+/// returns, so a KEK created by a rotation (`Envelope::rotate_kek`) is still there after a
+/// restart. Use it as `Arc<StoreBackend>` in an envelope.
+///
+/// Saving the store writes and `fsync`s a file inside `create_kek` / `destroy_kek`
+/// (administrative calls, not per object); wraps and unwraps do no I/O.
+pub struct StoreBackend {
+    local: LocalBackend,
+    store: std::sync::Mutex<KeyStore>,
+}
+
+impl fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreBackend")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreBackend {
+    /// A backend over `store`'s keys, computing with RustCrypto.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::Key`] if a key cannot be loaded (locators are unique, so never
+    /// in practice).
+    pub fn new(store: KeyStore) -> Result<Self, KeyStoreError> {
+        Self::with_local(store, LocalBackend::new())
+    }
+
+    /// A backend over `store`'s keys in `local` (for example one built with
+    /// [`LocalBackend::with_crypto_provider`]), which should hold no keys of its own.
+    ///
+    /// # Errors
+    /// As [`StoreBackend::new`]; [`KeyStoreError::Key`] when `local` already holds a
+    /// locator of the store.
+    pub fn with_local(store: KeyStore, local: LocalBackend) -> Result<Self, KeyStoreError> {
+        store.share_into(&local)?;
+        Ok(Self {
+            local,
+            store: std::sync::Mutex::new(store),
+        })
+    }
+
+    /// Runs `f` with the store, for example to save application state with it. Keys added
+    /// here are not seen by this backend: create them with `create_kek`.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::Io`] when the store's lock was poisoned by a panic.
+    pub fn with_store<T>(&self, f: impl FnOnce(&mut KeyStore) -> T) -> Result<T, KeyStoreError> {
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| std::io::Error::other("key store lock poisoned"))?;
+        Ok(f(&mut store))
+    }
+
+    /// The local backend holding the store's keys (its own `create_kek` does not save).
+    pub fn local(&self) -> &LocalBackend {
+        &self.local
+    }
+}
+
+fn unavailable(message: &str, e: KeyStoreError) -> BackendError {
+    BackendError::Unavailable {
+        message: message.to_owned(),
+        source: Some(Box::new(e)),
+    }
+}
+
+#[async_trait]
+impl KeyBackend for StoreBackend {
+    fn info(&self) -> &BackendInfo {
+        self.local.info()
+    }
+
+    async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
+        self.local.wrap(req).await
+    }
+
+    async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
+        self.local.unwrap(req).await
+    }
+
+    /// Generates the KEK into the store and saves the store, then makes it usable here.
+    async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
+        if !self.local.info().offers(spec.algorithm) {
+            return Err(BackendError::UnsupportedAlgorithm {
+                kek: KekLocator::new(spec.name_hint.clone()),
+                algorithm: spec.algorithm,
+            });
+        }
+        let mut suffix = [0u8; 6];
+        crypto::fill_random(&mut suffix)
+            .map_err(|e| unavailable("OS RNG failed", KeyStoreError::from(e)))?;
+        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let locator = format!("local:{}:{hex}", spec.name_hint);
+        let mut store = self.store.lock().map_err(|_| {
+            unavailable(
+                "key store lock poisoned",
+                std::io::Error::other("poisoned").into(),
+            )
+        })?;
+        store
+            .generate(&locator, spec.algorithm)
+            .map_err(|e| unavailable("could not generate the KEK", e))?;
+        if let Err(e) = store.save() {
+            // Not saved: not created.
+            store.remove(&locator);
+            return Err(unavailable("could not save the key store", e));
+        }
+        let kek = store.get(&locator).cloned().ok_or_else(|| {
+            unavailable(
+                "the new KEK is missing",
+                std::io::Error::other("missing").into(),
+            )
+        })?;
+        drop(store);
+        let locator = KekLocator::new(locator);
+        self.local
+            .insert_shared(locator.clone(), kek)
+            .map_err(|e| unavailable("could not load the new KEK", e.into()))?;
+        Ok(KekDescriptor::new(locator, spec.algorithm))
+    }
+
+    /// Removes the KEK from the store and saves it, then from memory here.
+    async fn destroy_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
+        let mut store = self.store.lock().map_err(|_| {
+            unavailable(
+                "key store lock poisoned",
+                std::io::Error::other("poisoned").into(),
+            )
+        })?;
+        let Some(material) = store.get(kek.as_str()).cloned() else {
+            return Err(BackendError::KeyNotFound(kek.clone()));
+        };
+        store.remove(kek.as_str());
+        if let Err(e) = store.save() {
+            // Not saved: not destroyed.
+            let _ = store.insert_shared(kek.as_str(), material);
+            return Err(unavailable("could not save the key store", e));
+        }
+        drop(store);
+        self.local
+            .remove(kek)
+            .map_err(|e| unavailable("could not unload the KEK", e.into()))?;
+        Ok(())
     }
 }
 

@@ -46,6 +46,8 @@ use zeroize::Zeroizing;
 mod aes;
 mod fast;
 mod hybrid;
+#[cfg(feature = "keystore")]
+pub mod keystore;
 mod mlkem;
 mod p256;
 #[cfg(feature = "local-rsa")]
@@ -448,7 +450,7 @@ impl LocalBackend {
     /// [`RandomSource::OperatingSystem`]). KEKs are always generated from the OS RNG.
     ///
     /// # Errors
-    /// [`MisuseError::RandomSourceUnavailable`] when the backend's crypto provider has no
+    /// [`ConfigError::RandomSourceUnavailable`](crate::ConfigError::RandomSourceUnavailable) when the backend's crypto provider has no
     /// DRBG for [`RandomSource::UserSpace`].
     pub fn with_random_source(mut self, random: RandomSource) -> Result<Self, Error> {
         random.check(self.crypto_provider())?;
