@@ -39,6 +39,10 @@ fi
 step "format"
 cargo fmt --all -- --check
 
+step "house: no import cycle between top-level modules; the stated MSRV"
+python3 scripts/module_cycles.py
+python3 scripts/check_msrv.py
+
 step "supply chain: licenses, duplicate versions, sources (deny.toml)"
 # Advisories need the RustSec database from GitHub, which these machines cannot reach:
 # see deny.toml for how and where that check runs.

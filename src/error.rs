@@ -7,8 +7,12 @@
 //! | [`Error::Context`] | bytes that parse but belong to another tenant, object or classification |
 //! | [`Error::Policy`] | the classification profile refuses the wrap |
 //! | [`Error::KeyState`] | the KEK is unknown, or its state forbids the operation |
+//! | [`Error::Config`] | the envelope's configuration: backends, KEKs and routes that do not fit |
 //! | [`Error::Backend`] | the key backend failed or answered wrongly (source kept) |
+//! | [`Error::Audit`] | the audit log could not record (what it was for did not happen) |
 //! | [`Error::Crypto`] | one opaque cryptographic failure: tag, commitment or unwrap |
+//! | [`Error::Rng`], [`Error::Io`] | the OS random number generator; a stream's reader or writer |
+//! | [`Error::Internal`] | an internal invariant: a bug in kekring, never caused by input |
 //!
 //! No message carries key material.
 

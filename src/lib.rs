@@ -1,3 +1,4 @@
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(feature = "local", doc = include_str!("../README.md"))]
 #![cfg_attr(
     not(feature = "local"),
@@ -8,15 +9,21 @@
 //!
 //! | module | what it owns |
 //! |---|---|
-//! | [`format`](mod@format) | the versioned binary encodings and their byte-level spec |
+//! | [`format`](mod@format) | the versioned binary encodings and their byte-level spec; a leaf |
+//! | `error` | every error enum ([`Error`] and the per-module ones), importing nothing above `format` |
+//! | [`KekLocator`] (`locator`) | where a KEK lives inside its backend; a leaf |
 //! | [`secret`] | [`DataKey`] and symmetric key material |
-//! | [`backend`] | the [`KeyBackend`] trait and what a backend declares about itself; below it, one backend per file, each behind a feature ([`backend::local`]) |
+//! | `crypto` | the crate-private primitives seam and the two [`CryptoProvider`]s |
+//! | `payload` | the per-object key schedule, key commitment and every payload AEAD call, whole objects and stream segments |
+//! | [`backend`] | the [`KeyBackend`] trait and what a backend declares about itself; below it, one backend per file ([`backend::local`], with the key store) |
 //! | [`policy`] | classification [`Profile`]s |
-//! | [`audit`] | hash-chained audit events, sinks, verification |
-//! | [`lifecycle`] | the key ring: KEK states, rotation, overlap windows, revocation |
-//! | [`envelope`] | [`Envelope`]: seal / open, generate / unwrap data keys, re-wrap, bulk re-wrap, cache |
-//! | [`backend::local::keystore`] | the embedded key store (feature `keystore`) |
+//! | [`lifecycle`] | the key ring: records and states, pure transitions, the shared ring, the object scan |
+//! | [`audit`] | MAC-chained audit events, sinks, verification against an anchored head |
+//! | [`envelope`] | [`Envelope`]: seal / open, data keys, re-wrap, rotation, verified retirement, streams |
 //! | [`threat_model`] | what kekring defends against, and what it does not |
+//!
+//! Dependencies run one way, from `envelope` down to `format`: no two top-level modules
+//! import each other (`scripts/module_cycles.py` checks it).
 
 pub mod audit;
 pub mod backend;

@@ -22,8 +22,8 @@ use kekring::backend::{
 use kekring::format::{SealedHeader, WrappedDek};
 use kekring::lifecycle::NewKek;
 use kekring::{
-    BackendId, Classification, Context, ContextError, Envelope, Error, KekLocator, KekRef,
-    KeyBackend, KeyStateError, LocalBackend, PolicyError, Route, WrapAlgorithm,
+    BackendId, Classification, Context, ContextError, Envelope, Error, KekLocator, KeyBackend,
+    KeyStateError, LocalBackend, PolicyError, Route, WrapAlgorithm,
 };
 
 const LOCAL_ALGS: [WrapAlgorithm; 3] = [
@@ -32,27 +32,17 @@ const LOCAL_ALGS: [WrapAlgorithm; 3] = [
     WrapAlgorithm::Aes256GcmDerived,
 ];
 
-fn kref(t: &str, p: &str, v: u32) -> KekRef {
-    KekRef::new(t, p, v).unwrap()
-}
+mod common;
+use common::kref;
 
 /// An envelope with one local KEK of `alg` for each of tenants `acme` and `globex`
 /// (purpose `docs`).
 fn envelope(alg: WrapAlgorithm) -> (Envelope, Arc<LocalBackend>) {
-    let local = Arc::new(LocalBackend::new());
-    let mut b = Envelope::builder().backend(local.clone());
-    for t in ["acme", "globex"] {
-        let loc = local.generate_aes256(format!("{t}-docs-1"), alg).unwrap();
-        let r = kref(t, "docs", 1);
-        b = b
-            .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
-            .route(Route::new(r));
-    }
-    (b.build().unwrap(), local)
+    common::local_envelope(&[("acme", "docs", alg), ("globex", "docs", alg)])
 }
 
 fn ctx(tenant: &str, object: &str, class: Classification) -> Context {
-    Context::new(tenant, "docs", object, class).unwrap()
+    common::ctx(tenant, "docs", object, class)
 }
 
 #[tokio::test]

@@ -28,12 +28,14 @@ use kekring::{
 
 const T0: u64 = 1_800_000_000;
 
+mod common;
+
 fn kref(purpose: &str, v: u32) -> KekRef {
-    KekRef::new("acme", purpose, v).unwrap()
+    common::kref("acme", purpose, v)
 }
 
 fn ctx(purpose: &str, object: &str, class: Classification) -> Context {
-    Context::new("acme", purpose, object, class).unwrap()
+    common::ctx("acme", purpose, object, class)
 }
 
 /// A local backend that counts wraps and unwraps.

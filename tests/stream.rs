@@ -13,34 +13,22 @@
 )]
 
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
-use std::sync::Arc;
 
 use kekring::format::SealedHeader;
-use kekring::lifecycle::NewKek;
-use kekring::{
-    BackendId, Classification, Context, Envelope, Error, KekRef, LocalBackend, MisuseError, Route,
-    WrapAlgorithm,
-};
+use kekring::{Classification, Context, Envelope, Error, MisuseError, WrapAlgorithm};
 use proptest::prelude::*;
 
 const SEG: u32 = 1024;
 const FULL: usize = SEG as usize + 16;
 
+mod common;
+
 fn envelope() -> Envelope {
-    let local = Arc::new(LocalBackend::new());
-    let alg = WrapAlgorithm::Aes256GcmDerived;
-    let loc = local.generate_aes256("stream", alg).unwrap();
-    let r = KekRef::new("acme", "media", 1).unwrap();
-    Envelope::builder()
-        .backend(local)
-        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
-        .route(Route::new(r))
-        .build()
-        .unwrap()
+    common::local_envelope(&[("acme", "media", WrapAlgorithm::Aes256GcmDerived)]).0
 }
 
 fn ctx() -> Context {
-    Context::new("acme", "media", "video-1", Classification::Confidential).unwrap()
+    common::ctx("acme", "media", "video-1", Classification::Confidential)
 }
 
 fn data(len: usize) -> Vec<u8> {

@@ -173,7 +173,7 @@ impl EnvelopeBuilder {
 
     /// Adds a backend under an instance name, for several backends of one kind (for
     /// example a second KMS region holding disaster-recovery KEKs). KEKs select it with
-    /// [`KekBinding::on_instance`].
+    /// [`NewKek::instance`].
     #[must_use]
     pub fn backend_instance(
         mut self,

@@ -21,7 +21,7 @@ pub struct ObjectScan {
 
 impl ObjectScan {
     /// Objects still wrapped under `kek` (the `outstanding` count for
-    /// [`KeyRing::retire`]).
+    /// [`KeyRing::retire`](super::KeyRing::retire)).
     pub fn outstanding(&self, kek: &KekRef) -> u64 {
         self.per_kek.get(&kek.to_string()).copied().unwrap_or(0)
     }

@@ -197,8 +197,8 @@ impl KdfParams {
     }
 }
 
-/// Local KEKs in one sealed file. Keys are shared (`Arc`) with the [`LocalBackend`]s
-/// made by [`KeyStore::backend`].
+/// Local KEKs in one sealed file. Keys are shared (`Arc`) with the [`StoreBackend`]
+/// made from the store.
 pub struct KeyStore {
     path: PathBuf,
     params: KdfParams,
