@@ -208,7 +208,8 @@ impl<R: Read + Seek> SeekableOpenReader<R> {
         let payload_len = total
             .checked_sub(start + header_len)
             .ok_or(FormatError::Truncated)?;
-        let size = u32::try_from(opener.size).map_err(|_| FormatError::Truncated)?;
+        let size =
+            u32::try_from(opener.size).map_err(|_| Error::Internal("a segment size beyond u32"))?;
         let layout = Layout::of(size, payload_len)?;
         let mut r = Self {
             inner,
@@ -232,7 +233,10 @@ impl<R: Read + Seek> SeekableOpenReader<R> {
         self.cached = None;
         let (at, seg_len, last) = self.layout.segment(index)?;
         self.inner.seek(SeekFrom::Start(self.header_len + at))?;
-        let seg = self.buf.get_mut(..seg_len).ok_or(FormatError::Truncated)?;
+        let seg = self
+            .buf
+            .get_mut(..seg_len)
+            .ok_or(Error::Internal("a segment longer than its buffer"))?;
         self.inner.read_exact(seg).map_err(eof_is_truncation)?;
         self.cached_len = self.opener.open_at(index, last, seg)?;
         self.cached = Some(index);
@@ -269,7 +273,7 @@ impl<R: Read + Seek> Read for SeekableOpenReader<R> {
         let index = self.pos / self.layout.size;
         self.load(index).map_err(to_io)?;
         let off = usize::try_from(self.pos - index * self.layout.size)
-            .map_err(|_| to_io(FormatError::Truncated.into()))?;
+            .map_err(|_| to_io(Error::Internal("a segment offset beyond usize")))?;
         let avail = self.buf.get(off..self.cached_len).unwrap_or_default();
         let n = avail.len().min(out.len());
         out.get_mut(..n)

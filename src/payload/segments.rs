@@ -88,7 +88,9 @@ pub(crate) fn open_segments(
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| FormatError::MissingTag)?;
         let start = out.len();
         out.extend_from_slice(ct);
-        let body = out.get_mut(start..).ok_or(FormatError::Truncated)?;
+        let body = out
+            .get_mut(start..)
+            .ok_or(Error::Internal("a segment outside its output"))?;
         key.open(&segment_nonce(i, last), aad, body, &tag)
             .map_err(|_| Error::Crypto)?;
     }
@@ -114,7 +116,8 @@ pub(crate) struct SegmentSealer {
 
 impl SegmentSealer {
     pub(crate) fn new(key: Box<dyn Aes256GcmKey>, aad: Vec<u8>, size: u32) -> Result<Self, Error> {
-        let size = usize::try_from(size).map_err(|_| FormatError::Truncated)?;
+        let size =
+            usize::try_from(size).map_err(|_| Error::Internal("a segment size beyond usize"))?;
         Ok(Self {
             key,
             aad,
@@ -164,7 +167,8 @@ impl SegmentOpener {
         Ok(Self {
             key,
             aad,
-            size: usize::try_from(size).map_err(|_| FormatError::Truncated)?,
+            size: usize::try_from(size)
+                .map_err(|_| Error::Internal("a segment size beyond usize"))?,
             index: 0,
         })
     }
@@ -205,20 +209,27 @@ impl SegmentOpener {
         if last && (filled < TAG_LEN || (filled == TAG_LEN && self.index > 0)) {
             return Err(FormatError::Truncated.into());
         }
-        let seg = buf.get_mut(..seg_len).ok_or(FormatError::Truncated)?;
+        let seg = buf
+            .get_mut(..seg_len)
+            .ok_or(Error::Internal("a segment longer than its buffer"))?;
         let pt_len = seg_len - TAG_LEN;
         let direct = out.len() >= pt_len;
         if direct {
             let (ct, tag) = seg.split_at(pt_len);
             let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| FormatError::MissingTag)?;
-            let out = out.get_mut(..pt_len).ok_or(FormatError::Truncated)?;
+            let out = out
+                .get_mut(..pt_len)
+                .ok_or(Error::Internal("a segment longer than its output"))?;
             self.key
                 .open_to(&segment_nonce(self.index, last), &self.aad, ct, &tag, out)
                 .map_err(|_| Error::Crypto)?;
         } else {
             self.open_at(self.index, last, seg)?;
         }
-        self.index = self.index.checked_add(1).ok_or(FormatError::Truncated)?;
+        self.index = self
+            .index
+            .checked_add(1)
+            .ok_or(Error::Internal("2^64 segments"))?;
         Ok((direct, pt_len, last))
     }
 }

@@ -595,8 +595,13 @@ impl KeyStore {
         params.check()?;
         let salt = r.array::<16>()?;
         let nonce = r.array::<12>()?;
-        let header = bytes.get(..HEADER_LEN).ok_or(FormatError::Truncated)?;
-        let len = usize::try_from(r.u32()?).map_err(|_| FormatError::Truncated)?;
+        let header = bytes
+            .get(..HEADER_LEN)
+            .ok_or(KeyStoreError::from(Error::Internal(
+                "a key store header shorter than its fields",
+            )))?;
+        let len = usize::try_from(r.u32()?)
+            .map_err(|_| KeyStoreError::from(Error::Internal("a u32 length beyond usize")))?;
         let mut body = Zeroizing::new(r.take(len)?.to_vec());
         let tag = r.array::<16>()?;
         r.finish()?;
@@ -632,7 +637,8 @@ impl KeyStore {
         let state = if version == VERSION_1 {
             Vec::new()
         } else {
-            let n = usize::try_from(p.u32()?).map_err(|_| FormatError::Truncated)?;
+            let n = usize::try_from(p.u32()?)
+                .map_err(|_| KeyStoreError::from(Error::Internal("a u32 length beyond usize")))?;
             check_len("application state", n, 0, MAX_STATE_LEN)?;
             p.take(n)?.to_vec()
         };
