@@ -3,18 +3,20 @@
 
     python3 scripts/module_cycles.py            # prints the module graph; exit 1 on a cycle
 
-Also fails when a module names an item through the crate root's re-exports
-(`crate::Error` instead of `crate::error::Error`): such an import hides which module it
-depends on.
-
 A top-level module is `src/<name>.rs` together with everything under `src/<name>/`
 (a module and its children are one unit: a child naming its parent's types is how a
-module is split across files, not a layering problem). An edge A -> B means a file of A
-names `crate::B` (in a `use` or a path), or `super::` from a top-level child of the crate
-root. `lib.rs` (the crate root, which re-exports) and `src/bin/` are left out. Comment
-lines and `#[cfg(test)]` test modules are ignored, since test code may reach anywhere.
+module is split across files, not a layering problem). Every path a file names is
+resolved to the module it points into: `crate::a::...`, `super::...` and `self::...`
+(relative to the file's own module), in `use` trees (nested groups included) and in
+code. An edge A -> B means a file of A names something inside B.
 
-Reads source text only: no build needed.
+Also fails when a module names an item of the crate root (`crate::Error`,
+`crate::keystore`, or `super::Item` from a top-level module): the root only re-exports,
+and such an import hides which module it depends on.
+
+`lib.rs` (the crate root) and `src/bin/` are left out. Comment lines and `#[cfg(test)]`
+test modules are ignored, since test code may reach anywhere. Reads source text only: no
+build needed.
 """
 
 import pathlib
@@ -24,16 +26,15 @@ import sys
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 
 
-def top_module(path: pathlib.Path) -> str | None:
+def module_path(path: pathlib.Path) -> list[str] | None:
     rel = path.relative_to(SRC)
-    parts = rel.parts
-    if parts[0] == "bin" or rel.as_posix() == "lib.rs":
+    if rel.parts[0] == "bin" or rel.as_posix() == "lib.rs":
         return None
-    return parts[0].removesuffix(".rs")
+    return [p.removesuffix(".rs") for p in rel.parts]
 
 
-def strip_tests(text: str) -> str:
-    """Drops `#[cfg(test)] mod ... { ... }` blocks and comment lines."""
+def strip(text: str) -> str:
+    """Drops `#[cfg(test)] mod ... { ... }` blocks, line comments and string literals."""
     out = []
     lines = text.splitlines()
     i = 0
@@ -50,34 +51,88 @@ def strip_tests(text: str) -> str:
                 if depth <= 0:
                     break
             continue
-        if not line.lstrip().startswith("//"):
-            out.append(line)
+        code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', line.split("//", 1)[0])
+        out.append(code)
         i += 1
     return "\n".join(out)
 
 
+def use_paths(tree: str, prefix: list[str]) -> list[list[str]]:
+    """Expands a `use` tree (`a::b::{c, d::{e}}`) into full paths."""
+    tree = tree.strip()
+    if not tree:
+        return []
+    depth = 0
+    for i, ch in enumerate(tree):
+        if ch == "{":
+            if depth == 0:
+                head = [p for p in tree[:i].split("::") if p]
+                inner = tree[i + 1 : tree.rindex("}")]
+                parts, d, start = [], 0, 0
+                for j, c in enumerate(inner):
+                    if c == "{":
+                        d += 1
+                    elif c == "}":
+                        d -= 1
+                    elif c == "," and d == 0:
+                        parts.append(inner[start:j])
+                        start = j + 1
+                parts.append(inner[start:])
+                out = []
+                for p in parts:
+                    out += use_paths(p, prefix + head)
+                return out
+            depth += 1
+    name = tree.split(" as ")[0].strip()
+    return [prefix + [p for p in name.split("::") if p]]
+
+
+def resolve(path: list[str], here: list[str]) -> list[str] | None:
+    """An absolute module path (from the crate root) for a `crate`/`super`/`self` path."""
+    if not path or path[0] not in ("crate", "super", "self"):
+        return None
+    base: list[str] = []
+    rest = path
+    if rest[0] == "crate":
+        base, rest = [], rest[1:]
+    else:
+        base = list(here)
+        while rest and rest[0] in ("super", "self"):
+            if rest[0] == "super":
+                base = base[:-1]
+            rest = rest[1:]
+    return base + rest
+
+
 def main() -> int:
     files = sorted(SRC.rglob("*.rs"))
-    modules = sorted({m for f in files if (m := top_module(f))})
+    modules = sorted({m[0] for f in files if (m := module_path(f))})
     edges: dict[str, set[str]] = {m: set() for m in modules}
-    reexports: list[str] = []
-    pat = re.compile(r"\bcrate::(\w+)")
-    use_group = re.compile(r"\buse\s+crate::\{([^;]*)\};", re.S)
+    root_items: list[str] = []
     for f in files:
-        src = top_module(f)
-        if src is None:
+        here = module_path(f)
+        if here is None:
             continue
-        text = strip_tests(f.read_text())
-        targets = set(pat.findall(text))
-        for group in use_group.findall(text):
-            targets.update(re.findall(r"(?:^|[,{]\s*)(\w+)", group))
-        for t in targets:
-            if t in edges and t != src:
-                edges[src].add(t)
-            elif t not in edges and t[:1].isupper():
-                reexports.append(f"{f.relative_to(SRC.parent)}: crate::{t}")
+        text = strip(f.read_text())
+        paths: list[list[str]] = []
+        for m in re.finditer(r"\buse\s+((?:crate|super|self)\b[^;]*);", text, re.S):
+            paths += use_paths(re.sub(r"\s+", " ", m.group(1)), [])
+        code = re.sub(r"\buse\s+[^;]*;", "", text, flags=re.S)
+        for m in re.finditer(r"\b(?:crate|super|self)(?:::\w+)+", code):
+            paths.append(m.group(0).split("::"))
+        for p in paths:
+            target = resolve(p, here)
+            if target is None:
+                continue
+            if not target:
+                continue
+            top = target[0]
+            if top in edges:
+                if top != here[0]:
+                    edges[here[0]].add(top)
+            else:
+                root_items.append(f"{f.relative_to(SRC.parent)}: {'::'.join(p)}")
 
-    # Tarjan's strongly connected components.
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -116,11 +171,11 @@ def main() -> int:
     cycles = [c for c in sccs if len(c) > 1]
     for c in cycles:
         print(f"CYCLE: {' <-> '.join(c)}", file=sys.stderr)
-    for r in sorted(set(reexports)):
-        print(f"THROUGH A CRATE-ROOT RE-EXPORT: {r}", file=sys.stderr)
-    if cycles or reexports:
+    for r in sorted(set(root_items)):
+        print(f"NAMES A CRATE-ROOT ITEM (import it from its module): {r}", file=sys.stderr)
+    if cycles or root_items:
         return 1
-    print("no cycle between top-level modules, no import through crate-root re-exports")
+    print("no cycle between top-level modules, no import of crate-root items")
     return 0
 
 

@@ -261,7 +261,7 @@ pub enum RandomSource {
     /// fork through a `MADV_WIPEONFORK` page and a VM snapshot restore through the
     /// kernel's VM generation id, and reseeds on every request where it cannot detect
     /// them. RustCrypto has no such generator: the builders refuse this source with it
-    /// ([`MisuseError::RandomSourceUnavailable`](crate::ConfigError::RandomSourceUnavailable)).
+    /// ([`ConfigError::RandomSourceUnavailable`](crate::ConfigError::RandomSourceUnavailable)).
     UserSpace,
 }
 

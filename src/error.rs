@@ -227,6 +227,9 @@ pub enum ConfigError {
     /// A name given to the builder is not a valid tenant or purpose name.
     #[error("invalid name: {0}")]
     InvalidName(FormatError),
+    /// The same KEK was given to the builder twice (or is already in its key ring).
+    #[error("KEK {0} registered twice")]
+    DuplicateKek(KekRef),
     /// The backend does not offer the algorithm a KEK was registered with.
     #[error("backend {backend} does not offer {algorithm}")]
     AlgorithmNotOffered {
@@ -503,10 +506,56 @@ pub enum LifecycleError {
         /// The KEK registered with it.
         existing: KekRef,
     },
-    /// The audit hook refused to record the transition's events, so nothing was
-    /// installed.
+    /// The ring's recorder (the audit log) could not record the transition's events, so
+    /// nothing was installed. The `Envelope` reports it as [`Error::Audit`].
     #[error("the transition could not be recorded: {0}")]
-    NotRecorded(String),
+    NotRecorded(RecordFailure),
+}
+
+/// The audit error that kept a key-ring transition from being recorded, shared so that
+/// [`LifecycleError`] stays `Clone`. Two are equal when they are the same failure.
+#[derive(Clone, Debug)]
+pub struct RecordFailure(std::sync::Arc<AuditError>);
+
+impl RecordFailure {
+    /// Wraps the audit error.
+    pub fn new(e: AuditError) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+
+    /// The audit error.
+    pub fn audit_error(&self) -> &AuditError {
+        &self.0
+    }
+}
+
+impl PartialEq for RecordFailure {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for RecordFailure {}
+
+impl std::fmt::Display for RecordFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<LifecycleError> for Error {
+    /// A transition the ring refused is the caller's misuse; one its recorder could not
+    /// record is an audit failure.
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::NotRecorded(failure) => Error::Audit(
+                std::sync::Arc::try_unwrap(failure.0).unwrap_or_else(|shared| {
+                    AuditError::Io(std::io::Error::other(shared.to_string()))
+                }),
+            ),
+            other => Error::Misuse(other.into()),
+        }
+    }
 }
 
 /// Why an audit operation failed.

@@ -16,13 +16,13 @@ mod wrapped;
 pub use binding::{BindingContext, MAX_AAD_LEN, MAX_OBJECT_ID_LEN};
 pub use ids::{
     BackendId, Classification, Family, KekRef, Label, MAX_LABEL_LEN, MAX_NAME_LEN,
-    MAX_OPAQUE_WRAPPED_LEN, Name, Suite, WrapAlgorithm,
+    MAX_OPAQUE_WRAPPED_LEN, Name, PrivateId, Suite, WrapAlgorithm,
 };
 pub use sealed::{
     COMMITMENT_LEN, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, NONCE_LEN,
     SEALED_MAGIC, SealedHeader, SealedObject, TAG_LEN,
 };
-pub(crate) use sealed::{HeaderBytes, split_tag_mut};
+pub(crate) use sealed::{HeaderBytes, split_tag, split_tag_mut};
 pub use wrapped::{MAX_WRAPS, WRAPPED_DEK_MAGIC, WrappedDek, WrappedEntry};
 
 /// A value handed to a constructor of this module is ill-formed or out of bounds: the

@@ -53,6 +53,7 @@ pub use envelope::{
 };
 pub use error::{
     ConfigError, ContextError, Error, FormatError, KeyStateError, MisuseError, PolicyError,
+    RecordFailure,
 };
 pub use format::{BackendId, Classification, Family, KekRef, Name, WrapAlgorithm};
 pub use locator::KekLocator;

@@ -669,3 +669,51 @@ fn a_crash_between_store_and_trail_loses_no_record() {
     assert!(inv.contains("\"revoked\""), "{inv}");
     std::fs::remove_dir_all(&c.work).unwrap();
 }
+
+/// A crash after a destruction is recorded but before the key is deleted leaves the
+/// record and the key; running `destroy` again deletes it. The key is never gone
+/// without its record.
+#[test]
+fn a_destroy_interrupted_after_its_record_finishes_on_the_next_run() {
+    let c = Cli::new("destroy-crash");
+    let s = scope("docs");
+    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.ok(&[
+        &["revoke"],
+        &s[..],
+        &["--version", "1", "--reason", "stolen"],
+    ]
+    .concat());
+    let objs = c.path("objs");
+    let destroy = [&["destroy"], &s[..], &["--version", "1", "--dir", &objs]].concat();
+    let out = Command::new(env!("CARGO_BIN_EXE_kekring"))
+        .args(&destroy)
+        .env("KEKRING_HOME", &c.home)
+        .env("KEKRING_MASTER_SECRET", c.secret)
+        .env("KEKRING_TEST_CRASH_AFTER_STATE_SAVE", "1")
+        .current_dir(&c.work)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "the simulated crash did not happen"
+    );
+    let secret = kekring::keystore::MasterSecret::new(c.secret).unwrap();
+    let keys = || {
+        kekring::keystore::KeyStore::open(c.home.join("keys.kks"), &secret)
+            .unwrap()
+            .locators()
+            .count()
+    };
+    assert_eq!(keys(), 1, "the key went before its record was saved");
+    c.ok(&["audit", "verify"]);
+    let trail = std::fs::read_to_string(c.home.join("audit.jsonl")).unwrap();
+    assert!(
+        trail.contains("\"destroyed\""),
+        "the destruction's record is missing"
+    );
+    c.ok(&destroy);
+    assert_eq!(keys(), 0);
+    std::fs::remove_dir_all(&c.work).unwrap();
+}

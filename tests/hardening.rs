@@ -747,7 +747,10 @@ async fn destroy_refuses_a_backend_key_another_kek_still_uses() {
 struct Recorded(std::sync::Mutex<Vec<kekring::lifecycle::LifecycleEvent>>);
 
 impl kekring::lifecycle::TransitionRecorder for Recorded {
-    fn record(&self, events: &[kekring::lifecycle::LifecycleEvent]) -> Result<(), String> {
+    fn record(
+        &self,
+        events: &[kekring::lifecycle::LifecycleEvent],
+    ) -> Result<(), kekring::audit::AuditError> {
         self.0.lock().unwrap().extend_from_slice(events);
         Ok(())
     }
@@ -811,4 +814,54 @@ fn a_revocation_installed_by_compare_and_swap_is_recorded() {
         other.read(|r| r.get(&kref("other", 1)).unwrap().state),
         KekState::Revoked
     );
+}
+
+/// A sink that fails once told to.
+#[derive(Debug, Default)]
+struct FailingSink(AtomicBool);
+
+impl kekring::audit::AuditSink for FailingSink {
+    fn write(&self, _: &kekring::audit::AuditRecord) -> Result<(), kekring::audit::AuditError> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(std::io::Error::other("disk full").into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A transition its audit log cannot record does not happen, and the envelope reports
+/// an audit failure (not misuse).
+#[tokio::test]
+async fn a_transition_that_cannot_be_recorded_does_not_happen() {
+    let local = Arc::new(LocalBackend::new());
+    let ring = ring_with(&local, &[("docs", 1, WrapAlgorithm::Aes256Kw)]).await;
+    let sink = Arc::new(FailingSink::default());
+    let env = Envelope::builder()
+        .backend(local)
+        .key_ring(ring.clone())
+        .audit(AuditLog::new(
+            sink.clone(),
+            kekring::audit::AuditKey::from_bytes([3; 32]),
+        ))
+        .build()
+        .unwrap();
+    sink.0.store(true, Ordering::SeqCst);
+    let got = ring.apply(|r| r.revoke(&kref("docs", 1), T0 + 1, "incident"));
+    assert!(
+        matches!(got, Err(kekring::lifecycle::LifecycleError::NotRecorded(_))),
+        "{got:?}"
+    );
+    assert_eq!(
+        ring.read(|r| r.get(&kref("docs", 1)).unwrap().state),
+        KekState::Active
+    );
+    let rotated = env
+        .rotate_kek(
+            &kekring::Name::new("tenant", "acme").unwrap(),
+            &kekring::Name::new("purpose", "docs").unwrap(),
+        )
+        .await;
+    assert!(matches!(rotated, Err(Error::Audit(_))), "{rotated:?}");
+    assert!(ring.read(|r| r.get(&kref("docs", 2)).is_none()));
 }

@@ -450,7 +450,8 @@ impl LocalBackend {
     /// [`RandomSource::OperatingSystem`]). KEKs are always generated from the OS RNG.
     ///
     /// # Errors
-    /// [`ConfigError::RandomSourceUnavailable`](crate::ConfigError::RandomSourceUnavailable) when the backend's crypto provider has no
+    /// [`ConfigError::RandomSourceUnavailable`](crate::ConfigError::RandomSourceUnavailable)
+    /// when the backend's crypto provider has no
     /// DRBG for [`RandomSource::UserSpace`].
     pub fn with_random_source(mut self, random: RandomSource) -> Result<Self, Error> {
         random.check(self.crypto_provider())?;

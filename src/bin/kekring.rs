@@ -445,7 +445,20 @@ impl Home {
                      does not start a fresh store beside existing state",
                 ));
             }
-            KeyStore::create(&store_path, &secret, KdfParams::default())?
+            // A new home's state is written with the store, so no later crash can leave
+            // keys in a store that holds no key ring.
+            let mut store = KeyStore::create(&store_path, &secret, KdfParams::default())?;
+            let initial = HomeState {
+                ring: KeyRing::new(),
+                audit_head: ChainHead::genesis(),
+                pending: Vec::new(),
+            };
+            store.set_app_state(serde_json::to_vec(&initial).map_err(|e| Failure {
+                code: 1,
+                message: format!("could not encode the home state: {e}"),
+            })?)?;
+            store.save()?;
+            store
         };
         let key = AuditKey::from_bytes(*store.derive_key(AUDIT_KEY_LABEL)?);
         let state: HomeState = if store.app_state().is_empty() {
@@ -525,6 +538,11 @@ impl Home {
     /// append is confirmed, a trail shorter than the anchored head can only have been
     /// cut. Runs whether the command succeeded or not (denials are recorded too).
     fn finish(mut self) -> Result<(), Failure> {
+        self.checkpoint()
+    }
+
+    /// Saves what happened so far (see [`Home::finish`]); the command may go on.
+    fn checkpoint(&mut self) -> Result<(), Failure> {
         self.env.flush_audit()?;
         let pending = self.buffer.take();
         let ring = self.ring.snapshot();
@@ -541,7 +559,10 @@ impl Home {
             }
             append_trail(&self.dir.join("audit.jsonl"), &pending)?;
         }
-        self.save_state(&ring, &head, &[])
+        self.save_state(&ring, &head, &[])?;
+        self.ring_generation = ring.generation();
+        self.store_changed = false;
+        Ok(())
     }
 
     fn save_state(
@@ -794,9 +815,21 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             if let Some(n) = sample {
                 opts = opts.sample(n);
             }
-            // The store backend removes the material and saves the store.
-            let check = pollster::block_on(env.destroy_kek(&r, items(&scope, &dir)?, opts))?;
-            report_check("destroy", &check);
+            // The destruction is recorded (ring and audit trail saved) before the store
+            // backend removes the material: a crash in between leaves a record and a key
+            // to delete again, never a key gone without its record.
+            let already = home.ring.read(|ring| {
+                ring.get(&r)
+                    .is_some_and(|k| k.state == kekring::lifecycle::KekState::Destroyed)
+            });
+            if !already {
+                let check =
+                    pollster::block_on(env.record_destruction(&r, items(&scope, &dir)?, opts))?;
+                report_check("destroy", &check);
+                home.checkpoint()?;
+            }
+            // Also finishes a destruction a crash interrupted after its record.
+            pollster::block_on(env.delete_destroyed_kek(&r))?;
             println!("destroyed {r}: its key material is removed from the key store");
         }
         Command::Rewrap {

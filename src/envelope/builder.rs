@@ -11,13 +11,13 @@ use super::cache::{CacheConfig, DekCache};
 use super::clock::{Clock, SystemClock};
 use super::denials::{Denials, pending_denial_events};
 use super::plan::{Counters, PlanCache, Resolved};
-use crate::audit::AuditLog;
+use crate::audit::{AuditError, AuditLog};
 use crate::backend::KeyBackend;
 use crate::crypto::{CryptoProvider, Primitives, RandomSource};
-use crate::error::{ConfigError, Error, MisuseError};
+use crate::error::{ConfigError, Error};
 use crate::format::{BackendId, KekRef, Name, WrapAlgorithm};
 use crate::lifecycle::{
-    KekRecord, KekState, LifecycleEvent, NewKek, SharedKeyRing, TransitionRecorder,
+    KekRecord, KekState, LifecycleError, LifecycleEvent, NewKek, SharedKeyRing, TransitionRecorder,
 };
 use crate::policy::Profile;
 use crate::sharded::Sharded;
@@ -228,11 +228,13 @@ impl EnvelopeBuilder {
     /// Checks the configuration and builds the envelope.
     ///
     /// # Errors
-    /// [`Error::Misuse`] for a random source the crypto provider cannot serve, two
-    /// backends under one instance name, a KEK registered
-    /// twice, a KEK whose backend instance is missing, of another kind, or does not
-    /// offer its algorithm, or a route that names an unregistered KEK, mixes tenants or
-    /// repeats a tenant and purpose.
+    /// [`Error::Config`] ([`ConfigError`]) for a random source the crypto provider
+    /// cannot serve, two backends under one instance name, a KEK registered twice, a KEK
+    /// whose backend instance is missing, of another kind, or does not offer its
+    /// algorithm, a route that names an unregistered KEK, mixes tenants or repeats a
+    /// tenant and purpose, or an invalid name; [`Error::Misuse`] when the key ring
+    /// refuses a registration (a second active KEK for a scope); [`Error::Audit`] when
+    /// the audit log cannot record one.
     pub fn build(self) -> Result<Envelope, Error> {
         self.random.check(self.crypto)?;
         let mut backends: HashMap<String, Arc<dyn KeyBackend>> = HashMap::new();
@@ -256,8 +258,10 @@ impl EnvelopeBuilder {
             }));
         }
         for new in self.keks {
-            ring.apply(|r| r.register(new, now))
-                .map_err(MisuseError::from)?;
+            ring.apply(|r| r.register(new, now)).map_err(|e| match e {
+                LifecycleError::DuplicateKek(r) => ConfigError::DuplicateKek(r).into(),
+                other => Error::from(other),
+            })?;
         }
         // Every KEK in the ring that may still be used must be servable here (retired,
         // revoked and destroyed ones need no backend).
@@ -343,10 +347,8 @@ struct RingAudit {
 }
 
 impl TransitionRecorder for RingAudit {
-    fn record(&self, events: &[LifecycleEvent]) -> Result<(), String> {
-        self.log
-            .append_lifecycle(self.clock.now(), events.to_vec())
-            .map_err(|e| e.to_string())
+    fn record(&self, events: &[LifecycleEvent]) -> Result<(), AuditError> {
+        self.log.append_lifecycle(self.clock.now(), events.to_vec())
     }
 }
 

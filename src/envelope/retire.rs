@@ -260,23 +260,42 @@ impl Envelope {
         self.inner
             .ring
             .apply(|r| r.retire(kek, now, blockers, options.force))
-            .map_err(MisuseError::from)?;
+            .map_err(Error::from)?;
         Ok(check)
     }
 
-    /// Destroys a retired or revoked KEK: checks the stored objects as
-    /// [`Envelope::retire_kek`] does, records the destruction in the ring (and the audit
-    /// log), then deletes the key in its backend
-    /// ([`KeyBackend::destroy_kek`](crate::backend::KeyBackend::destroy_kek)). Destroying
-    /// a revoked KEK that objects still
+    /// Destroys a retired or revoked KEK: [`Envelope::record_destruction`], then
+    /// [`Envelope::delete_destroyed_kek`]. Destroying a revoked KEK that objects still
     /// need is a crypto-shred: pass `options.force`.
     ///
     /// # Errors
-    /// As [`Envelope::retire_kek`]; [`Error::KeyState`]
-    /// ([`KeyStateError::SharedBackendKey`]) when another KEK not yet destroyed names the
-    /// same backend key; [`Error::Backend`] when the backend cannot delete the key (the ring already says destroyed: no envelope uses it again; delete the
-    /// key in the backend by hand).
+    /// As the two steps.
     pub async fn destroy_kek<I>(
+        &self,
+        kek: &KekRef,
+        items: I,
+        options: RetireOptions,
+    ) -> Result<RetireCheck, Error>
+    where
+        I: IntoIterator<Item = BulkItem>,
+    {
+        let check = self.record_destruction(kek, items, options).await?;
+        self.delete_destroyed_kek(kek).await?;
+        Ok(check)
+    }
+
+    /// The first step of a destruction: checks the stored objects as
+    /// [`Envelope::retire_kek`] does, then records the destruction in the ring (and the
+    /// audit log). No envelope uses the KEK again; its material is still in the backend.
+    /// Persist the ring (and what the audit log holds) before the second step,
+    /// [`Envelope::delete_destroyed_kek`], so that a crash in between leaves the record
+    /// and a key to delete again, never a key gone without its record.
+    ///
+    /// # Errors
+    /// As [`Envelope::retire_kek`]; [`Error::KeyState`]
+    /// ([`KeyStateError::SharedBackendKey`]) when another KEK still in use names the same
+    /// backend key; [`Error::Config`] when the KEK's backend is not configured here.
+    pub async fn record_destruction<I>(
         &self,
         kek: &KekRef,
         items: I,
@@ -290,8 +309,9 @@ impl Envelope {
             .ring
             .read(|r| r.get(kek).cloned())
             .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()))?;
-        // The backend must be here to delete the key: checked before anything changes.
-        let backend = self.backend(&record)?.clone();
+        // The backend must be here to delete the key later: checked before anything
+        // changes.
+        self.backend(&record)?;
         // Another KEK still in use (active, deprecated or disabled) may name the same
         // backend key (one key serving several tenants): deleting it would take their
         // objects with it.
@@ -322,9 +342,36 @@ impl Envelope {
         self.inner
             .ring
             .apply(|r| r.destroy(kek, now))
-            .map_err(MisuseError::from)?;
-        backend.destroy_kek(&record.locator).await?;
+            .map_err(Error::from)?;
         Ok(check)
+    }
+
+    /// The second step of a destruction: deletes the material of a KEK the ring already
+    /// records as destroyed, in its backend
+    /// ([`KeyBackend::destroy_kek`](crate::backend::KeyBackend::destroy_kek)). Safe to
+    /// repeat after a crash.
+    ///
+    /// # Errors
+    /// [`Error::KeyState`] unless the ring records the KEK as destroyed;
+    /// [`Error::Backend`] when the backend cannot delete it.
+    pub async fn delete_destroyed_kek(&self, kek: &KekRef) -> Result<(), Error> {
+        let record = self
+            .inner
+            .ring
+            .read(|r| r.get(kek).cloned())
+            .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()))?;
+        if record.state != KekState::Destroyed {
+            return Err(KeyStateError::NotUsable {
+                kek: kek.clone(),
+                state: record.state.name(),
+            }
+            .into());
+        }
+        match self.backend(&record)?.destroy_kek(&record.locator).await {
+            // Already gone (a repeat after a crash): the destruction is complete.
+            Ok(()) | Err(crate::backend::BackendError::KeyNotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! scheduled by cadence (`rotate_due`).
 
 use super::Envelope;
-use crate::error::{Error, MisuseError};
+use crate::error::Error;
 
 impl Envelope {
     /// Rotates the KEK of a tenant and purpose (a triggered rotation): creates the
@@ -54,7 +54,7 @@ impl Envelope {
         self.inner
             .ring
             .apply(|r| r.rotate(new, now))
-            .map_err(MisuseError::from)?;
+            .map_err(Error::from)?;
         Ok(next)
     }
 

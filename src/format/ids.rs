@@ -253,8 +253,20 @@ pub enum BackendId {
     /// an id the deployment chooses from the private-use range; kekring never assigns
     /// one there. Written into wrapped DEKs like any id: a copy under it opens only where
     /// a backend reporting the same id is configured. Make one with
-    /// [`BackendId::private`].
-    Private(u8),
+    /// [`BackendId::private`] (a [`PrivateId`] is always in the range).
+    Private(PrivateId),
+}
+
+/// A backend id from the private-use range `0x80..=0xFE`; only
+/// [`BackendId::private`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PrivateId(u8);
+
+impl PrivateId {
+    /// The id.
+    pub const fn get(self) -> u8 {
+        self.0
+    }
 }
 
 impl BackendId {
@@ -277,7 +289,7 @@ impl BackendId {
     /// [`ArgumentError`] for an id outside the range.
     pub fn private(id: u8) -> Result<Self, ArgumentError> {
         if Self::PRIVATE_RANGE.contains(&id) {
-            Ok(BackendId::Private(id))
+            Ok(BackendId::Private(PrivateId(id)))
         } else {
             Err(ArgumentError(FormatError::UnknownBackend(id)))
         }
@@ -292,7 +304,7 @@ impl BackendId {
             BackendId::AzureKeyVault => 4,
             BackendId::VaultTransit => 5,
             BackendId::Pkcs11 => 6,
-            BackendId::Private(id) => id,
+            BackendId::Private(id) => id.0,
         }
     }
 
@@ -302,7 +314,7 @@ impl BackendId {
     /// [`FormatError::UnknownBackend`] for an id neither assigned nor private-use.
     pub fn from_id(id: u8) -> Result<Self, FormatError> {
         if Self::PRIVATE_RANGE.contains(&id) {
-            return Ok(BackendId::Private(id));
+            return Ok(BackendId::Private(PrivateId(id)));
         }
         Self::ALL
             .into_iter()
@@ -331,7 +343,7 @@ impl BackendId {
 impl fmt::Display for BackendId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BackendId::Private(id) => write!(f, "private-{id}"),
+            BackendId::Private(id) => write!(f, "private-{}", id.0),
             other => f.write_str(other.name()),
         }
     }

@@ -188,29 +188,35 @@ impl SealedHeader {
     }
 }
 
-/// Splits a whole-object payload into its ciphertext and the 16-byte tag that ends it.
+/// Splits a payload (a whole object's, or one segment) into its ciphertext and the
+/// 16-byte tag that ends it: the one place a tag is split off.
 ///
 /// # Errors
 /// [`FormatError::MissingTag`] when shorter than a tag.
 pub(crate) fn split_tag(payload: &[u8]) -> Result<(&[u8], [u8; TAG_LEN]), FormatError> {
-    let ct_len = payload
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(FormatError::MissingTag)?;
-    let (ct, tag) = payload.split_at(ct_len);
-    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| FormatError::MissingTag)?;
-    Ok((ct, tag))
+    let at = tag_start(payload.len())?;
+    let (ct, tag) = payload.split_at(at);
+    Ok((ct, tag_array(tag)))
 }
 
 /// As [`split_tag`], for a payload decrypted in place.
 pub(crate) fn split_tag_mut(payload: &mut [u8]) -> Result<(&mut [u8], [u8; TAG_LEN]), FormatError> {
-    let ct_len = payload
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(FormatError::MissingTag)?;
-    let (ct, tag) = payload.split_at_mut(ct_len);
-    let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| FormatError::MissingTag)?;
-    Ok((ct, tag))
+    let at = tag_start(payload.len())?;
+    let (ct, tag) = payload.split_at_mut(at);
+    Ok((ct, tag_array(tag)))
+}
+
+fn tag_start(len: usize) -> Result<usize, FormatError> {
+    len.checked_sub(TAG_LEN).ok_or(FormatError::MissingTag)
+}
+
+/// The tag from the last `TAG_LEN` bytes (exactly that many after [`tag_start`]).
+fn tag_array(tag: &[u8]) -> [u8; TAG_LEN] {
+    let mut out = [0u8; TAG_LEN];
+    for (o, t) in out.iter_mut().zip(tag) {
+        *o = *t;
+    }
+    out
 }
 
 /// A sealed-object header read from a stream in two exact reads: the 10-byte prefix

@@ -115,7 +115,8 @@ pub struct KekRecord {
     pub locator: KekLocator,
     /// The wrap algorithm.
     pub algorithm: WrapAlgorithm,
-    /// An inventory label (not enforced: see [`InventoryScope`]).
+    /// An inventory label (not enforced: see [`InventoryScope`]). Serialized as `scope`.
+    #[serde(rename = "scope")]
     pub inventory_scope: InventoryScope,
     /// The state.
     pub state: KekState,

@@ -611,7 +611,7 @@ impl KeyRing {
                 algorithm: r.algorithm,
                 family: r.family(),
                 state: r.state.name(),
-                scope: r.inventory_scope,
+                inventory_scope: r.inventory_scope,
                 cadence: r.cadence,
                 created_at: r.created_at,
                 next_rotation_at: r.next_rotation_at,
@@ -621,7 +621,7 @@ impl KeyRing {
             };
             *inv.by_state.entry(line.state.to_owned()).or_default() += 1;
             *inv.by_family.entry(line.family.to_string()).or_default() += 1;
-            *inv.by_scope
+            *inv.by_inventory_scope
                 .entry(format!("{:?}", r.inventory_scope).to_lowercase())
                 .or_default() += 1;
             *inv.by_cadence
@@ -652,8 +652,8 @@ pub struct InventoryLine {
     pub family: Family,
     /// Its state.
     pub state: &'static str,
-    /// Its inventory label (not enforced).
-    pub scope: InventoryScope,
+    /// Its inventory label (not enforced: see [`InventoryScope`]).
+    pub inventory_scope: InventoryScope,
     /// Its cadence.
     pub cadence: Option<Cadence>,
     /// When it was registered.
@@ -666,7 +666,7 @@ pub struct InventoryLine {
     pub rotation_due: bool,
 }
 
-/// The key ring grouped by state, family, scope and cadence.
+/// The key ring grouped by state, family, inventory label and cadence.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Inventory {
@@ -676,8 +676,8 @@ pub struct Inventory {
     pub by_state: BTreeMap<String, u64>,
     /// Counts per algorithm family.
     pub by_family: BTreeMap<String, u64>,
-    /// Counts per scope level.
-    pub by_scope: BTreeMap<String, u64>,
+    /// Counts per inventory label (not enforced: see [`InventoryScope`]).
+    pub by_inventory_scope: BTreeMap<String, u64>,
     /// Counts per cadence.
     pub by_cadence: BTreeMap<String, u64>,
 }

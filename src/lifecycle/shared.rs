@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::record::SCHEMA_VERSION;
 use super::ring::{KeyRing, LifecycleEvent};
-use crate::error::LifecycleError;
+use crate::error::{AuditError, LifecycleError, RecordFailure};
 
 /// A key ring shared by every `Envelope` of a process (and, through the caller's
 /// database and [`SharedKeyRing::compare_and_swap`], by several processes).
@@ -82,7 +82,9 @@ impl SharedKeyRing {
 
     fn record(&self, events: &[LifecycleEvent]) -> Result<(), LifecycleError> {
         match self.recorder.get() {
-            Some(r) if !events.is_empty() => r.record(events).map_err(LifecycleError::NotRecorded),
+            Some(r) if !events.is_empty() => r
+                .record(events)
+                .map_err(|e| LifecycleError::NotRecorded(RecordFailure::new(e))),
             _ => Ok(()),
         }
     }
@@ -173,7 +175,6 @@ pub trait TransitionRecorder: Send + Sync + std::fmt::Debug {
     /// Records `events` durably.
     ///
     /// # Errors
-    /// Why they could not be recorded (no key material); the transition is then not
-    /// installed.
-    fn record(&self, events: &[LifecycleEvent]) -> Result<(), String>;
+    /// Why they could not be recorded; the transition is then not installed.
+    fn record(&self, events: &[LifecycleEvent]) -> Result<(), AuditError>;
 }

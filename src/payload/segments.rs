@@ -7,7 +7,7 @@ use std::io;
 
 use crate::crypto::Aes256GcmKey;
 use crate::error::{Error, MisuseError, to_io};
-use crate::format::{FormatError, SealedHeader, TAG_LEN};
+use crate::format::{FormatError, SealedHeader, TAG_LEN, split_tag, split_tag_mut};
 
 use super::segment_nonce;
 
@@ -84,8 +84,7 @@ pub(crate) fn open_segments(
     let full = usize_of(layout.size)? + TAG_LEN;
     for (i, seg) in (0u64..).zip(payload.chunks(full)) {
         let last = i + 1 == layout.count;
-        let (ct, tag) = seg.split_at(seg.len() - TAG_LEN);
-        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| FormatError::MissingTag)?;
+        let (ct, tag) = split_tag(seg)?;
         let start = out.len();
         out.extend_from_slice(ct);
         let body = out
@@ -182,16 +181,11 @@ impl SegmentOpener {
     /// Opens segment `index` held in `seg` (ciphertext then tag) in place; returns the
     /// plaintext length.
     pub(crate) fn open_at(&self, index: u64, last: bool, seg: &mut [u8]) -> Result<usize, Error> {
-        let ct_len = seg
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(FormatError::Truncated)?;
-        let (ct, tag) = seg.split_at_mut(ct_len);
-        let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| FormatError::MissingTag)?;
+        let (ct, tag) = split_tag_mut(seg)?;
         self.key
             .open(&segment_nonce(index, last), &self.aad, ct, &tag)
             .map_err(|_| Error::Crypto)?;
-        Ok(ct_len)
+        Ok(ct.len())
     }
 
     /// Given `filled` bytes gathered into `buf` (`filled == window()` or the input
@@ -215,8 +209,7 @@ impl SegmentOpener {
         let pt_len = seg_len - TAG_LEN;
         let direct = out.len() >= pt_len;
         if direct {
-            let (ct, tag) = seg.split_at(pt_len);
-            let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| FormatError::MissingTag)?;
+            let (ct, tag) = split_tag(seg)?;
             let out = out
                 .get_mut(..pt_len)
                 .ok_or(Error::Internal("a segment longer than its output"))?;

@@ -47,6 +47,15 @@ const MAGIC: [u8; 4] = *b"KRKS";
 const VERSION: u8 = 2;
 /// Read for compatibility: keys only, no application state.
 const VERSION_1: u8 = 1;
+/// The key store versions this crate reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreVersion {
+    /// Keys only.
+    V1,
+    /// Keys and the application state.
+    V2,
+}
+
 /// Largest application state (the CLI keeps its key ring and audit head there).
 pub const MAX_STATE_LEN: usize = 16 << 20;
 const KDF_ARGON2ID: u8 = 1;
@@ -579,10 +588,11 @@ impl KeyStore {
     fn decode(path: PathBuf, bytes: &[u8], secret: &MasterSecret) -> Result<Self, KeyStoreError> {
         check_len("key store file", bytes.len(), 0, MAX_FILE_LEN)?;
         let mut r = Reader::new(bytes);
-        let version = crate::format::read_preamble(&mut r, &MAGIC, "key store")?;
-        if version != VERSION && version != VERSION_1 {
-            return Err(FormatError::UnsupportedVersion(version).into());
-        }
+        let version = match crate::format::read_preamble(&mut r, &MAGIC, "key store")? {
+            VERSION_1 => StoreVersion::V1,
+            VERSION => StoreVersion::V2,
+            other => return Err(FormatError::UnsupportedVersion(other).into()),
+        };
         let kdf = r.u8()?;
         if kdf != KDF_ARGON2ID {
             return Err(FormatError::UnknownFlags(kdf).into());
@@ -634,7 +644,7 @@ impl KeyStore {
             last = Some(loc.clone());
             keys.insert(loc, Arc::new(kek));
         }
-        let state = if version == VERSION_1 {
+        let state = if version == StoreVersion::V1 {
             Vec::new()
         } else {
             let n = usize::try_from(p.u32()?)
@@ -751,11 +761,6 @@ impl StoreBackend {
             .lock()
             .map_err(|_| std::io::Error::other("key store lock poisoned"))?;
         Ok(f(&mut store))
-    }
-
-    /// The local backend holding the store's keys (its own `create_kek` does not save).
-    pub fn local(&self) -> &LocalBackend {
-        &self.local
     }
 }
 
