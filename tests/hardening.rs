@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use kekring::audit::{AuditEvent, AuditLog, MemorySink};
+use kekring::audit::{AuditEvent, AuditLog, AuditSink, MemorySink};
 use kekring::backend::{
     BackendError, BackendInfo, KekDescriptor, KekSpec, UnwrapRequest, UnwrapResponse, WrapRequest,
     WrapResponse,
@@ -820,7 +820,7 @@ fn a_revocation_installed_by_compare_and_swap_is_recorded() {
 #[derive(Debug, Default)]
 struct FailingSink(AtomicBool);
 
-impl kekring::audit::AuditSink for FailingSink {
+impl AuditSink for FailingSink {
     fn write(&self, _: &kekring::audit::AuditRecord) -> Result<(), kekring::audit::AuditError> {
         if self.0.load(Ordering::SeqCst) {
             Err(std::io::Error::other("disk full").into())
@@ -864,4 +864,80 @@ async fn a_transition_that_cannot_be_recorded_does_not_happen() {
         .await;
     assert!(matches!(rotated, Err(Error::Audit(_))), "{rotated:?}");
     assert!(ring.read(|r| r.get(&kref("docs", 2)).is_none()));
+}
+
+/// Keeps records in memory, and fails while told to.
+#[derive(Debug, Default)]
+struct FlakySink {
+    failing: AtomicBool,
+    kept: MemorySink,
+}
+
+impl AuditSink for FlakySink {
+    fn write(
+        &self,
+        record: &kekring::audit::AuditRecord,
+    ) -> Result<(), kekring::audit::AuditError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("disk full").into());
+        }
+        self.kept.write(record)
+    }
+}
+
+fn denied_count(sink: &MemorySink) -> u64 {
+    sink.records()
+        .iter()
+        .map(|r| match &r.event {
+            AuditEvent::UnwrapDenied { count, .. } => *count,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Denial counts a failing sink could not take stay pending for the next flush, and
+/// those still pending when the last envelope handle drops are written then.
+#[tokio::test]
+async fn pending_denials_survive_a_failing_flush_and_are_written_on_drop() {
+    let local = Arc::new(LocalBackend::new());
+    let ring = ring_with(&local, &[("docs", 1, WrapAlgorithm::Aes256Kw)]).await;
+    let sink = Arc::new(FlakySink::default());
+    let env = Envelope::builder()
+        .backend(local)
+        .key_ring(ring.clone())
+        .clock(Arc::new(ManualClock::new(T0 + 10)))
+        .audit(AuditLog::new(
+            sink.clone(),
+            kekring::audit::AuditKey::from_bytes([3; 32]),
+        ))
+        .build()
+        .unwrap();
+    let c = ctx("docs", "o", Classification::Confidential);
+    let sealed = env.seal(&c, b"x").await.unwrap();
+    ring.apply(|r| r.revoke(&kref("docs", 1), T0 + 11, "incident"))
+        .unwrap();
+    for _ in 0..5 {
+        assert!(env.open(&c, &sealed).await.is_err());
+    }
+    assert_eq!(
+        denied_count(&sink.kept),
+        1,
+        "only the first denial is written at once"
+    );
+    sink.failing.store(true, Ordering::SeqCst);
+    let flushed = env.flush_audit();
+    assert!(matches!(flushed, Err(Error::Audit(_))), "{flushed:?}");
+    sink.failing.store(false, Ordering::SeqCst);
+    env.flush_audit().unwrap();
+    assert_eq!(denied_count(&sink.kept), 5);
+    for _ in 0..3 {
+        assert!(env.open(&c, &sealed).await.is_err());
+    }
+    assert_eq!(denied_count(&sink.kept), 5);
+    drop(env);
+    assert_eq!(
+        denied_count(&sink.kept),
+        8,
+        "the drop wrote the pending count"
+    );
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use super::Envelope;
 use super::cache::{CacheConfig, DekCache};
 use super::clock::{Clock, SystemClock};
-use super::denials::{Denials, pending_denial_events};
+use super::denials::Denials;
 use super::plan::{Counters, PlanCache, Resolved};
 use crate::audit::{AuditError, AuditLog};
 use crate::backend::KeyBackend;
@@ -17,7 +17,7 @@ use crate::crypto::{CryptoProvider, Primitives, RandomSource};
 use crate::error::{ConfigError, Error};
 use crate::format::{BackendId, KekRef, Name, WrapAlgorithm};
 use crate::lifecycle::{
-    KekRecord, KekState, LifecycleError, LifecycleEvent, NewKek, SharedKeyRing, TransitionRecorder,
+    KekRecord, LifecycleError, LifecycleEvent, NewKek, SharedKeyRing, TransitionRecorder,
 };
 use crate::policy::Profile;
 use crate::sharded::Sharded;
@@ -267,10 +267,7 @@ impl EnvelopeBuilder {
         // revoked and destroyed ones need no backend).
         let records: Vec<KekRecord> = ring.read(|r| r.records().cloned().collect());
         for rec in &records {
-            if !matches!(
-                rec.state,
-                KekState::Retired | KekState::Revoked | KekState::Destroyed
-            ) {
+            if !rec.state.has_ended() {
                 check_backend(&backends, rec)?;
             }
         }
@@ -425,10 +422,9 @@ impl Drop for Inner {
     /// reported from here; call [`Envelope::flush_audit`] to see the error).
     fn drop(&mut self) {
         if let Some(log) = &self.audit {
-            let now = self.clock.now();
-            for event in pending_denial_events(&self.denials, self.profile.name()) {
-                let _ = log.append(now, event);
-            }
+            let _ = self
+                .denials
+                .flush(log, self.clock.now(), self.profile.name());
         }
     }
 }

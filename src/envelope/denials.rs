@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::Envelope;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::error::Error;
 use crate::format::{Classification, KekRef, Name, WrapAlgorithm};
 use crate::lifecycle::{KekRecord, UnixTime};
@@ -95,36 +95,41 @@ impl Denials {
         }
     }
 
-    /// Takes every pending count.
-    pub(super) fn drain(&self) -> Vec<(KekRef, Denied, Name, WrapAlgorithm, u64)> {
-        let Ok(mut w) = self.windows.lock() else {
-            return Vec::new();
+    /// Writes a record for every pending count to `log`; a count whose record fails is
+    /// kept for the next flush, and the first failure is reported.
+    pub(super) fn flush(
+        &self,
+        log: &AuditLog,
+        now: UnixTime,
+        profile: &str,
+    ) -> Result<(), AuditError> {
+        let pending: Vec<_> = match self.windows.lock() {
+            Ok(mut w) => w
+                .iter_mut()
+                .filter(|(_, win)| win.pending > 0)
+                .map(|((kek, why), win)| {
+                    let n = std::mem::take(&mut win.pending);
+                    (
+                        kek.clone(),
+                        why.clone(),
+                        win.tenant.clone(),
+                        win.algorithm,
+                        n,
+                    )
+                })
+                .collect(),
+            Err(_) => return Ok(()),
         };
-        w.iter_mut()
-            .filter(|(_, win)| win.pending > 0)
-            .map(|((kek, why), win)| {
-                let n = std::mem::take(&mut win.pending);
-                (
-                    kek.clone(),
-                    why.clone(),
-                    win.tenant.clone(),
-                    win.algorithm,
-                    n,
-                )
-            })
-            .collect()
+        let mut first_err = None;
+        for (kek, why, tenant, algorithm, count) in pending {
+            let event = denial_event(kek.clone(), &why, tenant, algorithm, profile, count);
+            if let Err(e) = log.append(now, event) {
+                self.restore(&kek, &why, count);
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
-}
-
-/// The audit events for the denial counts pending in `denials`.
-pub(super) fn pending_denial_events(denials: &Denials, profile: &str) -> Vec<AuditEvent> {
-    denials
-        .drain()
-        .into_iter()
-        .map(|(kek, why, tenant, algorithm, count)| {
-            denial_event(kek, &why, tenant, algorithm, profile, count)
-        })
-        .collect()
 }
 
 pub(super) fn denial_event(
@@ -199,23 +204,13 @@ impl Envelope {
 
     /// Writes every pending denial count.
     pub(super) fn flush_denials(&self) -> Result<(), Error> {
-        let denials = &self.inner.denials;
-        let mut first_err = None;
-        for (kek, why, tenant, algorithm, count) in denials.drain() {
-            let event = denial_event(
-                kek.clone(),
-                &why,
-                tenant,
-                algorithm,
-                self.inner.profile.name(),
-                count,
-            );
-            if let Err(e) = self.audit(event) {
-                // Kept for the next flush; the first error is reported.
-                denials.restore(&kek, &why, count);
-                first_err.get_or_insert(e);
-            }
+        match &self.inner.audit {
+            Some(log) => self
+                .inner
+                .denials
+                .flush(log, self.inner.clock.now(), self.inner.profile.name())
+                .map_err(Error::Audit),
+            None => Ok(()),
         }
-        first_err.map_or(Ok(()), Err)
     }
 }

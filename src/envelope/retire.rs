@@ -174,12 +174,7 @@ impl Envelope {
             }
             .into());
         }
-        let record = self
-            .inner
-            .ring
-            .read(|r| r.get(kek).cloned())
-            .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()))?;
-        let record = &record;
+        let record = &self.kek_record(kek)?;
         let items: Vec<BulkItem> = items.into_iter().collect();
         let mut check = RetireCheck::default();
         let mut parsed = Vec::with_capacity(items.len());
@@ -218,14 +213,28 @@ impl Envelope {
         Ok(check)
     }
 
-    fn refuse_unless_clear(
+    /// The ring's record of `kek`.
+    fn kek_record(&self, kek: &KekRef) -> Result<KekRecord, Error> {
+        self.inner
+            .ring
+            .read(|r| r.get(kek).cloned())
+            .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()).into())
+    }
+
+    /// [`Envelope::check_retirement`], refused unless it comes back clear or
+    /// `options.force` says go ahead anyway.
+    async fn check_cleared<I>(
         &self,
         kek: &KekRef,
-        check: &RetireCheck,
-        force: bool,
-    ) -> Result<(), Error> {
-        if check.is_clear() || force {
-            return Ok(());
+        items: I,
+        options: RetireOptions,
+    ) -> Result<RetireCheck, Error>
+    where
+        I: IntoIterator<Item = BulkItem>,
+    {
+        let check = self.check_retirement(kek, items, options).await?;
+        if check.is_clear() || options.force {
+            return Ok(check);
         }
         Err(KeyStateError::StillNeeded {
             kek: kek.clone(),
@@ -253,8 +262,7 @@ impl Envelope {
     where
         I: IntoIterator<Item = BulkItem>,
     {
-        let check = self.check_retirement(kek, items, options).await?;
-        self.refuse_unless_clear(kek, &check, options.force)?;
+        let check = self.check_cleared(kek, items, options).await?;
         let now = self.inner.clock.now();
         let blockers = check.blockers();
         self.inner
@@ -304,11 +312,7 @@ impl Envelope {
     where
         I: IntoIterator<Item = BulkItem>,
     {
-        let record = self
-            .inner
-            .ring
-            .read(|r| r.get(kek).cloned())
-            .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()))?;
+        let record = self.kek_record(kek)?;
         // The backend must be here to delete the key later: checked before anything
         // changes.
         self.backend(&record)?;
@@ -319,13 +323,8 @@ impl Envelope {
             r.records()
                 .find(|o| {
                     o.reference != record.reference
-                        && o.backend == record.backend
-                        && o.instance == record.instance
-                        && o.locator == record.locator
-                        && matches!(
-                            o.state,
-                            KekState::Active | KekState::Deprecated | KekState::Disabled { .. }
-                        )
+                        && !o.state.has_ended()
+                        && o.same_backend_key(&record)
                 })
                 .map(|o| o.reference.clone())
         });
@@ -336,8 +335,7 @@ impl Envelope {
             }
             .into());
         }
-        let check = self.check_retirement(kek, items, options).await?;
-        self.refuse_unless_clear(kek, &check, options.force)?;
+        let check = self.check_cleared(kek, items, options).await?;
         let now = self.inner.clock.now();
         self.inner
             .ring
@@ -355,11 +353,7 @@ impl Envelope {
     /// [`Error::KeyState`] unless the ring records the KEK as destroyed;
     /// [`Error::Backend`] when the backend cannot delete it.
     pub async fn delete_destroyed_kek(&self, kek: &KekRef) -> Result<(), Error> {
-        let record = self
-            .inner
-            .ring
-            .read(|r| r.get(kek).cloned())
-            .ok_or_else(|| KeyStateError::UnknownKek(kek.clone()))?;
+        let record = self.kek_record(kek)?;
         if record.state != KekState::Destroyed {
             return Err(KeyStateError::NotUsable {
                 kek: kek.clone(),

@@ -3,7 +3,10 @@
 //! scheduled by cadence (`rotate_due`).
 
 use super::Envelope;
-use crate::error::Error;
+use crate::backend::KekSpec;
+use crate::error::{Error, KeyStateError};
+use crate::format::{KekRef, Name};
+use crate::lifecycle::NewKek;
 
 impl Envelope {
     /// Rotates the KEK of a tenant and purpose (a triggered rotation): creates the
@@ -14,32 +17,28 @@ impl Envelope {
     /// # Errors
     /// [`Error::KeyState`] when the scope has no active KEK, [`Error::Backend`] when the
     /// backend cannot create the successor, [`Error::Misuse`] when the ring refuses.
-    pub async fn rotate_kek(
-        &self,
-        tenant: &crate::format::Name,
-        purpose: &crate::format::Name,
-    ) -> Result<crate::format::KekRef, Error> {
+    pub async fn rotate_kek(&self, tenant: &Name, purpose: &Name) -> Result<KekRef, Error> {
         let current = self
             .inner
             .ring
             .read(|r| r.active(tenant, purpose).cloned())
-            .ok_or_else(|| crate::error::KeyStateError::NoWrappingKek {
+            .ok_or_else(|| KeyStateError::NoWrappingKek {
                 tenant: tenant.clone(),
                 purpose: purpose.clone(),
             })?;
         let backend = self.backend(&current)?;
         let created = backend
-            .create_kek(&crate::backend::KekSpec::new(
+            .create_kek(&KekSpec::new(
                 current.algorithm,
                 format!("{tenant}-{purpose}"),
             ))
             .await?;
-        let next = crate::format::KekRef::from_parts(
+        let next = KekRef::from_parts(
             tenant.clone(),
             purpose.clone(),
             current.reference.version().saturating_add(1),
         )?;
-        let mut new = crate::lifecycle::NewKek::new(
+        let mut new = NewKek::new(
             next.clone(),
             current.backend,
             created.locator.as_str(),
@@ -63,11 +62,9 @@ impl Envelope {
     ///
     /// # Errors
     /// As [`Envelope::rotate_kek`].
-    pub async fn rotate_due(
-        &self,
-    ) -> Result<Vec<(crate::format::KekRef, crate::format::KekRef)>, Error> {
+    pub async fn rotate_due(&self) -> Result<Vec<(KekRef, KekRef)>, Error> {
         let now = self.inner.clock.now();
-        let due: Vec<crate::format::KekRef> = self.inner.ring.read(|r| {
+        let due: Vec<KekRef> = self.inner.ring.read(|r| {
             r.due(now)
                 .into_iter()
                 .map(|k| k.reference.clone())

@@ -134,9 +134,7 @@ impl Envelope {
             let kek = &resolved.record;
             // Nor a copy under another name for the same backend key.
             if let Access::Without(excluded) = access
-                && kek.backend == excluded.backend
-                && kek.instance == excluded.instance
-                && kek.locator == excluded.locator
+                && kek.same_backend_key(excluded)
             {
                 continue;
             }

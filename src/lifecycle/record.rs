@@ -86,6 +86,15 @@ pub enum ResumeState {
 }
 
 impl KekState {
+    /// Whether the KEK is out of use for good: retired, revoked or destroyed. Its backend
+    /// key must never serve another record, and its backend need not be configured.
+    pub fn has_ended(&self) -> bool {
+        matches!(
+            self,
+            KekState::Retired | KekState::Revoked | KekState::Destroyed
+        )
+    }
+
     /// A short name (`active`, `deprecated`, ...).
     pub fn name(&self) -> &'static str {
         match self {
@@ -142,6 +151,21 @@ pub struct KekRecord {
 }
 
 impl KekRecord {
+    /// Whether this record names the backend key `locator` of `backend` (and instance).
+    pub fn uses_backend_key(
+        &self,
+        backend: BackendId,
+        instance: Option<&str>,
+        locator: &KekLocator,
+    ) -> bool {
+        self.backend == backend && self.instance.as_deref() == instance && &self.locator == locator
+    }
+
+    /// Whether both records name the same backend key.
+    pub fn same_backend_key(&self, other: &KekRecord) -> bool {
+        self.uses_backend_key(other.backend, other.instance.as_deref(), &other.locator)
+    }
+
     /// The family of its algorithm.
     pub fn family(&self) -> Family {
         self.algorithm.family()

@@ -11,7 +11,6 @@ use super::record::{
 };
 use crate::error::LifecycleError;
 use crate::format::{BackendId, Family, KekRef, Name, WrapAlgorithm};
-use crate::locator::KekLocator;
 
 /// What a transition did, for the audit trail. Locators appear only as their last 12
 /// characters.
@@ -91,10 +90,6 @@ pub enum LifecycleEvent {
         /// Its state in the installed ring.
         to: String,
     },
-}
-
-pub(super) fn tail12(l: &KekLocator) -> String {
-    l.redacted()
 }
 
 /// The key ring: a plain serde value the caller persists.
@@ -228,16 +223,11 @@ impl KeyRing {
     /// tenants, each bound into every wrap, is allowed.)
     fn check_locator_unused(&self, new: &NewKek) -> Result<(), LifecycleError> {
         match self.keks.values().find(|r| {
-            r.backend == new.backend
-                && r.instance == new.instance
-                && r.locator == new.locator
-                && matches!(
-                    r.state,
-                    KekState::Retired | KekState::Revoked | KekState::Destroyed
-                )
+            r.state.has_ended()
+                && r.uses_backend_key(new.backend, new.instance.as_deref(), &new.locator)
         }) {
             Some(r) => Err(LifecycleError::DuplicateLocator {
-                locator_tail: tail12(&new.locator),
+                locator_tail: new.locator.redacted(),
                 existing: r.reference.clone(),
             }),
             None => Ok(()),
@@ -263,18 +253,11 @@ impl KeyRing {
             let Some(n) = next.keks.get(k) else {
                 return Err(regression("absent"));
             };
-            if n.backend != rec.backend
-                || n.instance != rec.instance
-                || n.locator != rec.locator
-                || n.algorithm != rec.algorithm
-            {
+            if !n.same_backend_key(rec) || n.algorithm != rec.algorithm {
                 return Err(regression("another backend key"));
             }
             let kept = match rec.state {
-                KekState::Retired => matches!(
-                    n.state,
-                    KekState::Retired | KekState::Revoked | KekState::Destroyed
-                ),
+                KekState::Retired => n.state.has_ended(),
                 KekState::Revoked => {
                     matches!(n.state, KekState::Revoked | KekState::Destroyed)
                 }
@@ -290,18 +273,11 @@ impl KeyRing {
                 continue;
             }
             let ended = next.keks.values().find(|r| {
-                r.reference != rec.reference
-                    && r.backend == rec.backend
-                    && r.instance == rec.instance
-                    && r.locator == rec.locator
-                    && matches!(
-                        r.state,
-                        KekState::Retired | KekState::Revoked | KekState::Destroyed
-                    )
+                r.reference != rec.reference && r.state.has_ended() && r.same_backend_key(rec)
             });
             if let Some(r) = ended {
                 return Err(LifecycleError::DuplicateLocator {
-                    locator_tail: tail12(&rec.locator),
+                    locator_tail: rec.locator.redacted(),
                     existing: r.reference.clone(),
                 });
             }
@@ -319,7 +295,7 @@ impl KeyRing {
                 None => events.push(LifecycleEvent::Registered {
                     kek: rec.reference.clone(),
                     backend: rec.backend,
-                    locator_tail: tail12(&rec.locator),
+                    locator_tail: rec.locator.redacted(),
                     algorithm: rec.algorithm,
                 }),
                 Some(old) if old.state != rec.state => {
@@ -368,7 +344,7 @@ impl KeyRing {
         let event = LifecycleEvent::Registered {
             kek: r.clone(),
             backend: new.backend,
-            locator_tail: tail12(&new.locator),
+            locator_tail: new.locator.redacted(),
             algorithm: new.algorithm,
         };
         let rec = new.into_record(now);
@@ -426,7 +402,7 @@ impl KeyRing {
             LifecycleEvent::Registered {
                 kek: s.clone(),
                 backend: successor.backend,
-                locator_tail: tail12(&successor.locator),
+                locator_tail: successor.locator.redacted(),
                 algorithm: successor.algorithm,
             },
             LifecycleEvent::Rotated {
@@ -607,7 +583,7 @@ impl KeyRing {
             let line = InventoryLine {
                 kek: r.reference.clone(),
                 backend: r.backend,
-                locator_tail: tail12(&r.locator),
+                locator_tail: r.locator.redacted(),
                 algorithm: r.algorithm,
                 family: r.family(),
                 state: r.state.name(),
