@@ -717,3 +717,25 @@ fn a_destroy_interrupted_after_its_record_finishes_on_the_next_run() {
     assert_eq!(keys(), 0);
     std::fs::remove_dir_all(&c.work).unwrap();
 }
+
+/// A final trail line torn by a crash (no newline) is cut, and the chain still
+/// verifies; cutting a committed record the same way is caught (exit 7).
+#[test]
+fn a_torn_trail_tail_is_cut_but_a_torn_record_is_caught() {
+    let c = Cli::new("torn");
+    let s = scope("docs");
+    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    let trail = c.home.join("audit.jsonl");
+    let committed = std::fs::read(&trail).unwrap();
+    let mut torn = committed.clone();
+    torn.extend_from_slice(b"{\"seq\":9,\"ti");
+    std::fs::write(&trail, &torn).unwrap();
+    let verified = c.ok(&["audit", "verify"]);
+    assert!(verified.starts_with("audit chain OK"), "{verified}");
+    assert_eq!(std::fs::read(&trail).unwrap(), committed, "the torn tail stayed");
+    // The last committed record's newline gone: that record is cut, and the store's
+    // audit head says one is missing.
+    std::fs::write(&trail, &committed[..committed.len() - 1]).unwrap();
+    assert_eq!(c.code(&["audit", "verify"]), 7);
+    std::fs::remove_dir_all(&c.work).unwrap();
+}

@@ -53,6 +53,46 @@ struct Scope {
     purpose: String,
 }
 
+/// The KEK to retire or destroy, and the files that must open without it.
+#[derive(clap::Args, Clone)]
+struct Retirement {
+    #[command(flatten)]
+    scope: Scope,
+    /// Its version.
+    #[arg(long)]
+    version: u32,
+    /// Directory of sealed files to check (file name = object id).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Unwrap only this many files, chosen at random (every header is still scanned).
+    #[arg(long)]
+    sample: Option<usize>,
+    /// Go ahead even with files that still need it (audited); after a destruction they
+    /// are unreadable.
+    #[arg(long)]
+    force: bool,
+}
+
+impl Retirement {
+    fn kek(&self) -> Result<KekRef, Failure> {
+        KekRef::new(&self.scope.tenant, &self.scope.purpose, self.version)
+            .map_err(|e| bad(e.to_string()))
+    }
+
+    fn options(&self) -> RetireOptions {
+        let opts = RetireOptions::new().force(self.force);
+        match self.sample {
+            Some(n) => opts.sample(n),
+            None => opts,
+        }
+    }
+
+    /// The files, as bulk items.
+    fn items(&self) -> Result<Vec<BulkItem>, Failure> {
+        items(&self.scope, &self.dir)
+    }
+}
+
 /// Which object, and the files to read and write.
 #[derive(clap::Args, Clone)]
 struct ObjectArgs {
@@ -125,36 +165,12 @@ enum Command {
     /// Retires a deprecated KEK after its window, once every file in `--dir` opens without it.
     Retire {
         #[command(flatten)]
-        scope: Scope,
-        /// Version to retire.
-        #[arg(long)]
-        version: u32,
-        /// Directory of sealed files to check (file name = object id).
-        #[arg(long)]
-        dir: PathBuf,
-        /// Unwrap only this many files, chosen at random (every header is still scanned).
-        #[arg(long)]
-        sample: Option<usize>,
-        /// Retire even with files that still need it (audited).
-        #[arg(long)]
-        force: bool,
+        target: Retirement,
     },
     /// Destroys a retired or revoked KEK's material, once every file in `--dir` opens without it.
     Destroy {
         #[command(flatten)]
-        scope: Scope,
-        /// Version to destroy.
-        #[arg(long)]
-        version: u32,
-        /// Directory of sealed files to check (file name = object id).
-        #[arg(long)]
-        dir: PathBuf,
-        /// Unwrap only this many files, chosen at random (every header is still scanned).
-        #[arg(long)]
-        sample: Option<usize>,
-        /// Destroy even with files that still need it: they become unreadable (audited).
-        #[arg(long)]
-        force: bool,
+        target: Retirement,
     },
     /// Re-wraps every sealed file in a directory under the current KEK (file name = object id).
     Rewrap {
@@ -209,10 +225,13 @@ const TAMPERED: u8 = 7;
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
+        // A transition the key ring refused gets the key ring's codes, wherever it came
+        // from (the ring itself or the envelope).
+        let e = match e {
+            Error::Misuse(MisuseError::Lifecycle(l)) => return l.into(),
+            other => other,
+        };
         let code = match &e {
-            // A transition the key ring refuses (window open, wrong state) is a key-state
-            // refusal, as before the envelope did retirement.
-            Error::Misuse(MisuseError::Lifecycle(_)) => 4,
             Error::Malformed(_) | Error::Misuse(_) | Error::Context(_) | Error::Config(_) => 2,
             Error::Policy(_) => 3,
             Error::KeyState(_) => 4,
@@ -356,36 +375,21 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Failure> {
 const PLAINTEXT_MODE: u32 = 0o600;
 const SEALED_MODE: u32 = 0o666;
 
-/// Reads the audit trail, dropping a final line torn by a crash (no trailing newline):
-/// the store's pending records restore it.
+/// Reads the audit trail, after cutting a final line torn by a crash (no trailing
+/// newline): the store's pending records restore it.
 fn read_trail(path: &Path) -> Result<Vec<AuditRecord>, Failure> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(path)?;
-    let complete = match text.rfind('\n') {
-        Some(i) => text.get(..=i).unwrap_or_default(),
-        None => "",
-    };
-    if complete.len() != text.len() {
+    let bytes = std::fs::read(path)?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if complete != bytes.len() {
         std::fs::OpenOptions::new()
             .write(true)
             .open(path)?
-            .set_len(u64::try_from(complete.len()).unwrap_or(0))?;
+            .set_len(u64::try_from(complete).unwrap_or(0))?;
     }
-    let mut out = Vec::new();
-    for (i, line) in complete.lines().enumerate() {
-        let record: AuditRecord = serde_json::from_str(line)
-            .map_err(|e| tampered(format!("audit trail line {} is not a record: {e}", i + 1)))?;
-        if serde_json::to_string(&record).ok().as_deref() != Some(line) {
-            return Err(tampered(format!(
-                "audit trail line {} is not in canonical form",
-                i + 1
-            )));
-        }
-        out.push(record);
-    }
-    Ok(out)
+    Ok(audit::JsonLinesSink::read(path)?)
 }
 
 fn append_trail(path: &Path, records: &[AuditRecord]) -> Result<(), Failure> {
@@ -785,36 +789,14 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             home.ring.apply(|ring| ring.revoke(&r, now, &reason))?;
             println!("revoked {r}");
         }
-        Command::Retire {
-            scope,
-            version,
-            dir,
-            sample,
-            force,
-        } => {
-            let r = KekRef::new(&scope.tenant, &scope.purpose, version)
-                .map_err(|e| bad(e.to_string()))?;
-            let mut opts = RetireOptions::new().force(force);
-            if let Some(n) = sample {
-                opts = opts.sample(n);
-            }
-            let check = pollster::block_on(env.retire_kek(&r, items(&scope, &dir)?, opts))?;
+        Command::Retire { target } => {
+            let r = target.kek()?;
+            let check = pollster::block_on(env.retire_kek(&r, target.items()?, target.options()))?;
             report_check("retire", &check);
             println!("retired {r}");
         }
-        Command::Destroy {
-            scope,
-            version,
-            dir,
-            sample,
-            force,
-        } => {
-            let r = KekRef::new(&scope.tenant, &scope.purpose, version)
-                .map_err(|e| bad(e.to_string()))?;
-            let mut opts = RetireOptions::new().force(force);
-            if let Some(n) = sample {
-                opts = opts.sample(n);
-            }
+        Command::Destroy { target } => {
+            let r = target.kek()?;
             // The destruction is recorded (ring and audit trail saved) before the store
             // backend removes the material: a crash in between leaves a record and a key
             // to delete again, never a key gone without its record.
@@ -823,8 +805,11 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
                     .is_some_and(|k| k.state == kekring::lifecycle::KekState::Destroyed)
             });
             if !already {
-                let check =
-                    pollster::block_on(env.record_destruction(&r, items(&scope, &dir)?, opts))?;
+                let check = pollster::block_on(env.record_destruction(
+                    &r,
+                    target.items()?,
+                    target.options(),
+                ))?;
                 report_check("destroy", &check);
                 home.checkpoint()?;
             }

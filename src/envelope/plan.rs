@@ -216,6 +216,16 @@ impl Envelope {
     pub(super) async fn wrap_dek(&self, ctx: &Context, dek: &DataKey) -> Result<WrappedDek, Error> {
         let plan = self.wrap_plan(ctx)?;
         self.check_plan(ctx, &plan)?;
+        self.wrap_under(ctx, &plan, dek).await
+    }
+
+    /// Wraps `dek` under every KEK of a plan [`Envelope::check_plan`] has passed.
+    pub(super) async fn wrap_under(
+        &self,
+        ctx: &Context,
+        plan: &[Planned],
+        dek: &DataKey,
+    ) -> Result<WrappedDek, Error> {
         let mut entries = Vec::with_capacity(plan.len());
         for kek in plan.iter() {
             let resp = kek

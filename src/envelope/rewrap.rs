@@ -255,7 +255,8 @@ impl Envelope {
             None => Access::Normal,
         };
         let dek = self.unwrap_dek_as(ctx, w, access).await?;
-        let new = self.wrap_dek(ctx, &dek).await?;
+        // The plan checked above, so the copies go exactly where it said.
+        let new = self.wrap_under(ctx, &plan, &dek).await?;
         for entry in new.entries() {
             let single = WrappedDek::new(new.classification().clone(), vec![entry.clone()])?;
             let check = self.unwrap_dek_as(ctx, &single, Access::Verify).await?;
