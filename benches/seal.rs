@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
-use common::{Raw, compiled_providers};
+use common::{Raw, compiled_providers, derived_envelope};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kekring::backend::local::{LOCAL_ALGORITHMS, LocalKek};
 use kekring::lifecycle::NewKek;
@@ -103,26 +103,6 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-/// `None` when the provider cannot serve `random` (RustCrypto has no user-space DRBG).
-fn envelope_with(provider: CryptoProvider, random: RandomSource) -> Option<Envelope> {
-    let alg = WrapAlgorithm::Aes256GcmDerived;
-    let local = Arc::new(
-        LocalBackend::with_crypto_provider(provider)
-            .with_random_source(random)
-            .ok()?,
-    );
-    let loc = local.generate_aes256("bench", alg).unwrap();
-    let r = KekRef::new("bench", "objects", 1).unwrap();
-    Envelope::builder()
-        .crypto_provider(provider)
-        .random_source(random)
-        .backend(local)
-        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
-        .route(Route::new(r))
-        .build()
-        .ok()
-}
-
 /// 1 KiB seal per provider and random source, beside each provider's raw AES-256-GCM.
 fn providers(c: &mut Criterion) {
     let ctx = Context::new(
@@ -146,7 +126,7 @@ fn providers(c: &mut Criterion) {
             ("os-rng", RandomSource::OperatingSystem),
             ("user-space-rng", RandomSource::UserSpace),
         ] {
-            let Some(env) = envelope_with(p, r) else {
+            let Some(env) = derived_envelope(p, r) else {
                 continue;
             };
             g.bench_function(format!("kekring/{}/{rname}", p.name()), |b| {
@@ -208,7 +188,7 @@ fn streamed(c: &mut Criterion) {
         });
     }
     for p in compiled_providers() {
-        let env = envelope_with(p, RandomSource::OperatingSystem).unwrap();
+        let env = derived_envelope(p, RandomSource::OperatingSystem).unwrap();
         g.bench_function(format!("seal/{}", p.name()), |b| {
             b.iter(|| {
                 let mut w = pollster::block_on(env.seal_writer(&ctx, std::io::sink())).unwrap();

@@ -15,36 +15,11 @@
 mod common;
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Raw, compiled_providers};
+use common::{Raw, compiled_providers, derived_envelope};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kekring::lifecycle::NewKek;
-use kekring::{
-    BackendId, Classification, Context, CryptoProvider, Envelope, KekRef, LocalBackend,
-    RandomSource, Route, WrapAlgorithm,
-};
-
-/// `None` when the provider cannot serve `random` (RustCrypto has no user-space DRBG).
-fn envelope(provider: CryptoProvider, random: RandomSource) -> Option<Envelope> {
-    let alg = WrapAlgorithm::Aes256GcmDerived;
-    let local = Arc::new(
-        LocalBackend::with_crypto_provider(provider)
-            .with_random_source(random)
-            .ok()?,
-    );
-    let loc = local.generate_aes256("bench", alg).unwrap();
-    let r = KekRef::new("bench", "objects", 1).unwrap();
-    Envelope::builder()
-        .crypto_provider(provider)
-        .random_source(random)
-        .backend(local)
-        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
-        .route(Route::new(r))
-        .build()
-        .ok()
-}
+use kekring::{Classification, Context, RandomSource};
 
 /// Runs `op` `iters` times on each of `threads` threads at once; the wall time.
 fn run(threads: usize, iters: u64, op: &(dyn Fn() + Sync)) -> Duration {
@@ -95,7 +70,7 @@ fn bench(c: &mut Criterion) {
             ("os-rng", RandomSource::OperatingSystem),
             ("user-space-rng", RandomSource::UserSpace),
         ] {
-            let Some(env) = envelope(p, r) else {
+            let Some(env) = derived_envelope(p, r) else {
                 continue;
             };
             let sealed = pollster::block_on(env.seal(&ctx, &pt)).unwrap();

@@ -31,9 +31,9 @@ impl Cli {
         }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_kekring"))
-            .args(args)
+            .args(args.iter().map(AsRef::as_ref))
             .env("KEKRING_HOME", &self.home)
             .env("KEKRING_MASTER_SECRET", self.secret)
             .env_remove("KEKRING_MASTER_SECRET_FILE")
@@ -42,7 +42,7 @@ impl Cli {
             .unwrap()
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    fn ok<S: AsRef<str> + std::fmt::Debug>(&self, args: &[S]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -52,8 +52,18 @@ impl Cli {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn code(&self, args: &[&str]) -> i32 {
+    fn code<S: AsRef<str>>(&self, args: &[S]) -> i32 {
         self.run(args).status.code().unwrap()
+    }
+
+    /// `keygen` of an AES-KW KEK for `acme/docs`.
+    fn keygen_docs(&self) {
+        self.ok(&[
+            &["keygen"],
+            &scope("docs")[..],
+            &["--algorithm", "aes256-kw"],
+        ]
+        .concat());
     }
 
     fn path(&self, p: &str) -> String {
@@ -78,42 +88,28 @@ fn full_lifecycle_through_the_cli() {
     .concat());
     for name in ["a", "b", "c"] {
         let out = c.path(&format!("objs/{name}"));
-        c.ok(&[
-            &["seal"],
-            &s[..],
-            &[
-                "--object",
-                name,
-                "--class",
-                "restricted",
-                "--in",
-                "plain.txt",
-                "--out",
-                &out,
-            ],
-        ]
-        .concat());
+        c.ok(&object_args(
+            "seal",
+            &s,
+            name,
+            "restricted",
+            "plain.txt",
+            &out,
+        ));
     }
     let inspect = c.ok(&["inspect", "--json", &c.path("objs/a")]);
     let v: serde_json::Value = serde_json::from_str(inspect.trim()).unwrap();
     assert_eq!(v["classification"], "restricted");
     assert_eq!(v["wraps"][0]["algorithm"], "ml-kem-768");
     assert_eq!(v["wraps"][0]["kek"]["version"], 1);
-    c.ok(&[
-        &["open"],
-        &s[..],
-        &[
-            "--object",
-            "a",
-            "--class",
-            "restricted",
-            "--in",
-            &c.path("objs/a"),
-            "--out",
-            "out.txt",
-        ],
-    ]
-    .concat());
+    c.ok(&object_args(
+        "open",
+        &s,
+        "a",
+        "restricted",
+        &c.path("objs/a"),
+        "out.txt",
+    ));
     assert_eq!(
         std::fs::read(c.work.join("out.txt")).unwrap(),
         b"quarterly numbers"
@@ -156,21 +152,14 @@ fn full_lifecycle_through_the_cli() {
         &["--version", "1", "--dir", &c.path("objs"), "--force"],
     ]
     .concat());
-    c.ok(&[
-        &["open"],
-        &s[..],
-        &[
-            "--object",
-            "b",
-            "--class",
-            "restricted",
-            "--in",
-            &c.path("objs/b"),
-            "--out",
-            "out.txt",
-        ],
-    ]
-    .concat());
+    c.ok(&object_args(
+        "open",
+        &s,
+        "b",
+        "restricted",
+        &c.path("objs/b"),
+        "out.txt",
+    ));
 
     // Revoke v2: opens are denied with the key-state exit code.
     c.ok(&[
@@ -180,23 +169,14 @@ fn full_lifecycle_through_the_cli() {
     ]
     .concat());
     assert_eq!(
-        c.code(
-            &[
-                &["open"],
-                &s[..],
-                &[
-                    "--object",
-                    "b",
-                    "--class",
-                    "restricted",
-                    "--in",
-                    &c.path("objs/b"),
-                    "--out",
-                    "o"
-                ]
-            ]
-            .concat()
-        ),
+        c.code(&object_args(
+            "open",
+            &s,
+            "b",
+            "restricted",
+            &c.path("objs/b"),
+            "o"
+        )),
         4
     );
     // Break glass: a new KEK, then migrate the files (audited).
@@ -217,21 +197,14 @@ fn full_lifecycle_through_the_cli() {
     ]
     .concat());
     assert!(out.contains("re-wrapped 3 of 3"), "{out}");
-    c.ok(&[
-        &["open"],
-        &s[..],
-        &[
-            "--object",
-            "c",
-            "--class",
-            "restricted",
-            "--in",
-            &c.path("objs/c"),
-            "--out",
-            "out.txt",
-        ],
-    ]
-    .concat());
+    c.ok(&object_args(
+        "open",
+        &s,
+        "c",
+        "restricted",
+        &c.path("objs/c"),
+        "out.txt",
+    ));
     assert_eq!(
         std::fs::read(c.work.join("out.txt")).unwrap(),
         b"quarterly numbers"
@@ -261,40 +234,24 @@ fn exit_codes_distinguish_failures() {
     // Policy: Restricted data under a classical KEK.
     let out = c.path("objs/r");
     assert_eq!(
-        c.code(
-            &[
-                &["seal"],
-                &scope("ecdh")[..],
-                &[
-                    "--object",
-                    "r",
-                    "--class",
-                    "restricted",
-                    "--in",
-                    "plain.txt",
-                    "--out",
-                    &out
-                ]
-            ]
-            .concat()
-        ),
+        c.code(&object_args(
+            "seal",
+            &scope("ecdh"),
+            "r",
+            "restricted",
+            "plain.txt",
+            &out
+        )),
         3
     );
-    c.ok(&[
-        &["seal"],
-        &scope("ecdh")[..],
-        &[
-            "--object",
-            "r",
-            "--class",
-            "internal",
-            "--in",
-            "plain.txt",
-            "--out",
-            &out,
-        ],
-    ]
-    .concat());
+    c.ok(&object_args(
+        "seal",
+        &scope("ecdh"),
+        "r",
+        "internal",
+        "plain.txt",
+        &out,
+    ));
     // Bad input: not a kekring file; an unknown algorithm; another tenant's context.
     std::fs::write(c.work.join("junk"), b"junk").unwrap();
     assert_eq!(c.code(&["inspect", &c.path("junk")]), 2);
@@ -322,16 +279,14 @@ fn exit_codes_distinguish_failures() {
     );
     // Decryption failure: another object id.
     assert_eq!(
-        c.code(
-            &[
-                &["open"],
-                &scope("ecdh")[..],
-                &[
-                    "--object", "other", "--class", "internal", "--in", &out, "--out", "o"
-                ]
-            ]
-            .concat()
-        ),
+        c.code(&object_args(
+            "open",
+            &scope("ecdh"),
+            "other",
+            "internal",
+            &out,
+            "o"
+        )),
         6
     );
     // A wrong master secret is refused, and the store is untouched.
@@ -372,24 +327,21 @@ fn restore(home: &Path, files: &[(PathBuf, Vec<u8>)]) {
     }
 }
 
-fn open_args<'a>(c: &'a Cli, s: &'a [&'a str], obj: &'a str, out: &'a str) -> Vec<String> {
-    let mut v: Vec<String> = vec!["open".into()];
-    v.extend(s.iter().map(|x| (*x).to_owned()));
-    v.extend(
-        [
-            "--object",
-            obj,
-            "--class",
-            "internal",
-            "--in",
-            &c.path(&format!("objs/{obj}")),
-            "--out",
-            out,
-        ]
-        .iter()
-        .map(|x| (*x).to_owned()),
-    );
-    v
+/// `verb` (`seal` or `open`) of object `obj` of scope `s`, from `input` to `output`.
+fn object_args(
+    verb: &str,
+    s: &[&str],
+    obj: &str,
+    class: &str,
+    input: &str,
+    output: &str,
+) -> Vec<String> {
+    let mut v = vec![verb];
+    v.extend_from_slice(s);
+    v.extend_from_slice(&[
+        "--object", obj, "--class", class, "--in", input, "--out", output,
+    ]);
+    v.into_iter().map(str::to_owned).collect()
 }
 
 /// Issue 10, item 2: the CLI's state cannot be edited or rolled back without the master
@@ -400,23 +352,16 @@ fn state_edited_or_rolled_back_without_the_secret_is_refused() {
     let c = Cli::new("tamper");
     std::fs::write(c.work.join("plain.txt"), b"numbers").unwrap();
     let s = scope("docs");
-    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.keygen_docs();
     let sealed = c.path("objs/a");
-    c.ok(&[
-        &["seal"],
-        &s[..],
-        &[
-            "--object",
-            "a",
-            "--class",
-            "internal",
-            "--in",
-            "plain.txt",
-            "--out",
-            &sealed,
-        ],
-    ]
-    .concat());
+    c.ok(&object_args(
+        "seal",
+        &s,
+        "a",
+        "internal",
+        "plain.txt",
+        &sealed,
+    ));
     let before_revoke = home_files(&c.home);
     c.ok(&[
         &["revoke"],
@@ -425,8 +370,7 @@ fn state_edited_or_rolled_back_without_the_secret_is_refused() {
     ]
     .concat());
     let after_revoke = home_files(&c.home);
-    let open = open_args(&c, &s, "a", "out.txt");
-    let open: Vec<&str> = open.iter().map(String::as_str).collect();
+    let open = object_args("open", &s, "a", "internal", &c.path("objs/a"), "out.txt");
     assert_eq!(c.code(&open), 4);
     restore(&c.home, &after_revoke);
     let store = c.home.join("keys.kks");
@@ -493,7 +437,7 @@ fn a_cut_or_rewritten_audit_trail_is_detected_without_a_flag() {
     use sha2::{Digest, Sha256};
     let c = Cli::new("audit-cut");
     let s = scope("docs");
-    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.keygen_docs();
     c.ok(&[
         &["revoke"],
         &s[..],
@@ -565,25 +509,17 @@ fn plaintext_is_written_0600_and_a_broken_chain_exits_7() {
     let c = Cli::new("mode");
     std::fs::write(c.work.join("plain.txt"), b"numbers").unwrap();
     let s = scope("docs");
-    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.keygen_docs();
     let sealed = c.path("objs/a");
-    c.ok(&[
-        &["seal"],
-        &s[..],
-        &[
-            "--object",
-            "a",
-            "--class",
-            "internal",
-            "--in",
-            "plain.txt",
-            "--out",
-            &sealed,
-        ],
-    ]
-    .concat());
-    let open = open_args(&c, &s, "a", "out.txt");
-    let open: Vec<&str> = open.iter().map(String::as_str).collect();
+    c.ok(&object_args(
+        "seal",
+        &s,
+        "a",
+        "internal",
+        "plain.txt",
+        &sealed,
+    ));
+    let open = object_args("open", &s, "a", "internal", &c.path("objs/a"), "out.txt");
     c.ok(&open);
     let mode = std::fs::metadata(c.work.join("out.txt"))
         .unwrap()
@@ -603,7 +539,7 @@ fn plaintext_is_written_0600_and_a_broken_chain_exits_7() {
 fn destroy_removes_the_key_material() {
     let c = Cli::new("destroy");
     let s = scope("docs");
-    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.keygen_docs();
     c.ok(&[
         &["revoke"],
         &s[..],
@@ -634,7 +570,7 @@ fn destroy_removes_the_key_material() {
 fn a_crash_between_store_and_trail_loses_no_record() {
     let c = Cli::new("crash");
     let s = scope("docs");
-    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.keygen_docs();
     let before = std::fs::read_to_string(c.home.join("audit.jsonl")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kekring"))
         .args(
@@ -677,7 +613,7 @@ fn a_crash_between_store_and_trail_loses_no_record() {
 fn a_destroy_interrupted_after_its_record_finishes_on_the_next_run() {
     let c = Cli::new("destroy-crash");
     let s = scope("docs");
-    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.keygen_docs();
     c.ok(&[
         &["revoke"],
         &s[..],
@@ -723,8 +659,7 @@ fn a_destroy_interrupted_after_its_record_finishes_on_the_next_run() {
 #[test]
 fn a_torn_trail_tail_is_cut_but_a_torn_record_is_caught() {
     let c = Cli::new("torn");
-    let s = scope("docs");
-    c.ok(&[&["keygen"], &s[..], &["--algorithm", "aes256-kw"]].concat());
+    c.keygen_docs();
     let trail = c.home.join("audit.jsonl");
     let committed = std::fs::read(&trail).unwrap();
     let mut torn = committed.clone();
@@ -732,7 +667,11 @@ fn a_torn_trail_tail_is_cut_but_a_torn_record_is_caught() {
     std::fs::write(&trail, &torn).unwrap();
     let verified = c.ok(&["audit", "verify"]);
     assert!(verified.starts_with("audit chain OK"), "{verified}");
-    assert_eq!(std::fs::read(&trail).unwrap(), committed, "the torn tail stayed");
+    assert_eq!(
+        std::fs::read(&trail).unwrap(),
+        committed,
+        "the torn tail stayed"
+    );
     // The last committed record's newline gone: that record is cut, and the store's
     // audit head says one is missing.
     std::fs::write(&trail, &committed[..committed.len() - 1]).unwrap();

@@ -101,6 +101,20 @@ async fn ring_with(local: &LocalBackend, keks: &[(&str, u32, WrapAlgorithm)]) ->
     ring
 }
 
+/// An envelope on `backend` and `ring`, nothing else configured.
+fn env_on(backend: Arc<dyn KeyBackend>, ring: &SharedKeyRing) -> Envelope {
+    Envelope::builder()
+        .backend(backend)
+        .key_ring(ring.clone())
+        .build()
+        .unwrap()
+}
+
+/// An audit log into `sink` under a fixed test key.
+fn audit_into(sink: Arc<dyn AuditSink>) -> AuditLog {
+    AuditLog::new(sink, kekring::audit::AuditKey::from_bytes([3; 32]))
+}
+
 fn locator(ring: &SharedKeyRing, k: &KekRef) -> KekLocator {
     ring.read(|r| r.get(k).unwrap().locator.clone())
 }
@@ -130,11 +144,7 @@ async fn a_copy_under_another_purpose_behind_a_decoy_is_refused() {
     let local = Arc::new(LocalBackend::new());
     let alg = WrapAlgorithm::MlKem768;
     let ring = ring_with(&local, &[("docs", 1, alg), ("uploads", 1, alg)]).await;
-    let env = Envelope::builder()
-        .backend(local.clone())
-        .key_ring(ring.clone())
-        .build()
-        .unwrap();
+    let env = env_on(local.clone(), &ring);
     let docs = ctx("docs", "report", Classification::Confidential);
     // The attacker's DEK, wrapped to the docs binding under the uploads KEK.
     let dek = kekring::DataKey::generate().unwrap();
@@ -165,11 +175,7 @@ async fn a_restricted_object_whose_only_copy_is_classical_is_refused_at_open() {
     let local = Arc::new(LocalBackend::new());
     let alg = WrapAlgorithm::P256EcdhEs;
     let ring = ring_with(&local, &[("docs", 1, alg)]).await;
-    let env = Envelope::builder()
-        .backend(local.clone())
-        .key_ring(ring.clone())
-        .build()
-        .unwrap();
+    let env = env_on(local.clone(), &ring);
     let restricted = ctx("docs", "secret", Classification::Restricted);
     // The envelope itself refuses to wrap Restricted data under a classical KEK...
     assert!(matches!(
@@ -256,11 +262,7 @@ async fn an_unknown_copy_in_an_accepted_scope_is_skipped() {
     let local = Arc::new(LocalBackend::new());
     let alg = WrapAlgorithm::Aes256Kw;
     let ring = ring_with(&local, &[("docs", 1, alg)]).await;
-    let env = Envelope::builder()
-        .backend(local.clone())
-        .key_ring(ring.clone())
-        .build()
-        .unwrap();
+    let env = env_on(local.clone(), &ring);
     let c = ctx("docs", "o", Classification::Confidential);
     let dek = kekring::DataKey::generate().unwrap();
     let known = forge_entry(&local, &ring, &kref("docs", 1), alg, &dek, &c).await;
@@ -316,10 +318,7 @@ async fn a_break_glass_read_is_recorded_where_it_is_granted() {
         .backend(local.clone())
         .key_ring(ring.clone())
         .clock(clock.clone())
-        .audit(AuditLog::new(
-            sink.clone(),
-            kekring::audit::AuditKey::from_bytes([3; 32]),
-        ))
+        .audit(audit_into(sink.clone()))
         .build()
         .unwrap();
     let c = ctx("docs", "o", Classification::Confidential);
@@ -369,11 +368,7 @@ async fn a_refused_rewrap_calls_no_backend() {
     let aes = WrapAlgorithm::Aes256Kw;
     let classical = WrapAlgorithm::P256EcdhEs;
     let ring = ring_with(&counting.inner, &[("docs", 1, aes)]).await;
-    let env = Envelope::builder()
-        .backend(counting.clone())
-        .key_ring(ring.clone())
-        .build()
-        .unwrap();
+    let env = env_on(counting.clone(), &ring);
     let c = ctx("docs", "o", Classification::Restricted);
     let dk = env.generate_data_key(&c).await.unwrap();
     // The scope rotates to a classical KEK, which the profile refuses for Restricted data.
@@ -414,10 +409,7 @@ async fn a_revocation_through_the_shared_ring_is_audited() {
     let env = Envelope::builder()
         .backend(local)
         .key_ring(ring.clone())
-        .audit(AuditLog::new(
-            sink.clone(),
-            kekring::audit::AuditKey::from_bytes([3; 32]),
-        ))
+        .audit(audit_into(sink.clone()))
         .build()
         .unwrap();
     let _ = env
@@ -446,10 +438,7 @@ async fn repeated_denials_are_coalesced_not_hidden() {
         .backend(local)
         .key_ring(ring.clone())
         .clock(clock.clone())
-        .audit(AuditLog::new(
-            sink.clone(),
-            kekring::audit::AuditKey::from_bytes([3; 32]),
-        ))
+        .audit(audit_into(sink.clone()))
         .build()
         .unwrap();
     let c = ctx("docs", "o", Classification::Confidential);
@@ -568,11 +557,28 @@ async fn local_aes_gcm_derives_a_fresh_key_per_wrap() {
 #[cfg(feature = "keystore")]
 #[test]
 fn an_oversized_master_secret_file_is_refused() {
+    use kekring::keystore::{KeyStoreError, MAX_SECRET_LEN, MasterSecret};
     let p = std::env::temp_dir().join(format!("kekring-big-secret-{}", std::process::id()));
-    std::fs::write(&p, vec![b'a'; 1 << 20]).unwrap();
-    let got = kekring::keystore::MasterSecret::from_file(&p);
+    let read = |len: usize| {
+        std::fs::write(&p, vec![b'a'; len]).unwrap();
+        MasterSecret::from_file(&p)
+    };
+    let at_bound = read(MAX_SECRET_LEN);
+    let over = read(MAX_SECRET_LEN + 1);
+    let huge = read(1 << 20);
     std::fs::remove_file(&p).unwrap();
-    assert!(got.is_err(), "a 1 MiB master secret file was read whole");
+    assert!(at_bound.is_ok(), "{at_bound:?}");
+    for got in [over, huge] {
+        assert!(
+            matches!(
+                got,
+                Err(KeyStoreError::Malformed(
+                    kekring::format::FormatError::LengthOutOfRange { .. }
+                ))
+            ),
+            "an oversized master secret file was not refused for its length: {got:?}"
+        );
+    }
 }
 
 /// The retirement procedure: the envelope checks every stored object opens without the
@@ -706,11 +712,7 @@ async fn destroy_refuses_a_backend_key_another_kek_still_uses() {
         })
         .unwrap();
     }
-    let env = Envelope::builder()
-        .backend(local.clone())
-        .key_ring(ring.clone())
-        .build()
-        .unwrap();
+    let env = env_on(local.clone(), &ring);
     let globex = Context::new("globex", "docs", "o", Classification::Internal).unwrap();
     let sealed = env.seal(&globex, b"globex data").await.unwrap();
     let acme = KekRef::new("acme", "docs", 1).unwrap();
@@ -840,10 +842,7 @@ async fn a_transition_that_cannot_be_recorded_does_not_happen() {
     let env = Envelope::builder()
         .backend(local)
         .key_ring(ring.clone())
-        .audit(AuditLog::new(
-            sink.clone(),
-            kekring::audit::AuditKey::from_bytes([3; 32]),
-        ))
+        .audit(audit_into(sink.clone()))
         .build()
         .unwrap();
     sink.0.store(true, Ordering::SeqCst);
@@ -906,10 +905,7 @@ async fn pending_denials_survive_a_failing_flush_and_are_written_on_drop() {
         .backend(local)
         .key_ring(ring.clone())
         .clock(Arc::new(ManualClock::new(T0 + 10)))
-        .audit(AuditLog::new(
-            sink.clone(),
-            kekring::audit::AuditKey::from_bytes([3; 32]),
-        ))
+        .audit(audit_into(sink.clone()))
         .build()
         .unwrap();
     let c = ctx("docs", "o", Classification::Confidential);

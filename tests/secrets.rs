@@ -290,3 +290,47 @@ async fn no_secret_in_key_ring_audit_trail_or_usage() {
     // Locators appear in the audit trail only as their last 12 characters.
     assert!(!audit.contains("111122223333"));
 }
+
+/// The audit chain's key stays out of the records, the chain head, and the `Debug` of
+/// the key, the log, a verified chain (which holds the next record's key) and an
+/// envelope holding the log.
+#[tokio::test]
+async fn no_audit_key_in_records_heads_or_debug() {
+    use kekring::audit::{self, AuditKey, AuditLog, MemorySink};
+
+    let key_bytes: [u8; 32] = core::array::from_fn(|i| 100 + i as u8);
+    let sink = Arc::new(MemorySink::new());
+    let log = AuditLog::new(sink.clone(), AuditKey::from_bytes(key_bytes));
+    let local = Arc::new(LocalBackend::new());
+    let loc = local
+        .generate_aes256("k", WrapAlgorithm::Aes256GcmDerived)
+        .unwrap();
+    let r = KekRef::new("acme", "docs", 1).unwrap();
+    let env = Envelope::builder()
+        .backend(local)
+        .kek(NewKek::new(
+            r.clone(),
+            BackendId::Local,
+            loc,
+            WrapAlgorithm::Aes256GcmDerived,
+        ))
+        .route(Route::new(r))
+        .audit(log.clone())
+        .build()
+        .unwrap();
+    let ctx = Context::new("acme", "docs", "o", Classification::Internal).unwrap();
+    env.seal(&ctx, b"x").await.unwrap();
+    let records = sink.records();
+    assert!(!records.is_empty(), "nothing was audited");
+    let verified = audit::verify(&AuditKey::from_bytes(key_bytes), &records).unwrap();
+    for (what, text) in [
+        ("records", serde_json::to_string(&records).unwrap()),
+        ("head", serde_json::to_string(&log.head()).unwrap()),
+        ("key", format!("{:?}", AuditKey::from_bytes(key_bytes))),
+        ("log", format!("{log:?}")),
+        ("verified", format!("{verified:?}")),
+        ("envelope", format!("{env:?}")),
+    ] {
+        assert_clean(what, &text, &key_bytes);
+    }
+}

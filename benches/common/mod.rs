@@ -1,12 +1,18 @@
-//! What the benches share: the providers compiled in and each provider's raw
-//! AES-256-GCM baseline. Included with `mod common;` (not a bench target itself).
+//! What the benches share: the providers compiled in, each provider's raw AES-256-GCM
+//! baseline, and an envelope on one local KEK. Included with `mod common;` (not a bench target itself).
 
 // Each bench uses part of it.
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
-use kekring::CryptoProvider;
+
+use kekring::lifecycle::NewKek;
+use kekring::{
+    BackendId, CryptoProvider, Envelope, KekRef, LocalBackend, RandomSource, Route, WrapAlgorithm,
+};
 
 /// Every provider compiled in.
 pub(crate) fn compiled_providers() -> Vec<CryptoProvider> {
@@ -15,6 +21,28 @@ pub(crate) fn compiled_providers() -> Vec<CryptoProvider> {
         #[cfg(feature = "aws-lc")]
         CryptoProvider::aws_lc(),
     ]
+}
+
+/// An envelope on one local AES-256-GCM-derived KEK (`bench/objects/v1`), with this
+/// provider and random source; `None` when the provider cannot serve `random`
+/// (RustCrypto has no user-space generator).
+pub(crate) fn derived_envelope(provider: CryptoProvider, random: RandomSource) -> Option<Envelope> {
+    let alg = WrapAlgorithm::Aes256GcmDerived;
+    let local = Arc::new(
+        LocalBackend::with_crypto_provider(provider)
+            .with_random_source(random)
+            .ok()?,
+    );
+    let loc = local.generate_aes256("bench", alg).unwrap();
+    let r = KekRef::new("bench", "objects", 1).unwrap();
+    Envelope::builder()
+        .crypto_provider(provider)
+        .random_source(random)
+        .backend(local)
+        .kek(NewKek::new(r.clone(), BackendId::Local, loc, alg))
+        .route(Route::new(r))
+        .build()
+        .ok()
 }
 
 /// Raw AES-256-GCM of one provider, key schedule done once: seal and open of a copy of

@@ -172,6 +172,21 @@ fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, BackendError> {
     Ok(b)
 }
 
+/// The locator for a KEK a local backend creates from `spec`: the name hint and a random
+/// suffix, `local:{hint}:{12 hex digits}`; refused when `info` does not offer the
+/// algorithm.
+pub(super) fn new_locator(info: &BackendInfo, spec: &KekSpec) -> Result<KekLocator, BackendError> {
+    if !info.offers(spec.algorithm) {
+        return Err(BackendError::UnsupportedAlgorithm {
+            kek: KekLocator::new(spec.name_hint.clone()),
+            algorithm: spec.algorithm,
+        });
+    }
+    let suffix = random::<6>()?;
+    let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(KekLocator::new(format!("local:{}:{hex}", spec.name_hint)))
+}
+
 /// A local KEK of any algorithm.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -633,19 +648,7 @@ impl KeyBackend for LocalBackend {
     }
 
     async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
-        if !self.info.offers(spec.algorithm) {
-            return Err(BackendError::UnsupportedAlgorithm {
-                kek: KekLocator::new(spec.name_hint.clone()),
-                algorithm: spec.algorithm,
-            });
-        }
-        let mut suffix = [0u8; 6];
-        crypto::fill_random(&mut suffix).map_err(|_| BackendError::Unavailable {
-            message: "OS RNG failed".to_owned(),
-            source: None,
-        })?;
-        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        let locator = KekLocator::new(format!("local:{}:{hex}", spec.name_hint));
+        let locator = new_locator(&self.info, spec)?;
         let kek = LocalKek::generate(spec.algorithm).map_err(|e| BackendError::Unavailable {
             message: "could not generate a local KEK".to_owned(),
             source: Some(Box::new(e)),

@@ -240,8 +240,8 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn ttl_uses_capacity_and_epoch() {
+    /// An active KEK `t/p/v1` in a ring, a context under it and a DEK.
+    fn fixture() -> (KekRef, SharedKeyRing, Context, DataKey) {
         let kek = KekRef::new("t", "p", 1).unwrap();
         let ring = SharedKeyRing::new(KeyRing::new());
         ring.apply(|r| {
@@ -252,7 +252,12 @@ mod tests {
         })
         .unwrap();
         let ctx = Context::new("t", "p", "o", Classification::Internal).unwrap();
-        let dek = DataKey::from_array([9; 32]);
+        (kek, ring, ctx, DataKey::from_array([9; 32]))
+    }
+
+    #[test]
+    fn ttl_uses_capacity_and_epoch() {
+        let (kek, ring, ctx, dek) = fixture();
         let c = DekCache::new(CacheConfig::new(100, 2, 3));
         c.put(&entry(1), &ctx, &dek, kek.clone(), 0, 0);
         // Two more uses allowed (the filling unwrap was the first), then gone.
@@ -273,7 +278,7 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert!(c.get(&entry(3), &ctx, 11, 0, &ring).is_none());
         // A new epoch with the KEK revoked drops everything derived from it.
-        let (_, _) = (ring.apply(|r| r.revoke(&kek, 20, "test")).unwrap(), ());
+        ring.apply(|r| r.revoke(&kek, 20, "test")).unwrap();
         let epoch = ring.read(KeyRing::revocation_epoch);
         assert!(c.get(&entry(5), &ctx, 21, epoch, &ring).is_none());
         assert_eq!(c.len(), 0);
@@ -283,17 +288,7 @@ mod tests {
     /// slots unwiped), and expired entries are swept without being touched.
     #[test]
     fn no_regrowth_and_expired_entries_are_swept() {
-        let kek = KekRef::new("t", "p", 1).unwrap();
-        let ring = SharedKeyRing::new(KeyRing::new());
-        ring.apply(|r| {
-            r.register(
-                NewKek::new(kek.clone(), BackendId::Local, "k", WrapAlgorithm::Aes256Kw),
-                0,
-            )
-        })
-        .unwrap();
-        let ctx = Context::new("t", "p", "o", Classification::Internal).unwrap();
-        let dek = DataKey::from_array([9; 32]);
+        let (kek, ring, ctx, dek) = fixture();
         let c = DekCache::new(CacheConfig::new(100, 64, 1000));
         let capacity = c.state.lock().unwrap().entries.capacity();
         assert!(capacity >= 64, "capacity {capacity} not reserved up front");

@@ -126,7 +126,8 @@ impl MasterSecret {
                 bytes.pop();
             }
         }
-        Self::new(bytes.to_vec())
+        // Moved, not copied: the only copy stays zeroized on drop.
+        Self::new(std::mem::take(&mut *bytes))
     }
 
     /// `KEKRING_MASTER_SECRET`, else the file named by `KEKRING_MASTER_SECRET_FILE`.
@@ -340,14 +341,10 @@ impl KeyStore {
             }
             .into());
         }
-        if self.keys.contains_key(locator) {
-            return Err(KeyStoreError::DuplicateLocator(locator.to_owned()));
-        }
-        self.keys.insert(locator.to_owned(), Arc::new(kek));
-        Ok(())
+        self.insert_shared(locator, Arc::new(kek))
     }
 
-    /// Puts back a shared KEK (a destroy whose save failed).
+    /// Inserts a KEK already shared (also how a destroy whose save failed puts it back).
     fn insert_shared(&mut self, locator: &str, kek: Arc<LocalKek>) -> Result<(), KeyStoreError> {
         if self.keys.contains_key(locator) {
             return Err(KeyStoreError::DuplicateLocator(locator.to_owned()));
@@ -787,17 +784,7 @@ impl KeyBackend for StoreBackend {
 
     /// Generates the KEK into the store and saves the store, then makes it usable here.
     async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
-        if !self.local.info().offers(spec.algorithm) {
-            return Err(BackendError::UnsupportedAlgorithm {
-                kek: KekLocator::new(spec.name_hint.clone()),
-                algorithm: spec.algorithm,
-            });
-        }
-        let mut suffix = [0u8; 6];
-        crypto::fill_random(&mut suffix)
-            .map_err(|e| unavailable("OS RNG failed", KeyStoreError::from(e)))?;
-        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        let locator = format!("local:{}:{hex}", spec.name_hint);
+        let locator = super::new_locator(self.local.info(), spec)?;
         let mut store = self.store.lock().map_err(|_| {
             unavailable(
                 "key store lock poisoned",
@@ -805,21 +792,20 @@ impl KeyBackend for StoreBackend {
             )
         })?;
         store
-            .generate(&locator, spec.algorithm)
+            .generate(locator.as_str(), spec.algorithm)
             .map_err(|e| unavailable("could not generate the KEK", e))?;
         if let Err(e) = store.save() {
             // Not saved: not created.
-            store.remove(&locator);
+            store.remove(locator.as_str());
             return Err(unavailable("could not save the key store", e));
         }
-        let kek = store.get(&locator).cloned().ok_or_else(|| {
+        let kek = store.get(locator.as_str()).cloned().ok_or_else(|| {
             unavailable(
                 "the new KEK is missing",
                 std::io::Error::other("missing").into(),
             )
         })?;
         drop(store);
-        let locator = KekLocator::new(locator);
         self.local
             .insert_shared(locator.clone(), kek)
             .map_err(|e| unavailable("could not load the new KEK", e.into()))?;
