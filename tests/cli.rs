@@ -31,15 +31,33 @@ impl Cli {
         }
     }
 
-    fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_kekring"))
-            .args(args.iter().map(AsRef::as_ref))
+    fn command<S: AsRef<str>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kekring"));
+        cmd.args(args.iter().map(AsRef::as_ref))
             .env("KEKRING_HOME", &self.home)
             .env("KEKRING_MASTER_SECRET", self.secret)
             .env_remove("KEKRING_MASTER_SECRET_FILE")
-            .current_dir(&self.work)
+            .current_dir(&self.work);
+        cmd
+    }
+
+    fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that a debug build stops, as a crash would, between saving the
+    /// key store and appending to the audit trail; checks that it did.
+    fn crash_after_state_save(&self, args: &[&str]) {
+        let out = self
+            .command(args)
+            .env("KEKRING_TEST_CRASH_AFTER_STATE_SAVE", "1")
             .output()
-            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(9),
+            "the simulated crash did not happen"
+        );
     }
 
     fn ok<S: AsRef<str> + std::fmt::Debug>(&self, args: &[S]) -> String {
@@ -54,6 +72,16 @@ impl Cli {
 
     fn code<S: AsRef<str>>(&self, args: &[S]) -> i32 {
         self.run(args).status.code().unwrap()
+    }
+
+    /// `revoke` of `acme/docs/v1`.
+    fn revoke_docs_v1(&self) {
+        self.ok(&[
+            &["revoke"],
+            &scope("docs")[..],
+            &["--version", "1", "--reason", "stolen"],
+        ]
+        .concat());
     }
 
     /// `keygen` of an AES-KW KEK for `acme/docs`.
@@ -363,12 +391,7 @@ fn state_edited_or_rolled_back_without_the_secret_is_refused() {
         &sealed,
     ));
     let before_revoke = home_files(&c.home);
-    c.ok(&[
-        &["revoke"],
-        &s[..],
-        &["--version", "1", "--reason", "stolen"],
-    ]
-    .concat());
+    c.revoke_docs_v1();
     let after_revoke = home_files(&c.home);
     let open = object_args("open", &s, "a", "internal", &c.path("objs/a"), "out.txt");
     assert_eq!(c.code(&open), 4);
@@ -436,14 +459,8 @@ fn a_cut_or_rewritten_audit_trail_is_detected_without_a_flag() {
     use kekring::audit::AuditRecord;
     use sha2::{Digest, Sha256};
     let c = Cli::new("audit-cut");
-    let s = scope("docs");
     c.keygen_docs();
-    c.ok(&[
-        &["revoke"],
-        &s[..],
-        &["--version", "1", "--reason", "stolen"],
-    ]
-    .concat());
+    c.revoke_docs_v1();
     let path = c.home.join("audit.jsonl");
     let original = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = original.lines().collect();
@@ -540,12 +557,7 @@ fn destroy_removes_the_key_material() {
     let c = Cli::new("destroy");
     let s = scope("docs");
     c.keygen_docs();
-    c.ok(&[
-        &["revoke"],
-        &s[..],
-        &["--version", "1", "--reason", "stolen"],
-    ]
-    .concat());
+    c.revoke_docs_v1();
     c.ok(&[
         &["destroy"],
         &s[..],
@@ -572,25 +584,13 @@ fn a_crash_between_store_and_trail_loses_no_record() {
     let s = scope("docs");
     c.keygen_docs();
     let before = std::fs::read_to_string(c.home.join("audit.jsonl")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kekring"))
-        .args(
-            [
-                &["revoke"],
-                &s[..],
-                &["--version", "1", "--reason", "stolen"],
-            ]
-            .concat(),
-        )
-        .env("KEKRING_HOME", &c.home)
-        .env("KEKRING_MASTER_SECRET", c.secret)
-        .env("KEKRING_TEST_CRASH_AFTER_STATE_SAVE", "1")
-        .current_dir(&c.work)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(9),
-        "the simulated crash did not happen"
+    c.crash_after_state_save(
+        &[
+            &["revoke"],
+            &s[..],
+            &["--version", "1", "--reason", "stolen"],
+        ]
+        .concat(),
     );
     assert_eq!(
         std::fs::read_to_string(c.home.join("audit.jsonl")).unwrap(),
@@ -614,27 +614,10 @@ fn a_destroy_interrupted_after_its_record_finishes_on_the_next_run() {
     let c = Cli::new("destroy-crash");
     let s = scope("docs");
     c.keygen_docs();
-    c.ok(&[
-        &["revoke"],
-        &s[..],
-        &["--version", "1", "--reason", "stolen"],
-    ]
-    .concat());
+    c.revoke_docs_v1();
     let objs = c.path("objs");
     let destroy = [&["destroy"], &s[..], &["--version", "1", "--dir", &objs]].concat();
-    let out = Command::new(env!("CARGO_BIN_EXE_kekring"))
-        .args(&destroy)
-        .env("KEKRING_HOME", &c.home)
-        .env("KEKRING_MASTER_SECRET", c.secret)
-        .env("KEKRING_TEST_CRASH_AFTER_STATE_SAVE", "1")
-        .current_dir(&c.work)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(9),
-        "the simulated crash did not happen"
-    );
+    c.crash_after_state_save(&destroy);
     let secret = kekring::keystore::MasterSecret::new(c.secret).unwrap();
     let keys = || {
         kekring::keystore::KeyStore::open(c.home.join("keys.kks"), &secret)

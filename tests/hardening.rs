@@ -110,6 +110,19 @@ fn env_on(backend: Arc<dyn KeyBackend>, ring: &SharedKeyRing) -> Envelope {
         .unwrap()
 }
 
+/// `entry`'s wrapped key under another KEK's name (what an attacker, or a careless
+/// migration, can write into a header).
+fn relabelled(entry: &WrappedEntry, kek: KekRef) -> WrappedEntry {
+    WrappedEntry::new(
+        entry.algorithm(),
+        entry.backend(),
+        kek,
+        entry.params().to_vec(),
+        entry.wrapped().to_vec(),
+    )
+    .unwrap()
+}
+
 /// An audit log into `sink` under a fixed test key.
 fn audit_into(sink: Arc<dyn AuditSink>) -> AuditLog {
     AuditLog::new(sink, kekring::audit::AuditKey::from_bytes([3; 32]))
@@ -149,14 +162,7 @@ async fn a_copy_under_another_purpose_behind_a_decoy_is_refused() {
     // The attacker's DEK, wrapped to the docs binding under the uploads KEK.
     let dek = kekring::DataKey::generate().unwrap();
     let real = forge_entry(&local, &ring, &kref("uploads", 1), alg, &dek, &docs).await;
-    let decoy = WrappedEntry::new(
-        alg,
-        BackendId::Local,
-        kref("docs", 4_000_000_000),
-        real.params().to_vec(),
-        real.wrapped().to_vec(),
-    )
-    .unwrap();
+    let decoy = relabelled(&real, kref("docs", 4_000_000_000));
     let forged = WrappedDek::new(Classification::Confidential, vec![decoy, real])
         .unwrap()
         .encode();
@@ -266,14 +272,7 @@ async fn an_unknown_copy_in_an_accepted_scope_is_skipped() {
     let c = ctx("docs", "o", Classification::Confidential);
     let dek = kekring::DataKey::generate().unwrap();
     let known = forge_entry(&local, &ring, &kref("docs", 1), alg, &dek, &c).await;
-    let elsewhere = WrappedEntry::new(
-        alg,
-        BackendId::Local,
-        kref("docs", 7),
-        known.params().to_vec(),
-        known.wrapped().to_vec(),
-    )
-    .unwrap();
+    let elsewhere = relabelled(&known, kref("docs", 7));
     let w = WrappedDek::new(Classification::Confidential, vec![elsewhere, known])
         .unwrap()
         .encode();
@@ -632,16 +631,8 @@ async fn retirement_verifies_objects_open_without_the_retired_kek() {
     .unwrap();
     // Relabel the v1 copy as v2: the header now claims the current KEK.
     let (h, n) = kekring::format::SealedHeader::decode_prefix(&sealed).unwrap();
-    let e = &h.wrapped_dek().entries()[0];
-    let relabelled = WrappedEntry::new(
-        e.algorithm(),
-        e.backend(),
-        kref("docs", 2),
-        e.params().to_vec(),
-        e.wrapped().to_vec(),
-    )
-    .unwrap();
-    let w = WrappedDek::new(Classification::Internal, vec![relabelled]).unwrap();
+    let v2 = relabelled(&h.wrapped_dek().entries()[0], kref("docs", 2));
+    let w = WrappedDek::new(Classification::Internal, vec![v2]).unwrap();
     let mut bytes = h.with_wrapped_dek(w).encode();
     bytes.extend_from_slice(&sealed[n..]);
     // Bulk re-wrap believes it is current...
