@@ -21,6 +21,7 @@ use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 pub use crate::locator::KekLocator;
 use crate::secret::DataKey;
 
+pub mod kit;
 #[cfg(feature = "local")]
 pub mod local;
 

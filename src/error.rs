@@ -358,6 +358,13 @@ pub enum KeyStateError {
 }
 
 /// Why a backend call failed. Messages never carry key material.
+///
+/// Every backend maps its service's failures onto these variants, so that the envelope,
+/// the retry loop ([`backend::kit::CallPolicy`](crate::backend::kit::CallPolicy)) and the
+/// caller decide alike whatever the service. Two questions are answered here and nowhere
+/// else: [`is_transient`](Self::is_transient) (is the same call worth repeating?) and
+/// [`try_next_copy`](Self::try_next_copy) (may another wrapped copy of the same DEK
+/// succeed where this one failed?).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackendError {
@@ -400,7 +407,52 @@ pub enum BackendError {
         /// What was malformed.
         what: &'static str,
     },
-    /// The backend could not be reached or failed; `source` says why.
+    /// No credentials were found, or the service refused them as unknown, invalid or
+    /// expired. Not retried: a new attempt would present the same credentials.
+    #[error("credentials missing, invalid or expired: {message}")]
+    Credentials {
+        /// The service's explanation (no secret).
+        message: String,
+    },
+    /// The credentials are valid but may not use this KEK for this operation.
+    #[error("permission denied on KEK {kek}: {message}")]
+    PermissionDenied {
+        /// The KEK.
+        kek: KekLocator,
+        /// The service's explanation.
+        message: String,
+    },
+    /// The KEK exists but is disabled, pending deletion or otherwise unusable in the
+    /// service (fail closed: never retried, never worked around).
+    #[error("KEK {kek} is unusable in the backend: {state}")]
+    KeyDisabled {
+        /// The KEK.
+        kek: KekLocator,
+        /// The service's state or explanation (`disabled`, `pending deletion`).
+        state: String,
+    },
+    /// The service throttled the call. Transient.
+    #[error("the backend throttled the call: {message}")]
+    Throttled {
+        /// The service's explanation.
+        message: String,
+    },
+    /// A call or the whole retry budget ran out of time. Transient.
+    #[error("{operation} timed out after {elapsed_ms} ms")]
+    Timeout {
+        /// The operation.
+        operation: &'static str,
+        /// How long was spent, in milliseconds.
+        elapsed_ms: u64,
+    },
+    /// The service refused the request as invalid: a configuration error or a bug, never
+    /// caused by the stored bytes (those are [`Rejected`](Self::Rejected)).
+    #[error("the backend refused the request: {message}")]
+    InvalidRequest {
+        /// The service's explanation.
+        message: String,
+    },
+    /// The backend could not be reached or failed; `source` says why. Transient.
     #[error("backend unavailable: {message}")]
     Unavailable {
         /// A description (no key material).
@@ -409,6 +461,59 @@ pub enum BackendError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+impl BackendError {
+    /// Whether repeating the same call may succeed: throttling, a timeout, or a backend
+    /// that could not be reached. The retry loop repeats only these.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Throttled { .. }
+                | BackendError::Timeout { .. }
+                | BackendError::Unavailable { .. }
+        )
+    }
+
+    /// Whether another wrapped copy of the same DEK (under another KEK, often in another
+    /// backend, region or account) may open where this copy failed. True when this copy's
+    /// KEK could not be used at all: the backend is down, slow or throttling, the KEK is
+    /// gone, disabled or public-only here, or these credentials may not use it. False when
+    /// the copy itself is refused (tampered or bound elsewhere: the other copies carry the
+    /// same claims), when the backend misbehaved (another key named, a malformed answer),
+    /// and for configuration errors: those stop the open.
+    pub fn try_next_copy(&self) -> bool {
+        self.is_transient()
+            || matches!(
+                self,
+                BackendError::KeyNotFound(_)
+                    | BackendError::PublicOnly(_)
+                    | BackendError::KeyDisabled { .. }
+                    | BackendError::PermissionDenied { .. }
+                    | BackendError::Credentials { .. }
+            )
+    }
+
+    /// A short, stable name of the variant (`throttled`, `rejected`...), for traces and
+    /// metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendError::KeyNotFound(_) => "key-not-found",
+            BackendError::KeyMismatch { .. } => "key-mismatch",
+            BackendError::UnsupportedAlgorithm { .. } => "unsupported-algorithm",
+            BackendError::PublicOnly(_) => "public-only",
+            BackendError::Rejected => "rejected",
+            BackendError::Unsupported { .. } => "unsupported",
+            BackendError::MalformedResponse { .. } => "malformed-response",
+            BackendError::Credentials { .. } => "credentials",
+            BackendError::PermissionDenied { .. } => "permission-denied",
+            BackendError::KeyDisabled { .. } => "key-disabled",
+            BackendError::Throttled { .. } => "throttled",
+            BackendError::Timeout { .. } => "timeout",
+            BackendError::InvalidRequest { .. } => "invalid-request",
+            BackendError::Unavailable { .. } => "unavailable",
+        }
+    }
 }
 
 /// Why a transition was refused.

@@ -40,6 +40,9 @@ mod payload;
 pub mod policy;
 pub mod secret;
 mod sharded;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod threat_model;
 
 pub use backend::{BackendError, BackendInfo, FipsStatus, KeyBackend};

@@ -36,10 +36,10 @@ use crate::backend::{
     BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
     UnwrapResponse, WrapRequest, WrapResponse,
 };
-use crate::crypto::{self, CryptoProvider, Primitives, RandomSource};
+use crate::crypto::{CryptoProvider, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
-use crate::secret::{Aes256KeyMaterial, DataKey, KEY_LEN};
+use crate::secret::{Aes256KeyMaterial, DataKey};
 use crate::sharded::Sharded;
 use zeroize::Zeroizing;
 
@@ -86,91 +86,8 @@ trait LocalAlgorithm: Send + Sync {
     }
 }
 
-/// The wrapping key every KEM-style local algorithm (and the AES key wraps) derives:
-/// `HKDF-SHA-256(salt = "kekring/v1/local/" || algorithm name, IKM = ikm,
-/// info = transcript... || binding context)`.
-fn derive_wrapping_key(
-    crypto: &dyn Primitives,
-    algorithm: WrapAlgorithm,
-    ikm: &[u8],
-    transcript: &[&[u8]],
-    binding: &BindingContext,
-) -> Result<Zeroizing<[u8; KEY_LEN]>, BackendError> {
-    let salt = [b"kekring/v1/local/".as_slice(), algorithm.name().as_bytes()].concat();
-    let mut info: Vec<&[u8]> = transcript.to_vec();
-    info.push(binding.canonical_bytes());
-    let mut k = Zeroizing::new([0u8; KEY_LEN]);
-    crypto
-        .hkdf_sha256(&salt, ikm, &info, k.as_mut_slice())
-        .map_err(|_| internal("key derivation"))?;
-    Ok(k)
-}
-
-/// RFC 3394 wrap of the DEK under a derived key (40 bytes).
-fn kw_wrap(
-    crypto: &dyn Primitives,
-    wrapping_key: &[u8; KEY_LEN],
-    dek: &DataKey,
-) -> Result<Vec<u8>, BackendError> {
-    crypto
-        .aes256_kw_wrap(wrapping_key, dek.expose_secret())
-        .map_err(|_| internal("key wrap"))
-}
-
-/// RFC 3394 unwrap; any failure is a rejected wrap.
-fn kw_unwrap(
-    crypto: &dyn Primitives,
-    wrapping_key: &[u8; KEY_LEN],
-    wrapped: &[u8],
-) -> Result<DataKey, BackendError> {
-    let key = crypto
-        .aes256_kw_unwrap(wrapping_key, wrapped)
-        .map_err(|_| BackendError::Rejected)?;
-    DataKey::from_slice(&key).map_err(|_| BackendError::Rejected)
-}
-
-/// The KEM-style wrap every asymmetric local algorithm shares: derive the wrapping key
-/// from the shared secret, the transcript and the binding, then RFC 3394 the DEK.
-fn kem_wrap(
-    crypto: &dyn Primitives,
-    algorithm: WrapAlgorithm,
-    shared_secret: &[u8],
-    transcript: &[&[u8]],
-    binding: &BindingContext,
-    dek: &DataKey,
-) -> Result<Vec<u8>, BackendError> {
-    let wk = derive_wrapping_key(crypto, algorithm, shared_secret, transcript, binding)?;
-    kw_wrap(crypto, &wk, dek)
-}
-
-/// The inverse of [`kem_wrap`].
-fn kem_unwrap(
-    crypto: &dyn Primitives,
-    algorithm: WrapAlgorithm,
-    shared_secret: &[u8],
-    transcript: &[&[u8]],
-    binding: &BindingContext,
-    wrapped: &[u8],
-) -> Result<DataKey, BackendError> {
-    let wk = derive_wrapping_key(crypto, algorithm, shared_secret, transcript, binding)?;
-    kw_unwrap(crypto, &wk, wrapped)
-}
-
-/// A failure of the local primitives that no input can cause (e.g. HKDF refusing an output
-/// length, the OS RNG failing): reported as the backend failing, never as a rejected wrap.
-fn internal(what: &str) -> BackendError {
-    BackendError::Unavailable {
-        message: format!("local {what} failed"),
-        source: None,
-    }
-}
-
-/// Fresh bytes from the OS RNG, as a backend error on failure.
-fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, BackendError> {
-    let mut b = Zeroizing::new([0u8; N]);
-    crypto::fill_random(b.as_mut_slice()).map_err(|_| internal("OS RNG"))?;
-    Ok(b)
-}
+use crate::backend::kit::kem::{derive_wrapping_key, kem_unwrap, kem_wrap, kw_unwrap, kw_wrap};
+use crate::backend::kit::{internal, random};
 
 /// The locator for a KEK a local backend creates from `spec`: the name hint and a random
 /// suffix, `local:{hint}:{12 hex digits}`; refused when `info` does not offer the

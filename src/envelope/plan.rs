@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::Envelope;
 use super::builder::check_backend;
 use crate::audit::AuditEvent;
+use crate::backend::kit::trace::traced;
 use crate::backend::{BackendError, KeyBackend, WrapRequest};
 use crate::context::Context;
 use crate::error::{Error, KeyStateError};
@@ -228,15 +229,19 @@ impl Envelope {
     ) -> Result<WrappedDek, Error> {
         let mut entries = Vec::with_capacity(plan.len());
         for kek in plan.iter() {
-            let resp = kek
-                .backend
-                .wrap(WrapRequest::new(
+            let resp = traced(
+                kek.backend.info().id,
+                "wrap",
+                &kek.locator,
+                Some(kek.algorithm),
+                kek.backend.wrap(WrapRequest::new(
                     &kek.locator,
                     kek.algorithm,
                     dek,
                     ctx.binding(),
-                ))
-                .await?;
+                )),
+            )
+            .await?;
             if resp.kek != kek.locator {
                 return Err(BackendError::KeyMismatch {
                     asked: kek.locator.clone(),

@@ -13,6 +13,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::Envelope;
 use super::unwrap::Access;
+use crate::backend::kit::trace::traced;
 use crate::error::{Error, KeyStateError, MisuseError};
 use crate::format::{KekRef, SealedHeader, WrappedDek};
 use crate::lifecycle::{KekRecord, KekState};
@@ -361,7 +362,17 @@ impl Envelope {
             }
             .into());
         }
-        match self.backend(&record)?.destroy_kek(&record.locator).await {
+        let backend = self.backend(&record)?;
+        let call = backend.destroy_kek(&record.locator);
+        match traced(
+            backend.info().id,
+            "destroy_kek",
+            &record.locator,
+            None,
+            call,
+        )
+        .await
+        {
             // Already gone (a repeat after a crash): the destruction is complete.
             Ok(()) | Err(crate::backend::BackendError::KeyNotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),

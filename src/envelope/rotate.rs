@@ -4,6 +4,7 @@
 
 use super::Envelope;
 use crate::backend::KekSpec;
+use crate::backend::kit::trace::traced;
 use crate::error::{Error, KeyStateError};
 use crate::format::{KekRef, Name};
 use crate::lifecycle::NewKek;
@@ -27,12 +28,15 @@ impl Envelope {
                 purpose: purpose.clone(),
             })?;
         let backend = self.backend(&current)?;
-        let created = backend
-            .create_kek(&KekSpec::new(
-                current.algorithm,
-                format!("{tenant}-{purpose}"),
-            ))
-            .await?;
+        let spec = KekSpec::new(current.algorithm, format!("{tenant}-{purpose}"));
+        let created = traced(
+            backend.info().id,
+            "create_kek",
+            &current.locator,
+            Some(current.algorithm),
+            backend.create_kek(&spec),
+        )
+        .await?;
         let next = KekRef::from_parts(
             tenant.clone(),
             purpose.clone(),

@@ -5,6 +5,7 @@
 use super::Envelope;
 use super::denials::Denied;
 use crate::audit::AuditEvent;
+use crate::backend::kit::trace::traced;
 use crate::backend::{BackendError, UnwrapRequest};
 use crate::context::Context;
 use crate::error::{ContextError, Error, KeyStateError};
@@ -209,7 +210,16 @@ impl Envelope {
                 e.wrapped(),
                 ctx.binding(),
             );
-            match backend.unwrap(req).await {
+            let call = backend.unwrap(req);
+            match traced(
+                backend.info().id,
+                "unwrap",
+                locator,
+                Some(kek.algorithm),
+                call,
+            )
+            .await
+            {
                 Ok(resp) if &resp.kek == locator => {
                     resolved.counters.unwrapped();
                     if let Some(cache) = &self.inner.cache
@@ -227,16 +237,9 @@ impl Envelope {
                     .into());
                 }
                 Err(BackendError::Rejected) => return Err(Error::Crypto),
-                // The next copy may live elsewhere: a backend that is down, that no
-                // longer holds the KEK (deleted, region lost), or that holds only its
-                // public half here, is what copies are for. No input causes these.
-                Err(
-                    err @ (BackendError::Unavailable { .. }
-                    | BackendError::KeyNotFound(_)
-                    | BackendError::PublicOnly(_)),
-                ) => {
-                    last_err = Some(err.into());
-                }
+                // The next copy may live elsewhere: that is what copies are for. The rule
+                // of which failures fall through is the error's own.
+                Err(err) if err.try_next_copy() => last_err = Some(err.into()),
                 Err(err) => return Err(err.into()),
             }
         }
