@@ -16,8 +16,11 @@ What it checks, like the service:
   date, the signed headers and the payload hash. Credentials: access key `AKIDKEKRINGTEST`
   with secret `kekring-test-secret`; `AKIDKEKRINGDENY` (same secret) is a principal that
   every key policy denies (AccessDeniedException). An unknown access key is
-  UnrecognizedClientException, a wrong signature InvalidSignatureException, and
-  `X-Amz-Security-Token: expired` ExpiredTokenException.
+  UnrecognizedClientException, a wrong signature (or a scope of another service or region,
+  or an X-Amz-Date more than 5 minutes off) InvalidSignatureException, no Authorization
+  header MissingAuthenticationTokenException. `X-Amz-Security-Token: expired` is
+  ExpiredTokenException; any other session token is UnrecognizedClientException (the test
+  credentials have none).
 - Key states: disabled -> DisabledException, pending deletion -> KMSInvalidStateException,
   unknown key or alias -> NotFoundException; an operation for another key usage (Encrypt,
   Sign, ...) on an ML-KEM key -> InvalidKeyUsageException.
@@ -34,6 +37,7 @@ ScheduleKeyDeletion, CancelKeyDeletion. A key is named by its id, its ARN, an al
 Test-only control endpoints (not signed):
     GET  /fake-api/health              readiness
     POST /fake-api/throttle {"count": N}   the next N KMS calls answer ThrottlingException
+                                       (the AWS SDKs retry it: 3 attempts in standard mode)
     POST /fake-api/reset               forget every key and alias
 
 State is in memory. One log line per request (operation, last 12 characters of the key
@@ -347,6 +351,7 @@ class Service:
         self.keys: dict[str, Key] = {}
         self.aliases: dict[str, tuple[str, float]] = {}  # alias name -> (key id, created)
         self.throttle = 0
+        self.last = threading.local()  # the key the current thread's request named, for the log
 
     def reset(self) -> None:
         with self.lock:
@@ -393,6 +398,7 @@ class Service:
         if key is None:
             raise KmsError("NotFoundException",
                            f"Key 'arn:aws:kms:{self.region}:{ACCOUNT}:key/{name}' does not exist")
+        self.last.key = key.id
         return key
 
     @staticmethod
@@ -438,6 +444,7 @@ class Service:
         if req.get("Origin", "AWS_KMS") != "AWS_KMS":
             raise KmsError("UnsupportedOperationException", "this fake KMS has Origin AWS_KMS only")
         key = Key(self.region, spec, usage, str(req.get("Description", "")))
+        self.last.key = key.id
         with self.lock:
             self.keys[key.id] = key
         return {"KeyMetadata": key.metadata()}
@@ -459,7 +466,8 @@ class Service:
             raise KmsError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
         with self.lock:
             if name in self.aliases:
-                raise KmsError("AlreadyExistsException", f"An alias with the name {self.alias_arn(name)} already exists")
+                raise KmsError("AlreadyExistsException",
+                               f"An alias with the name {self.alias_arn(name)} already exists")
             self.aliases[name] = (key.id, time.time())
         return {}
 
@@ -581,6 +589,7 @@ class Service:
     }
 
     def call(self, op: str, req: dict) -> dict:
+        self.last.key = None
         if op in self.OPERATIONS:
             return getattr(self, op)(req)
         if op in OTHER_USAGE_OPERATIONS:
@@ -651,6 +660,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         started = time.monotonic()
         op, key_id = "-", ""
+        self.service.last.key = None
         try:
             body = self.read_body()
         except (KmsError, ValueError) as e:
@@ -686,12 +696,11 @@ class Handler(BaseHTTPRequestHandler):
             if self.service.take_throttle():
                 raise KmsError("ThrottlingException", "Rate exceeded")
             out = self.service.call(op, req)
-            key_id = str(out.get("KeyId") or out.get("KeyMetadata", {}).get("KeyId") or key_id)
             self.answer(200, out)
-            self.note(op, key_id, "ok", started)
+            self.note(op, getattr(self.service.last, "key", None) or key_id, "ok", started)
         except KmsError as e:
             self.fail(e)
-            self.note(op, key_id, e.name, started)
+            self.note(op, getattr(self.service.last, "key", None) or key_id, e.name, started)
         except Exception as e:  # a bug in the fake: answer as the service would, and say so
             self.fail(KmsError("KMSInternalException", f"fake KMS internal error: {type(e).__name__}", 500))
             self.note(op, key_id, f"KMSInternalException ({type(e).__name__}: {e})", started)

@@ -160,6 +160,12 @@ def ensure_venv(name: str) -> pathlib.Path:
     if pip.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise Failure(f"pip install for {name} failed:\n{pip.stdout[-4000:]}{pip.stderr[-4000:]}")
+    if name in POST_INSTALL:
+        try:
+            POST_INSTALL[name](tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     freeze = subprocess.run(
         [str(tmp / "bin" / "python"), "-m", "pip", "freeze", "--disable-pip-version-check"],
         capture_output=True, text=True, check=False,
@@ -174,6 +180,25 @@ def ensure_venv(name: str) -> pathlib.Path:
             raise
     log(f"{name}: install took {time.monotonic() - started:.1f} s")
     return final
+
+
+def localstack_catalog(venv: pathlib.Path) -> None:
+    """Builds LocalStack's service catalog index once, as its Docker image does at build
+    time; otherwise every start spends ~3 s building it before the first request."""
+    out = venv / "localstack-static"
+    out.mkdir()
+    code = ("import sys\nfrom localstack.aws import spec\n"
+            "spec.build_service_index_cache(sys.argv[1] + '/' + spec._get_catalog_filename())\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(out), "TMPDIR": str(out),
+           "XDG_CACHE_HOME": str(out), "OVERRIDE_IN_DOCKER": "0", "FILESYSTEM_ROOT": str(out / "fs")}
+    built = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(out)], env=env,
+                           capture_output=True, text=True)
+    shutil.rmtree(out / "fs", ignore_errors=True)
+    if built.returncode != 0 or not list(out.glob("service-catalog-*.dill")):
+        raise Failure(f"building LocalStack's service catalog failed:\n{built.stderr[-4000:]}")
+
+
+POST_INSTALL = {"localstack": localstack_catalog}
 
 
 def site_packages(venv: pathlib.Path) -> pathlib.Path:
@@ -249,8 +274,9 @@ class Run:
             f.write(f"{name} {proc.pid}\n")
         return proc
 
-    def wait_ready(self, name: str, proc: subprocess.Popen, check, timeout: float = READY_TIMEOUT) -> None:
+    def wait_ready(self, name: str, proc: subprocess.Popen, check) -> None:
         """Polls `check()` until it returns true; fails if the process exits or time runs out."""
+        timeout = READY_TIMEOUT
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -262,50 +288,57 @@ class Run:
             except (OSError, urllib.error.URLError, ValueError) as e:
                 last = e
             time.sleep(0.1)
-        raise Failure(f"{name} was not ready within {timeout:.0f} s (last error: {last})")
+        raise Failure(f"{name} was not ready within {timeout:g} s (last error: {last})")
 
     def kill_all(self) -> None:
-        for name, proc in reversed(self.procs):
-            terminate(name, proc.pid, proc)
+        terminate([(name, proc.pid, proc) for name, proc in self.procs])
 
 
-def terminate(name: str, pid: int, proc: subprocess.Popen | None = None) -> None:
-    """SIGTERM, up to STOP_GRACE seconds, then SIGKILL; the process group too if it leads one."""
+def signal_tree(pid: int, sig: int) -> None:
+    """Signals `pid`, or the whole process group when it leads one (as the servers do)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
-    def send(sig: int) -> None:
-        try:
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
-    def gone() -> bool:
-        if proc is not None:
-            return proc.poll() is not None
-        if not pid_alive(pid):
-            return True
-        # Not our child (a later `stop`): a zombie waiting for init counts as gone.
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            return True
-
-    if gone():
-        return
-    send(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    while time.monotonic() < deadline:
-        if gone():
-            log(f"{name} (pid {pid}) stopped")
-            return
-        time.sleep(0.05)
-    log(f"{name} (pid {pid}) still running after {STOP_GRACE:.0f} s: SIGKILL")
-    send(signal.SIGKILL)
+def exited(pid: int, proc: subprocess.Popen | None = None) -> bool:
     if proc is not None:
-        proc.wait(timeout=5)
+        return proc.poll() is not None
+    if not pid_alive(pid):
+        return True
+    # Not our child (a later `stop`): it stays a zombie until init reaps it, which on some
+    # machines takes a while. A zombie runs nothing and holds no port: it counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def terminate(targets: list[tuple[str, int, subprocess.Popen | None]]) -> None:
+    """SIGTERM to every target at once, up to STOP_GRACE seconds, then SIGKILL."""
+    started = time.monotonic()
+    waiting = []
+    for name, pid, proc in targets:
+        if not exited(pid, proc):
+            signal_tree(pid, signal.SIGTERM)
+            waiting.append((name, pid, proc))
+    deadline = started + STOP_GRACE
+    while waiting and time.monotonic() < deadline:
+        for t in list(waiting):
+            if exited(t[1], t[2]):
+                log(f"{t[0]} (pid {t[1]}) stopped in {time.monotonic() - started:.1f} s")
+                waiting.remove(t)
+        time.sleep(0.05)
+    for name, pid, proc in waiting:
+        log(f"{name} (pid {pid}) still running after {STOP_GRACE:.0f} s: SIGKILL")
+        signal_tree(pid, signal.SIGKILL)
+        if proc is not None:
+            proc.wait(timeout=5)
 
 
 def log_tail(path: pathlib.Path, lines: int = 40) -> str:
@@ -320,6 +353,10 @@ def log_tail(path: pathlib.Path, lines: int = 40) -> str:
 # HTTP helpers
 
 
+# Loopback only: never through a proxy named in the environment.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http(method: str, url: str, body: object | None = None, headers: dict[str, str] | None = None,
          timeout: float = 5.0) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
@@ -327,7 +364,7 @@ def http(method: str, url: str, body: object | None = None, headers: dict[str, s
     if data is not None and "Content-Type" not in req.headers:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with OPENER.open(req, timeout=timeout) as resp:
             raw = resp.read()
             return resp.status, (json.loads(raw) if raw.strip() else {})
     except urllib.error.HTTPError as e:
@@ -404,6 +441,11 @@ def start_localstack(run: Run, venv: pathlib.Path) -> dict[str, str]:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     started = time.monotonic()
+    fs = run.dir / "localstack" / "fs"
+    static = fs / "usr" / "lib" / "localstack"  # where LocalStack looks for a prebuilt catalog
+    static.mkdir(parents=True, exist_ok=True)
+    for catalog in (venv / "localstack-static").glob("service-catalog-*.dill"):
+        (static / catalog.name).symlink_to(catalog)
     proc = run.spawn("localstack", [str(venv / "bin" / "python"), "-m", "localstack.runtime.main"],
                      run.private_env("localstack", {
                          # The hypercorn gateway honours the host; the default one binds 0.0.0.0.
@@ -413,6 +455,11 @@ def start_localstack(run: Run, venv: pathlib.Path) -> dict[str, str]:
                          "DISABLE_EVENTS": "1",
                          "SKIP_SSL_CERT_DOWNLOAD": "1",
                          "DNS_ADDRESS": "0",
+                         # LocalStack takes a machine like this one for a container (it finds
+                         # /.dockerenv or a containerd cgroup) and then writes to
+                         # /var/lib/localstack. Host mode keeps its files under FILESYSTEM_ROOT.
+                         "OVERRIDE_IN_DOCKER": "0",
+                         "FILESYSTEM_ROOT": str(fs),
                      }))
     run.wait_ready("localstack", proc, lambda: kms_list_keys(endpoint))
     log(f"localstack: ready in {time.monotonic() - started:.1f} s at {endpoint}")
@@ -498,6 +545,9 @@ def cmd_start(directory: pathlib.Path) -> int:
         print(log_tail(directory / f"{current}.log"), file=sys.stderr)
         run.kill_all()
         return 1
+    except BaseException:  # Ctrl-C or a bug: leave nothing running either
+        run.kill_all()
+        raise
     env["KEKRING_TEST_AWS_REGION"] = REGION
     text = "".join(f"{k}={v}\n" for k, v in env.items())
     tmp = directory / "env.tmp"
@@ -509,11 +559,13 @@ def cmd_start(directory: pathlib.Path) -> int:
 
 
 def cmd_stop(directory: pathlib.Path) -> int:
-    for name, pid in reversed(read_pids(directory)):
-        if ours(pid, directory):
-            terminate(name, pid)
+    targets = []
+    for name, pid in read_pids(directory):
+        if ours(pid, directory) and not exited(pid):
+            targets.append((name, pid, None))
         else:
             log(f"{name} (pid {pid}) is not running")
+    terminate(targets)
     return 0
 
 

@@ -24,6 +24,9 @@ use crate::secret::DataKey;
 pub mod kit;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "vault-transit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault-transit")))]
+pub mod vault_transit;
 
 /// A backend's FIPS 140 status. Conservative by default: unvalidated unless the backend
 /// states otherwise.
@@ -202,15 +205,26 @@ pub struct KekSpec {
     pub algorithm: WrapAlgorithm,
     /// A name hint (backends may use it in the key's name or description).
     pub name_hint: String,
+    /// The KEK this one succeeds, when it is created by a rotation: a backend creates
+    /// the successor beside it (the same region and account, the next version of the
+    /// same Transit key).
+    pub successor_of: Option<KekLocator>,
 }
 
 impl KekSpec {
-    /// Builds a spec.
+    /// Builds a spec for a new, unrelated KEK.
     pub fn new(algorithm: WrapAlgorithm, name_hint: impl Into<String>) -> Self {
         Self {
             algorithm,
             name_hint: name_hint.into(),
+            successor_of: None,
         }
+    }
+
+    /// The spec of `current`'s successor.
+    pub fn successor_of(mut self, current: &KekLocator) -> Self {
+        self.successor_of = Some(current.clone());
+        self
     }
 }
 

@@ -238,6 +238,13 @@ pub enum ConfigError {
         /// The algorithm.
         algorithm: WrapAlgorithm,
     },
+    /// A remote backend's configuration is incomplete or malformed (an address, a
+    /// region, a key identifier, missing credentials settings).
+    #[error("backend configuration: {reason}")]
+    Backend {
+        /// What is wrong (never a credential).
+        reason: String,
+    },
 }
 
 /// Well-formed input that belongs to another context.

@@ -199,11 +199,15 @@ impl Conformance {
         if algorithms.is_empty() {
             return fail("setup", "the backend offers no algorithm");
         }
+        let mut created = None;
         for alg in algorithms {
-            self.per_algorithm(alg, &mut report).await?;
+            let kek = self.per_algorithm(alg, &mut report).await?;
+            created.get_or_insert((kek, alg));
         }
         self.unknown_key(&mut report).await?;
-        self.server_down(&mut report).await?;
+        if let Some((kek, alg)) = created {
+            self.server_down(&kek, alg, &mut report).await?;
+        }
         Ok(report)
     }
 
@@ -271,7 +275,12 @@ impl Conformance {
         }
     }
 
-    async fn per_algorithm(&self, alg: WrapAlgorithm, report: &mut Report) -> Result<(), Failure> {
+    /// Runs the per-algorithm checks; returns a KEK it created.
+    async fn per_algorithm(
+        &self,
+        alg: WrapAlgorithm,
+        report: &mut Report,
+    ) -> Result<KekLocator, Failure> {
         let a = self.create(&format!("create/{alg}"), alg).await?;
         report.checks.push(format!("create/{alg}"));
         let b_kek = self.create(&format!("successor/{alg}"), alg).await?;
@@ -330,7 +339,7 @@ impl Conformance {
         self.concurrent(&a, alg, report).await?;
         self.envelope(&a, alg, report).await?;
         self.disabled(alg, report).await?;
-        Ok(())
+        Ok(a)
     }
 
     async fn concurrent(
@@ -455,16 +464,20 @@ impl Conformance {
         Ok(())
     }
 
-    async fn server_down(&self, report: &mut Report) -> Result<(), Failure> {
+    /// A KEK that exists on the live server, asked of the unreachable one.
+    async fn server_down(
+        &self,
+        kek: &KekLocator,
+        alg: WrapAlgorithm,
+        report: &mut Report,
+    ) -> Result<(), Failure> {
         let Some(down) = &self.unreachable else {
             return Ok(());
         };
         let check = "server-down".to_owned();
-        let alg = self.first_algorithm();
         let b = binding("object-1", Classification::Internal)?;
         let key = dek()?;
-        let kek = KekLocator::new("conformance-unreachable");
-        let got = down.wrap(WrapRequest::new(&kek, alg, &key, &b)).await;
+        let got = down.wrap(WrapRequest::new(kek, alg, &key, &b)).await;
         match got {
             Err(e) if e.is_transient() && e.try_next_copy() => report.checks.push(check),
             other => return fail(&check, format!("expected a transient error, got {other:?}")),

@@ -28,7 +28,8 @@ impl Envelope {
                 purpose: purpose.clone(),
             })?;
         let backend = self.backend(&current)?;
-        let spec = KekSpec::new(current.algorithm, format!("{tenant}-{purpose}"));
+        let spec = KekSpec::new(current.algorithm, format!("{tenant}-{purpose}"))
+            .successor_of(&current.locator);
         let created = traced(
             backend.info().id,
             "create_kek",

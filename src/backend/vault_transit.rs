@@ -1,0 +1,862 @@
+//! HashiCorp Vault / OpenBao Transit KEKs (feature `vault-transit`, over `vaultrs`).
+//!
+//! A KEK is one **version** of a Transit key: mount, key name and a pinned version,
+//! written `{mount}/{name}@v{version}` (e.g. `transit/acme-docs@v3`). The key must be
+//! of type `aes256-gcm96` and **derived**: every wrap sends the DEK with the binding's
+//! [remote form](crate::format::BindingContext::remote_bytes) as the derivation
+//! context, so the wrap opens only under the same context (construction 1 of FORMAT.md
+//! §11), and Transit's server-side `rewrap`, which keeps the context but drops
+//! `associated_data`, keeps the binding. Wraps are [`WrapAlgorithm::Aes256Opaque`]; the
+//! stored bytes are Transit's `vault:vN:...` ciphertext, and both wrap and unwrap
+//! check that `N` is the pinned version (an answer under another version is an answer
+//! for another key).
+//!
+//! Rotation maps onto Transit versions: a successor ([`KekSpec::successor_of`]) is made
+//! by `rotate` and pins the new latest version. A Transit version below the key's
+//! `min_decryption_version` (or, for wraps, `min_encryption_version`) answers
+//! [`BackendError::KeyDisabled`]; that is how an operator disables old versions.
+//!
+//! Authentication: a token ([`VaultAuth::Token`]) or AppRole ([`VaultAuth::AppRole`]).
+//! The backend looks the token up once; on the first call after two thirds of its TTL
+//! have passed it renews a renewable token, or logs in again (AppRole; a plain token is
+//! looked up again). The backend spawns no task: a service that may stay idle longer
+//! than a third of its token's TTL calls [`VaultTransitBackend::refresh`] from its own
+//! timer, or uses AppRole, which can always log in again.
+//! Tokens and secret ids live in the backend instance only, never in a locator, the
+//! key ring, an error or a trace.
+//!
+//! The policy kekring needs: `update` on `{mount}/encrypt/*` and `{mount}/decrypt/*`,
+//! `read` on `{mount}/keys/*`, and for rotation `update` on `{mount}/keys/*/rotate` and
+//! `create` on `{mount}/keys/*`. Do not grant `create` on `{mount}/encrypt/*`: with it,
+//! Transit creates a missing key on first encrypt ("upsert"). kekring reads a key's
+//! configuration before its first wrap and refuses one that does not exist, is not
+//! derived or is not AES-256-GCM, but only a policy closes that door for good.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use secrecy::{ExposeSecret, SecretString};
+use vaultrs::api::transit::KeyType;
+use vaultrs::api::transit::requests::{
+    CreateKeyRequestBuilder, DecryptDataRequestBuilder, EncryptDataRequestBuilder,
+};
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+use zeroize::Zeroizing;
+
+use super::kit::CallPolicy;
+use super::{
+    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
+    UnwrapResponse, WrapRequest, WrapResponse,
+};
+use crate::error::{ConfigError, Error};
+use crate::format::{BackendId, BindingContext, WrapAlgorithm};
+use crate::secret::DataKey;
+
+/// How the backend authenticates to Vault.
+#[non_exhaustive]
+pub enum VaultAuth {
+    /// A token (renewed when renewable).
+    Token(SecretString),
+    /// AppRole: a role id and a secret id, logged in at `mount` (usually `approle`).
+    AppRole {
+        /// The auth mount.
+        mount: String,
+        /// The role id (not secret, but not printed either).
+        role_id: String,
+        /// The secret id.
+        secret_id: SecretString,
+    },
+}
+
+impl fmt::Debug for VaultAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VaultAuth::Token(_) => f.write_str("VaultAuth::Token([REDACTED])"),
+            VaultAuth::AppRole { mount, .. } => {
+                write!(f, "VaultAuth::AppRole {{ mount: {mount:?}, .. }}")
+            }
+        }
+    }
+}
+
+impl VaultAuth {
+    /// From the environment, as Vault's own tools read it: `VAULT_TOKEN`, or else
+    /// `VAULT_ROLE_ID` and `VAULT_SECRET_ID` (AppRole at `VAULT_APPROLE_MOUNT`, default
+    /// `approle`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Backend`] when neither is set.
+    pub fn from_env() -> Result<Self, Error> {
+        if let Ok(t) = std::env::var("VAULT_TOKEN")
+            && !t.is_empty()
+        {
+            return Ok(VaultAuth::Token(SecretString::from(t)));
+        }
+        match (
+            std::env::var("VAULT_ROLE_ID"),
+            std::env::var("VAULT_SECRET_ID"),
+        ) {
+            (Ok(role_id), Ok(secret_id)) if !role_id.is_empty() && !secret_id.is_empty() => {
+                Ok(VaultAuth::AppRole {
+                    mount: std::env::var("VAULT_APPROLE_MOUNT")
+                        .unwrap_or_else(|_| "approle".into()),
+                    role_id,
+                    secret_id: SecretString::from(secret_id),
+                })
+            }
+            _ => Err(ConfigError::Backend {
+                reason: "set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID".into(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// A Transit KEK: mount, key name, pinned version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TransitKey {
+    mount: String,
+    name: String,
+    version: u64,
+}
+
+impl TransitKey {
+    /// Builds one; `mount` may hold `/` (a nested mount), `name` may not.
+    ///
+    /// # Errors
+    /// [`ConfigError::Backend`] for an empty mount or name, a name with `/` or `@`, or
+    /// version 0.
+    pub fn new(mount: &str, name: &str, version: u64) -> Result<Self, Error> {
+        let ok_part = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        let mount = mount.trim_matches('/');
+        if !mount.split('/').all(ok_part) || !ok_part(name) || version == 0 {
+            return Err(ConfigError::Backend {
+                reason: format!("not a Transit KEK: {mount}/{name}@v{version}"),
+            }
+            .into());
+        }
+        Ok(Self {
+            mount: mount.to_owned(),
+            name: name.to_owned(),
+            version,
+        })
+    }
+
+    /// Parses `{mount}/{name}@v{version}`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Backend`] for any other form.
+    pub fn parse(locator: &KekLocator) -> Result<Self, Error> {
+        let bad = || -> Error {
+            ConfigError::Backend {
+                reason: format!("not a Transit KEK locator ({{mount}}/{{name}}@v{{n}}): {locator}"),
+            }
+            .into()
+        };
+        let (path, version) = locator.as_str().rsplit_once("@v").ok_or_else(bad)?;
+        let (mount, name) = path.rsplit_once('/').ok_or_else(bad)?;
+        let version: u64 = version.parse().map_err(|_| bad())?;
+        Self::new(mount, name, version).map_err(|_| bad())
+    }
+
+    /// The locator.
+    pub fn locator(&self) -> KekLocator {
+        KekLocator::new(format!("{}/{}@v{}", self.mount, self.name, self.version))
+    }
+
+    /// The pinned version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn prefix(&self) -> String {
+        format!("vault:v{}:", self.version)
+    }
+}
+
+/// A configured Transit backend: one Vault (or OpenBao) server.
+pub struct VaultTransitConfig {
+    address: String,
+    auth: VaultAuth,
+    namespace: Option<String>,
+    mount: String,
+    call: CallPolicy,
+}
+
+impl fmt::Debug for VaultTransitConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultTransitConfig")
+            .field("address", &self.address)
+            .field("auth", &self.auth)
+            .field("namespace", &self.namespace)
+            .field("mount", &self.mount)
+            .field("call", &self.call)
+            .finish()
+    }
+}
+
+impl VaultTransitConfig {
+    /// A server at `address` (`http://` or `https://`), new KEKs on mount `transit`.
+    pub fn new(address: impl Into<String>, auth: VaultAuth) -> Self {
+        Self {
+            address: address.into(),
+            auth,
+            namespace: None,
+            mount: "transit".into(),
+            call: CallPolicy::default(),
+        }
+    }
+
+    /// From the environment: `VAULT_ADDR`, [`VaultAuth::from_env`], `VAULT_NAMESPACE`,
+    /// and `KEKRING_TRANSIT_MOUNT` for new KEKs (default `transit`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Backend`] when `VAULT_ADDR` or the credentials are missing.
+    pub fn from_env() -> Result<Self, Error> {
+        let address = std::env::var("VAULT_ADDR").map_err(|_| ConfigError::Backend {
+            reason: "VAULT_ADDR is not set".into(),
+        })?;
+        let mut c = Self::new(address, VaultAuth::from_env()?);
+        c.namespace = std::env::var("VAULT_NAMESPACE")
+            .ok()
+            .filter(|s| !s.is_empty());
+        if let Ok(m) = std::env::var("KEKRING_TRANSIT_MOUNT")
+            && !m.is_empty()
+        {
+            c.mount = m;
+        }
+        Ok(c)
+    }
+
+    /// The Vault namespace (Enterprise / OpenBao namespaces).
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = Some(ns.into());
+        self
+    }
+
+    /// The mount new KEKs are created on.
+    pub fn mount(mut self, mount: impl Into<String>) -> Self {
+        self.mount = mount.into();
+        self
+    }
+
+    /// Timeouts and retries.
+    pub fn call_policy(mut self, call: CallPolicy) -> Self {
+        self.call = call;
+        self
+    }
+}
+
+/// What the backend learned about a Transit key (type and derivation never change).
+#[derive(Clone, Copy, Debug)]
+struct KeyFacts;
+
+struct Session {
+    client: Arc<VaultClient>,
+    /// When to renew or log in again (`None`: the token does not expire).
+    refresh_at: Option<Instant>,
+    expires_at: Option<Instant>,
+    renewable: bool,
+}
+
+/// Transit KEKs on one Vault / OpenBao server. See the module docs.
+pub struct VaultTransitBackend {
+    info: BackendInfo,
+    address: String,
+    namespace: Option<String>,
+    mount: String,
+    auth: VaultAuth,
+    call: CallPolicy,
+    session: tokio::sync::Mutex<Option<Session>>,
+    checked: Mutex<HashMap<(String, String), KeyFacts>>,
+}
+
+impl fmt::Debug for VaultTransitBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultTransitBackend")
+            .field("address", &self.address)
+            .field("namespace", &self.namespace)
+            .field("mount", &self.mount)
+            .field("auth", &self.auth)
+            .field("call", &self.call)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(message: impl Into<String>) -> BackendError {
+    BackendError::Unavailable {
+        message: message.into(),
+        source: None,
+    }
+}
+
+/// What a call was, for mapping Transit's errors (it answers 400 for most refusals).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Encrypt,
+    Decrypt,
+    Admin,
+    Auth,
+}
+
+/// Maps a `vaultrs` error. Only the status and Vault's `errors` strings are kept (never
+/// a response body, which on a decrypt would hold the plaintext).
+fn map_err(e: ClientError, op: Op, kek: &KekLocator) -> BackendError {
+    match e {
+        ClientError::APIError { code, errors } => {
+            let msg = errors.join("; ");
+            let lower = msg.to_ascii_lowercase();
+            let disabled = lower.contains("disallowed by policy")
+                || lower.contains("less than the minimum")
+                || lower.contains("too old");
+            let missing = lower.contains("not found") || lower.contains("no existing key");
+            match code {
+                401 => BackendError::Credentials { message: msg },
+                403 if op == Op::Auth
+                    || lower.contains("invalid token")
+                    || lower.contains("token expired")
+                    || lower.contains("invalid secret id")
+                    || lower.contains("invalid role or secret id") =>
+                {
+                    BackendError::Credentials { message: msg }
+                }
+                403 => BackendError::PermissionDenied {
+                    kek: kek.clone(),
+                    message: msg,
+                },
+                404 => BackendError::KeyNotFound(kek.clone()),
+                400 | 409 if disabled => BackendError::KeyDisabled {
+                    kek: kek.clone(),
+                    state: msg,
+                },
+                400 if missing => BackendError::KeyNotFound(kek.clone()),
+                400 if op == Op::Decrypt => BackendError::Rejected,
+                400 if op == Op::Auth => BackendError::Credentials { message: msg },
+                429 => BackendError::Throttled { message: msg },
+                412 | 500..=599 => unavailable(format!("Vault answered {code}: {msg}")),
+                _ => BackendError::InvalidRequest {
+                    message: format!("Vault answered {code}: {msg}"),
+                },
+            }
+        }
+        ClientError::RestClientError { source } => match source {
+            rustify::errors::ClientError::ServerResponseError { code, .. } => match code {
+                429 => BackendError::Throttled {
+                    message: "Vault answered 429".into(),
+                },
+                401 | 403 => BackendError::Credentials {
+                    message: format!("Vault answered {code}"),
+                },
+                400 if op == Op::Decrypt => BackendError::Rejected,
+                c if c >= 500 => unavailable(format!("Vault answered {c}")),
+                c => BackendError::InvalidRequest {
+                    message: format!("Vault answered {c}"),
+                },
+            },
+            rustify::errors::ClientError::ResponseParseError { .. }
+            | rustify::errors::ClientError::ResponseConversionError { .. } => {
+                BackendError::MalformedResponse {
+                    what: "Vault response",
+                }
+            }
+            // Connection refused or reset, TLS, the client's own timeout.
+            other => BackendError::Unavailable {
+                message: format!("Vault request failed: {other}"),
+                source: None,
+            },
+        },
+        ClientError::ResponseEmptyError | ClientError::ResponseDataEmptyError => {
+            BackendError::MalformedResponse {
+                what: "Vault response",
+            }
+        }
+        ClientError::JsonParseError { .. } => BackendError::MalformedResponse {
+            what: "Vault response",
+        },
+        other => BackendError::InvalidRequest {
+            message: format!("Vault client: {other}"),
+        },
+    }
+}
+
+impl VaultTransitBackend {
+    /// Connects (lazily: the first call logs in).
+    ///
+    /// # Errors
+    /// [`ConfigError::Backend`] for an address that is not an `http://` or `https://`
+    /// URL.
+    pub fn new(config: VaultTransitConfig) -> Result<Self, Error> {
+        let parsed = url::Url::parse(&config.address).map_err(|_| ConfigError::Backend {
+            reason: format!("not a URL: {}", config.address),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(ConfigError::Backend {
+                reason: format!(
+                    "the Vault address must be http(s)://host: {}",
+                    config.address
+                ),
+            }
+            .into());
+        }
+        let mut info = BackendInfo::new(
+            BackendId::VaultTransit,
+            "Vault / OpenBao Transit (derived aes256-gcm96 keys)",
+            vec![WrapAlgorithm::Aes256Opaque],
+        );
+        info.hardware_backed = false;
+        Ok(Self {
+            info,
+            address: config.address,
+            namespace: config.namespace,
+            mount: config.mount,
+            auth: config.auth,
+            call: config.call,
+            session: tokio::sync::Mutex::new(None),
+            checked: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn client(&self, token: &str) -> Result<VaultClient, BackendError> {
+        let mut s = VaultClientSettingsBuilder::default();
+        s.address(&self.address)
+            .token(token)
+            .timeout(Some(self.call.attempt()));
+        if let Some(ns) = &self.namespace {
+            s.set_namespace(ns.clone());
+        }
+        let settings = s.build().map_err(|e| BackendError::InvalidRequest {
+            message: format!("Vault client settings: {e}"),
+        })?;
+        VaultClient::new(settings).map_err(|e| unavailable(format!("Vault client: {e}")))
+    }
+
+    /// A client with a live token: logs in, renews or logs in again as needed.
+    async fn session(&self) -> Result<Arc<VaultClient>, BackendError> {
+        let mut guard = self.session.lock().await;
+        let now = Instant::now();
+        if let Some(s) = guard.as_ref() {
+            match s.refresh_at {
+                None => return Ok(s.client.clone()),
+                Some(t) if now < t => return Ok(s.client.clone()),
+                _ => {}
+            }
+            if s.renewable && s.expires_at.is_some_and(|e| now < e) {
+                let renewed = vaultrs::token::renew_self(s.client.as_ref(), None).await;
+                if let Ok(a) = renewed
+                    && a.lease_duration > 0
+                {
+                    let client = s.client.clone();
+                    *guard = Some(Self::timed(client.clone(), a.lease_duration, a.renewable));
+                    return Ok(client);
+                }
+            }
+        }
+        let fresh = self.login().await?;
+        let client = fresh.client.clone();
+        *guard = Some(fresh);
+        Ok(client)
+    }
+
+    /// Renews the token, or logs in again, if two thirds of its TTL have passed (what
+    /// every call does first); for a service's own timer.
+    ///
+    /// # Errors
+    /// [`BackendError::Credentials`] when the token expired and cannot be replaced;
+    /// transient errors when Vault cannot be reached.
+    pub async fn refresh(&self) -> Result<(), BackendError> {
+        self.session().await.map(|_| ())
+    }
+
+    fn timed(client: Arc<VaultClient>, ttl_secs: u64, renewable: bool) -> Session {
+        let now = Instant::now();
+        let ttl = Duration::from_secs(ttl_secs);
+        Session {
+            client,
+            refresh_at: Some(now + ttl * 2 / 3),
+            expires_at: Some(now + ttl),
+            renewable,
+        }
+    }
+
+    async fn login(&self) -> Result<Session, BackendError> {
+        let locator = KekLocator::new("auth");
+        match &self.auth {
+            VaultAuth::Token(token) => {
+                let client = Arc::new(self.client(token.expose_secret())?);
+                let me = vaultrs::token::lookup_self(client.as_ref())
+                    .await
+                    .map_err(|e| map_err(e, Op::Auth, &locator))?;
+                if me.ttl == 0 {
+                    return Ok(Session {
+                        client,
+                        refresh_at: None,
+                        expires_at: None,
+                        renewable: false,
+                    });
+                }
+                Ok(Self::timed(client, me.ttl, me.renewable.unwrap_or(false)))
+            }
+            VaultAuth::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                let anon = self.client("")?;
+                let auth =
+                    vaultrs::auth::approle::login(&anon, mount, role_id, secret_id.expose_secret())
+                        .await
+                        .map_err(|e| map_err(e, Op::Auth, &locator))?;
+                let token = Zeroizing::new(auth.client_token);
+                let client = Arc::new(self.client(&token)?);
+                if auth.lease_duration == 0 {
+                    return Ok(Session {
+                        client,
+                        refresh_at: None,
+                        expires_at: None,
+                        renewable: false,
+                    });
+                }
+                Ok(Self::timed(client, auth.lease_duration, auth.renewable))
+            }
+        }
+    }
+
+    /// Vault answers 403 "permission denied" both for a token without the policy and
+    /// for an expired or revoked token. Tells them apart by looking the token up: when
+    /// that fails too, the token is the problem (and the session is dropped, so the next
+    /// call logs in again).
+    async fn classify(&self, client: &VaultClient, err: BackendError) -> BackendError {
+        let BackendError::PermissionDenied { message, .. } = &err else {
+            return err;
+        };
+        match vaultrs::token::lookup_self(client).await {
+            Ok(_) => err,
+            Err(_) => {
+                *self.session.lock().await = None;
+                BackendError::Credentials {
+                    message: format!("{message} (the token is no longer valid)"),
+                }
+            }
+        }
+    }
+
+    /// Checks once per key that it exists, is derived and is AES-256-GCM (a missing key
+    /// must never be created by an encrypt).
+    async fn check_key(
+        &self,
+        client: &VaultClient,
+        key: &TransitKey,
+        kek: &KekLocator,
+    ) -> Result<(), BackendError> {
+        let id = (key.mount.clone(), key.name.clone());
+        if self
+            .checked
+            .lock()
+            .map(|m| m.contains_key(&id))
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        let read = vaultrs::transit::key::read(client, &key.mount, &key.name)
+            .await
+            .map_err(|e| match map_err(e, Op::Admin, kek) {
+                // Reading a key Transit does not hold answers 404 or an empty 200.
+                BackendError::MalformedResponse { .. } => BackendError::KeyNotFound(kek.clone()),
+                other => other,
+            })?;
+        if !matches!(read.key_type, KeyType::Aes256Gcm96) || !read.derived {
+            return Err(BackendError::UnsupportedAlgorithm {
+                kek: kek.clone(),
+                algorithm: WrapAlgorithm::Aes256Opaque,
+            });
+        }
+        if let Ok(mut m) = self.checked.lock() {
+            m.insert(id, KeyFacts);
+        }
+        Ok(())
+    }
+
+    fn context(binding: &BindingContext) -> String {
+        B64.encode(binding.remote_bytes())
+    }
+
+    fn check_algorithm(kek: &KekLocator, algorithm: WrapAlgorithm) -> Result<(), BackendError> {
+        if algorithm != WrapAlgorithm::Aes256Opaque {
+            return Err(BackendError::UnsupportedAlgorithm {
+                kek: kek.clone(),
+                algorithm,
+            });
+        }
+        Ok(())
+    }
+
+    fn parse(kek: &KekLocator) -> Result<TransitKey, BackendError> {
+        TransitKey::parse(kek).map_err(|_| BackendError::KeyNotFound(kek.clone()))
+    }
+
+    async fn wrap_once(
+        &self,
+        key: &TransitKey,
+        kek: &KekLocator,
+        dek: &DataKey,
+        binding: &BindingContext,
+    ) -> Result<WrapResponse, BackendError> {
+        let client = self.session().await?;
+        match self.wrap_with(&client, key, kek, dek, binding).await {
+            Err(e) => Err(self.classify(&client, e).await),
+            ok => ok,
+        }
+    }
+
+    async fn wrap_with(
+        &self,
+        client: &VaultClient,
+        key: &TransitKey,
+        kek: &KekLocator,
+        dek: &DataKey,
+        binding: &BindingContext,
+    ) -> Result<WrapResponse, BackendError> {
+        self.check_key(client, key, kek).await?;
+        let plaintext = Zeroizing::new(B64.encode(dek.expose_secret()));
+        let mut opts = EncryptDataRequestBuilder::default();
+        opts.context(Self::context(binding))
+            .key_version(key.version);
+        let resp = vaultrs::transit::data::encrypt(
+            client,
+            &key.mount,
+            &key.name,
+            &plaintext,
+            Some(&mut opts),
+        )
+        .await
+        .map_err(|e| map_err(e, Op::Encrypt, kek))?;
+        if !resp.ciphertext.starts_with(&key.prefix()) {
+            let answered = resp
+                .ciphertext
+                .split(':')
+                .nth(1)
+                .unwrap_or("?")
+                .trim_start_matches('v')
+                .to_owned();
+            return Err(BackendError::KeyMismatch {
+                asked: kek.clone(),
+                answered: KekLocator::new(format!("{}/{}@v{answered}", key.mount, key.name)),
+            });
+        }
+        Ok(WrapResponse::new(
+            kek.clone(),
+            Vec::new(),
+            resp.ciphertext.into_bytes(),
+        ))
+    }
+
+    async fn unwrap_once(
+        &self,
+        key: &TransitKey,
+        kek: &KekLocator,
+        ciphertext: &str,
+        binding: &BindingContext,
+    ) -> Result<UnwrapResponse, BackendError> {
+        let client = self.session().await?;
+        let mut opts = DecryptDataRequestBuilder::default();
+        opts.context(Self::context(binding));
+        let resp = match vaultrs::transit::data::decrypt(
+            client.as_ref(),
+            &key.mount,
+            &key.name,
+            ciphertext,
+            Some(&mut opts),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let e = map_err(e, Op::Decrypt, kek);
+                return Err(self.classify(&client, e).await);
+            }
+        };
+        let plaintext = Zeroizing::new(resp.plaintext);
+        let bytes = Zeroizing::new(
+            B64.decode(plaintext.as_bytes())
+                .map_err(|_| BackendError::MalformedResponse { what: "plaintext" })?,
+        );
+        // A ciphertext of this key and context that holds no 32-byte key is not a wrap.
+        let dek = DataKey::from_slice(&bytes).map_err(|_| BackendError::Rejected)?;
+        Ok(UnwrapResponse::new(kek.clone(), dek))
+    }
+}
+
+#[async_trait]
+impl KeyBackend for VaultTransitBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
+        Self::check_algorithm(req.kek, req.algorithm)?;
+        let key = Self::parse(req.kek)?;
+        self.call
+            .run("wrap", || {
+                self.wrap_once(&key, req.kek, req.dek, req.binding)
+            })
+            .await
+    }
+
+    async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
+        Self::check_algorithm(req.kek, req.algorithm)?;
+        let key = Self::parse(req.kek)?;
+        // Only a ciphertext of the pinned version is a wrap under this KEK; anything else
+        // is refused before Transit sees it.
+        let ciphertext = std::str::from_utf8(req.wrapped).map_err(|_| BackendError::Rejected)?;
+        if !req.params.is_empty() || !ciphertext.starts_with(&key.prefix()) {
+            return Err(BackendError::Rejected);
+        }
+        self.call
+            .run("unwrap", || {
+                self.unwrap_once(&key, req.kek, ciphertext, req.binding)
+            })
+            .await
+    }
+
+    async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
+        let hint = KekLocator::new(spec.name_hint.clone());
+        Self::check_algorithm(&hint, spec.algorithm)?;
+        if let Some(current) = &spec.successor_of {
+            let key = Self::parse(current)?;
+            let rotated = self
+                .call
+                .run("rotate", || async {
+                    let client = self.session().await?;
+                    self.check_key(&client, &key, current).await?;
+                    vaultrs::transit::key::rotate(client.as_ref(), &key.mount, &key.name)
+                        .await
+                        .map_err(|e| map_err(e, Op::Admin, current))?;
+                    vaultrs::transit::key::read(client.as_ref(), &key.mount, &key.name)
+                        .await
+                        .map_err(|e| map_err(e, Op::Admin, current))
+                })
+                .await?;
+            let latest = latest_version(&rotated.keys).ok_or(BackendError::MalformedResponse {
+                what: "Transit key versions",
+            })?;
+            let next = TransitKey::new(&key.mount, &key.name, latest).map_err(|_| {
+                BackendError::MalformedResponse {
+                    what: "Transit key",
+                }
+            })?;
+            return Ok(KekDescriptor::new(next.locator(), spec.algorithm));
+        }
+        let suffix = super::kit::random::<6>()?;
+        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let base: String = spec
+            .name_hint
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(64)
+            .collect();
+        let key = TransitKey::new(&self.mount, &format!("{base}-{hex}"), 1).map_err(|_| {
+            BackendError::InvalidRequest {
+                message: format!("cannot name a Transit key after {:?}", spec.name_hint),
+            }
+        })?;
+        let kek = key.locator();
+        self.call
+            .run("create_kek", || async {
+                let client = self.session().await?;
+                let mut opts = CreateKeyRequestBuilder::default();
+                opts.key_type(KeyType::Aes256Gcm96).derived(true);
+                vaultrs::transit::key::create(
+                    client.as_ref(),
+                    &key.mount,
+                    &key.name,
+                    Some(&mut opts),
+                )
+                .await
+                .map_err(|e| map_err(e, Op::Admin, &kek))
+            })
+            .await?;
+        Ok(KekDescriptor::new(kek, spec.algorithm))
+    }
+}
+
+fn latest_version(keys: &vaultrs::api::transit::responses::ReadKeyData) -> Option<u64> {
+    match keys {
+        vaultrs::api::transit::responses::ReadKeyData::Symmetric(m) => {
+            m.keys().filter_map(|k| k.parse::<u64>().ok()).max()
+        }
+        vaultrs::api::transit::responses::ReadKeyData::Asymmetric(m) => {
+            m.keys().filter_map(|k| k.parse::<u64>().ok()).max()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locators_round_trip_and_bad_ones_are_refused() {
+        let k = TransitKey::parse(&KekLocator::new("transit/acme-docs@v3")).unwrap();
+        assert_eq!(
+            (k.mount.as_str(), k.name.as_str(), k.version),
+            ("transit", "acme-docs", 3)
+        );
+        assert_eq!(k.locator().as_str(), "transit/acme-docs@v3");
+        let nested = TransitKey::parse(&KekLocator::new("team/transit/k@v12")).unwrap();
+        assert_eq!(nested.mount, "team/transit");
+        for bad in [
+            "transit/k",
+            "k@v1",
+            "transit/k@v0",
+            "transit/k@vx",
+            "/k@v1",
+            "transit/@v1",
+            "tr ansit/k@v1",
+        ] {
+            assert!(TransitKey::parse(&KekLocator::new(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_token_in_debug() {
+        let auth = VaultAuth::Token(SecretString::from("s.super-secret-token".to_owned()));
+        let cfg = VaultTransitConfig::new("http://127.0.0.1:8200", auth);
+        let b = VaultTransitBackend::new(cfg).unwrap();
+        assert!(!format!("{b:?}").contains("super-secret"));
+        let approle = VaultAuth::AppRole {
+            mount: "approle".into(),
+            role_id: "role-id-1234".into(),
+            secret_id: SecretString::from("secret-id-5678".to_owned()),
+        };
+        let shown = format!("{approle:?}");
+        assert!(
+            !shown.contains("5678") && !shown.contains("1234"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_address_that_is_not_http_is_refused() {
+        for bad in ["", "127.0.0.1:8200", "ftp://host", "http://"] {
+            let cfg =
+                VaultTransitConfig::new(bad, VaultAuth::Token(SecretString::from("t".to_owned())));
+            assert!(VaultTransitBackend::new(cfg).is_err(), "{bad}");
+        }
+    }
+}

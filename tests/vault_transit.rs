@@ -1,0 +1,345 @@
+//! Vault / OpenBao Transit against the real OpenBao dev server that `scripts/test.sh`
+//! starts (`scripts/servers.py`). Without its address in the environment these tests
+//! fail: they never skip.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kekring::backend::kit::CallPolicy;
+use kekring::backend::vault_transit::{
+    TransitKey, VaultAuth, VaultTransitBackend, VaultTransitConfig,
+};
+use kekring::backend::{KekSpec, UnwrapRequest, WrapRequest};
+use kekring::format::BindingContext;
+use kekring::lifecycle::NewKek;
+use kekring::testing::{Conformance, HookFuture};
+use kekring::{
+    BackendError, BackendId, Classification, DataKey, Envelope, Error, KekLocator, KeyBackend,
+    Name, Profile, WrapAlgorithm,
+};
+use secrecy::SecretString;
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run scripts/test.sh, or `python3 scripts/servers.py start DIR` and source DIR/env")
+    })
+}
+
+fn addr() -> String {
+    env("KEKRING_TEST_VAULT_ADDR")
+}
+
+fn root() -> SecretString {
+    SecretString::from(env("KEKRING_TEST_VAULT_TOKEN"))
+}
+
+fn quick() -> CallPolicy {
+    CallPolicy::default()
+        .attempt_timeout(Duration::from_secs(5))
+        .total_timeout(Duration::from_secs(10))
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+fn backend(auth: VaultAuth) -> Arc<VaultTransitBackend> {
+    let cfg = VaultTransitConfig::new(addr(), auth).call_policy(quick());
+    Arc::new(VaultTransitBackend::new(cfg).unwrap())
+}
+
+/// A client for what an operator does out of band (rotate, disable, make tokens).
+fn admin() -> VaultClient {
+    use secrecy::ExposeSecret;
+    let s = VaultClientSettingsBuilder::default()
+        .address(addr())
+        .token(root().expose_secret())
+        .build()
+        .unwrap();
+    VaultClient::new(s).unwrap()
+}
+
+fn binding(object: &str) -> BindingContext {
+    BindingContext::new(
+        Name::new("tenant", "acme").unwrap(),
+        Name::new("purpose", "docs").unwrap(),
+        object.as_bytes(),
+        Classification::Internal,
+        b"",
+    )
+    .unwrap()
+}
+
+/// Disables a Transit key version the way an operator would: rotate past it and raise
+/// the minimum encryption and decryption versions.
+fn disable_hook(kek: KekLocator) -> HookFuture {
+    Box::pin(async move {
+        let key = TransitKey::parse(&kek).map_err(|e| e.to_string())?;
+        let (mount, name) = kek
+            .as_str()
+            .rsplit_once('@')
+            .and_then(|(p, _)| p.rsplit_once('/'))
+            .map(|(m, n)| (m.to_owned(), n.to_owned()))
+            .ok_or("locator")?;
+        let c = admin();
+        vaultrs::transit::key::rotate(&c, &mount, &name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let next = key.version() + 1;
+        let mut opts =
+            vaultrs::api::transit::requests::UpdateKeyConfigurationRequestBuilder::default();
+        opts.min_decryption_version(next)
+            .min_encryption_version(next);
+        vaultrs::transit::key::update(&c, &mount, &name, Some(&mut opts))
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+#[tokio::test]
+async fn transit_conforms_with_a_token() {
+    let down = VaultTransitConfig::new("http://127.0.0.1:1", VaultAuth::Token(root()))
+        .call_policy(quick().total_timeout(Duration::from_secs(2)));
+    let report = Conformance::new(backend(VaultAuth::Token(root())))
+        .unknown_kek("transit/no-such-key@v1")
+        .unreachable(Arc::new(VaultTransitBackend::new(down).unwrap()))
+        .disable_with(disable_hook)
+        .run()
+        .await
+        .expect("Transit conforms");
+    for check in [
+        "round-trip",
+        "wrong-binding",
+        "tampered-wrapped",
+        "other-kek",
+        "concurrent",
+        "envelope",
+        "answer-names-another-key",
+        "successor",
+        "unknown-key",
+        "disabled-key",
+        "server-down",
+    ] {
+        assert!(report.ran(check), "{check}: {:?}", report.checks());
+    }
+}
+
+#[tokio::test]
+async fn transit_conforms_with_approle() {
+    let auth = VaultAuth::AppRole {
+        mount: "approle".into(),
+        role_id: env("KEKRING_TEST_VAULT_ROLE_ID"),
+        secret_id: SecretString::from(env("KEKRING_TEST_VAULT_SECRET_ID")),
+    };
+    let report = Conformance::new(backend(auth))
+        .concurrency(16)
+        .run()
+        .await
+        .expect("Transit conforms under AppRole");
+    assert!(report.ran("round-trip") && report.ran("successor"));
+}
+
+#[tokio::test]
+async fn bad_credentials_and_missing_permissions_are_typed() {
+    let b = backend(VaultAuth::Token(SecretString::from(
+        "not-a-token".to_owned(),
+    )));
+    let kek = b
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(kek, BackendError::Credentials { .. }), "{kek:?}");
+    assert!(!kek.is_transient());
+
+    let wrong_secret = VaultAuth::AppRole {
+        mount: "approle".into(),
+        role_id: env("KEKRING_TEST_VAULT_ROLE_ID"),
+        secret_id: SecretString::from("00000000-0000-0000-0000-000000000000".to_owned()),
+    };
+    let got = backend(wrong_secret)
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(got, BackendError::Credentials { .. }), "{got:?}");
+
+    // A valid token whose policies do not reach Transit.
+    let kek = backend(VaultAuth::Token(root()))
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "perm"))
+        .await
+        .unwrap()
+        .locator;
+    let mut opts = vaultrs::api::token::requests::CreateTokenRequestBuilder::default();
+    opts.policies(vec!["default".into()]).ttl("5m");
+    let weak = vaultrs::token::new(&admin(), Some(&mut opts))
+        .await
+        .unwrap();
+    let b = backend(VaultAuth::Token(SecretString::from(weak.client_token)));
+    let dek = DataKey::generate().unwrap();
+    let got = b
+        .wrap(WrapRequest::new(
+            &kek,
+            WrapAlgorithm::Aes256Opaque,
+            &dek,
+            &binding("o"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(got, BackendError::PermissionDenied { .. }),
+        "{got:?}"
+    );
+    assert!(got.try_next_copy() && !got.is_transient());
+}
+
+async fn round_trip(b: &VaultTransitBackend, kek: &KekLocator) -> Result<(), BackendError> {
+    let dek = DataKey::generate().unwrap();
+    let ctx = binding("renewal");
+    let w = b
+        .wrap(WrapRequest::new(
+            kek,
+            WrapAlgorithm::Aes256Opaque,
+            &dek,
+            &ctx,
+        ))
+        .await?;
+    let r = b
+        .unwrap(UnwrapRequest::new(
+            kek,
+            WrapAlgorithm::Aes256Opaque,
+            &w.params,
+            &w.wrapped,
+            &ctx,
+        ))
+        .await?;
+    assert_eq!(r.dek.expose_secret(), dek.expose_secret());
+    Ok(())
+}
+
+async fn short_token(renewable: bool) -> SecretString {
+    let mut opts = vaultrs::api::token::requests::CreateTokenRequestBuilder::default();
+    opts.policies(vec!["kekring-test".into()])
+        .ttl("3s")
+        .explicit_max_ttl("60s")
+        .renewable(renewable);
+    SecretString::from(
+        vaultrs::token::new(&admin(), Some(&mut opts))
+            .await
+            .unwrap()
+            .client_token,
+    )
+}
+
+#[tokio::test]
+async fn a_renewable_token_is_renewed_before_it_expires() {
+    let kek = backend(VaultAuth::Token(root()))
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "renew"))
+        .await
+        .unwrap()
+        .locator;
+    // Every 0.75 s for 7.5 s under a 3 s token: only renewal keeps it alive.
+    let b = backend(VaultAuth::Token(short_token(true).await));
+    for _ in 0..10 {
+        round_trip(&b, &kek).await.expect("the token was renewed");
+        tokio::time::sleep(Duration::from_millis(750)).await;
+    }
+    // The same schedule with a token that cannot be renewed fails once it expires:
+    // the check above can fail.
+    let b = backend(VaultAuth::Token(short_token(false).await));
+    let mut failed = None;
+    for _ in 0..10 {
+        if let Err(e) = round_trip(&b, &kek).await {
+            failed = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(750)).await;
+    }
+    assert!(
+        matches!(failed, Some(BackendError::Credentials { .. })),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test]
+async fn rotation_makes_the_next_transit_version_and_both_open() {
+    let transit = backend(VaultAuth::Token(root()));
+    let v1 = transit
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "acme-docs"))
+        .await
+        .unwrap()
+        .locator;
+    assert!(v1.as_str().ends_with("@v1"), "{v1:?}");
+    let env = Envelope::builder()
+        .backend(transit.clone())
+        .kek(NewKek::new(
+            common::kref("acme", "docs", 1),
+            BackendId::VaultTransit,
+            v1.clone(),
+            WrapAlgorithm::Aes256Opaque,
+        ))
+        .profile(Profile::default())
+        .build()
+        .unwrap();
+    let ctx = common::ctx("acme", "docs", "o1", Classification::Restricted);
+    let old = env.seal(&ctx, b"before").await.unwrap();
+    let next = env
+        .rotate_kek(
+            &Name::new("t", "acme").unwrap(),
+            &Name::new("p", "docs").unwrap(),
+        )
+        .await
+        .unwrap();
+    let record = env.key_ring().read(|r| r.get(&next).cloned()).unwrap();
+    let v2 = TransitKey::parse(&record.locator).unwrap();
+    assert_eq!(v2.version(), 2);
+    assert_eq!(
+        record.locator.as_str().rsplit_once('@').unwrap().0,
+        v1.as_str().rsplit_once('@').unwrap().0,
+        "the successor is the next version of the same Transit key"
+    );
+    let new = env.seal(&ctx, b"after").await.unwrap();
+    assert_eq!(env.open(&ctx, &old).await.unwrap(), b"before");
+    assert_eq!(env.open(&ctx, &new).await.unwrap(), b"after");
+    // Moved to another object, both refuse.
+    let other = common::ctx("acme", "docs", "o2", Classification::Restricted);
+    assert!(matches!(env.open(&other, &new).await, Err(Error::Crypto)));
+}
+
+#[tokio::test]
+async fn a_wrap_under_another_version_is_refused_before_transit_sees_it() {
+    let transit = backend(VaultAuth::Token(root()));
+    let v1 = transit
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "pin"))
+        .await
+        .unwrap()
+        .locator;
+    let v2 = transit
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "pin").successor_of(&v1))
+        .await
+        .unwrap()
+        .locator;
+    let dek = DataKey::generate().unwrap();
+    let ctx = binding("o");
+    let w = transit
+        .wrap(WrapRequest::new(
+            &v2,
+            WrapAlgorithm::Aes256Opaque,
+            &dek,
+            &ctx,
+        ))
+        .await
+        .unwrap();
+    assert!(w.wrapped.starts_with(b"vault:v2:"));
+    // Transit itself would decrypt a v2 ciphertext under the key name; the v1 KEK must
+    // not.
+    let got = transit
+        .unwrap(UnwrapRequest::new(
+            &v1,
+            WrapAlgorithm::Aes256Opaque,
+            &w.params,
+            &w.wrapped,
+            &ctx,
+        ))
+        .await;
+    assert!(matches!(got, Err(BackendError::Rejected)), "{got:?}");
+}
