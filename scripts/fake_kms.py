@@ -36,8 +36,12 @@ ScheduleKeyDeletion, CancelKeyDeletion. A key is named by its id, its ARN, an al
 
 Test-only control endpoints (not signed):
     GET  /fake-api/health              readiness
-    POST /fake-api/throttle {"count": N}   the next N KMS calls answer ThrottlingException
-                                       (the AWS SDKs retry it: 3 attempts in standard mode)
+    POST /fake-api/throttle {"count": N, "key": K}   the next N KMS calls naming key K (any
+                                       key id, ARN or alias; every call when K is left out)
+                                       answer ThrottlingException (the AWS SDKs retry it:
+                                       3 attempts in standard mode)
+    POST /fake-api/misname {"count": N, "key": K}    the next N answers for key K name
+                                       another key's ARN
     POST /fake-api/reset               forget every key and alias
 
 State is in memory. One log line per request (operation, last 12 characters of the key
@@ -350,21 +354,34 @@ class Service:
         self.lock = threading.Lock()
         self.keys: dict[str, Key] = {}
         self.aliases: dict[str, tuple[str, float]] = {}  # alias name -> (key id, created)
-        self.throttle = 0
+        self.faults: dict[tuple[str, str], int] = {}
         self.last = threading.local()  # the key the current thread's request named, for the log
 
     def reset(self) -> None:
         with self.lock:
             self.keys.clear()
             self.aliases.clear()
-            self.throttle = 0
+            self.faults = {}
 
-    def take_throttle(self) -> bool:
+    def take_fault(self, fault: str, key_id: str) -> bool:
+        """Whether this call gets `fault` (throttle, misname): counts set for the key the
+        call names come first, then counts set for every key ("*")."""
+        try:
+            key = self.resolve(key_id).id if key_id else None
+        except KmsError:
+            key = None
         with self.lock:
-            if self.throttle > 0:
-                self.throttle -= 1
-                return True
+            for scope in ([key] if key else []) + ["*"]:
+                n = self.faults.get((fault, scope), 0)
+                if n > 0:
+                    self.faults[(fault, scope)] = n - 1
+                    return True
             return False
+
+    def set_fault(self, fault: str, key_id: str | None, count: int) -> None:
+        scope = self.resolve(key_id).id if key_id else "*"
+        with self.lock:
+            self.faults[(fault, scope)] = count
 
     # -- naming keys ------------------------------------------------------------------
 
@@ -693,9 +710,12 @@ class Handler(BaseHTTPRequestHandler):
                 raise KmsError("AccessDeniedException",
                                f"User: arn:aws:iam::{ACCOUNT}:user/kekring-deny is not authorized to perform: "
                                f"kms:{op} because an explicit deny in a resource-based policy applies")
-            if self.service.take_throttle():
+            if self.service.take_fault("throttle", key_id):
                 raise KmsError("ThrottlingException", "Rate exceeded")
             out = self.service.call(op, req)
+            if "KeyId" in out and self.service.take_fault("misname", key_id):
+                # A faulty or hostile service: the answer names another key.
+                out["KeyId"] = out["KeyId"][:-12] + "000000000000"
             self.answer(200, out)
             self.note(op, getattr(self.service.last, "key", None) or key_id, "ok", started)
         except KmsError as e:
@@ -706,16 +726,17 @@ class Handler(BaseHTTPRequestHandler):
             self.note(op, key_id, f"KMSInternalException ({type(e).__name__}: {e})", started)
 
     def control(self, path: str, body: bytes) -> None:
-        if path == "/fake-api/throttle":
+        if path in ("/fake-api/throttle", "/fake-api/misname"):
             try:
-                count = json.loads(body or b"{}").get("count", 1)
-                if not isinstance(count, int) or count < 0:
+                req = json.loads(body or b"{}")
+                count, key = req.get("count", 1), req.get("key")
+                if not isinstance(count, int) or count < 0 or not (key is None or isinstance(key, str)):
                     raise ValueError
-            except (ValueError, AttributeError):
-                self.answer(400, {"message": 'expected {"count": N}'}, content_type="application/json")
+                self.service.set_fault(path.rsplit("/", 1)[1], key, count)
+            except (ValueError, AttributeError, KmsError):
+                self.answer(400, {"message": 'expected {"count": N, "key": optional key id}'},
+                            content_type="application/json")
                 return
-            with self.service.lock:
-                self.service.throttle = count
             self.answer(200, {"count": count}, content_type="application/json")
         elif path == "/fake-api/reset":
             self.service.reset()

@@ -21,6 +21,9 @@ use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 pub use crate::locator::KekLocator;
 use crate::secret::DataKey;
 
+#[cfg(feature = "aws-kms")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-kms")))]
+pub mod aws_kms;
 pub mod kit;
 #[cfg(feature = "local")]
 pub mod local;

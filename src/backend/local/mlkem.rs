@@ -307,6 +307,26 @@ impl MlKemKek {
     }
 }
 
+impl MlKemKek {
+    /// Encapsulates to this key and wraps `dek` exactly as a local ML-KEM KEK does: the
+    /// KEM construction a remote ML-KEM KEK uses with the public key it fetched, so that
+    /// only decapsulation needs the service. Returns `(params, wrapped)`.
+    #[cfg_attr(not(feature = "aws-kms"), allow(dead_code))]
+    pub(crate) fn encapsulate_and_wrap(
+        &self,
+        crypto: &dyn Primitives,
+        dek: &DataKey,
+        binding: &BindingContext,
+    ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+        LocalAlgorithm::wrap(self, crypto, RandomSource::OperatingSystem, dek, binding)
+    }
+
+    /// The algorithm (ML-KEM-768 or ML-KEM-1024).
+    pub fn wrap_algorithm(&self) -> WrapAlgorithm {
+        LocalAlgorithm::algorithm(self)
+    }
+}
+
 impl LocalAlgorithm for MlKemKek {
     fn algorithm(&self) -> WrapAlgorithm {
         match self.keys {

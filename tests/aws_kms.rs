@@ -1,0 +1,522 @@
+//! AWS KMS: symmetric keys against LocalStack's KMS (a real local server that enforces
+//! DisableKey, pending deletion and IncorrectKey), and ML-KEM keys at the wire level
+//! against the project's own fake of the KMS JSON protocol (`scripts/fake_kms.py`; no
+//! local server implements Encapsulate / Decapsulate). `scripts/test.sh` starts both;
+//! without their addresses these tests fail, they never skip.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::EncapsulationAlgorithmSpec;
+use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig, AwsKmsKek, EncapsulateMode};
+use kekring::backend::kit::CallPolicy;
+use kekring::backend::{KekSpec, UnwrapRequest, WrapRequest};
+use kekring::format::BindingContext;
+use kekring::lifecycle::NewKek;
+use kekring::testing::{Conformance, HookFuture};
+use kekring::{
+    BackendError, BackendId, Classification, DataKey, Envelope, Error, KekLocator, KeyBackend,
+    Name, Profile, WrapAlgorithm,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const FAKE_AK: &str = "AKIDKEKRINGTEST";
+const FAKE_SK: &str = "kekring-test-secret";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run scripts/test.sh, or `python3 scripts/servers.py start DIR` and source DIR/env")
+    })
+}
+
+fn region() -> String {
+    env("KEKRING_TEST_AWS_REGION")
+}
+
+fn quick() -> CallPolicy {
+    CallPolicy::default()
+        .attempt_timeout(Duration::from_secs(10))
+        .total_timeout(Duration::from_secs(20))
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+async fn localstack() -> Arc<AwsKmsBackend> {
+    let cfg = AwsKmsConfig::new()
+        .region(region())
+        .endpoint_url(env("KEKRING_TEST_KMS_ENDPOINT"))
+        .credentials("test", "test")
+        .call_policy(quick());
+    Arc::new(AwsKmsBackend::new(cfg).await.unwrap())
+}
+
+async fn fake_with(ak: &str, mode: EncapsulateMode, call: CallPolicy) -> Arc<AwsKmsBackend> {
+    let cfg = AwsKmsConfig::new()
+        .region(region())
+        .endpoint_url(env("KEKRING_TEST_KMS_PQ_ENDPOINT"))
+        .credentials(ak, FAKE_SK)
+        .encapsulate(mode)
+        .call_policy(call);
+    Arc::new(AwsKmsBackend::new(cfg).await.unwrap())
+}
+
+async fn fake(mode: EncapsulateMode) -> Arc<AwsKmsBackend> {
+    fake_with(FAKE_AK, mode, quick()).await
+}
+
+/// The SDK itself, for what an operator does out of band.
+fn sdk(endpoint: &str, ak: &str, sk: &str) -> aws_sdk_kms::Client {
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
+}
+
+fn key_id(kek: &KekLocator) -> String {
+    let k = AwsKmsKek::parse(kek).unwrap();
+    kek.as_str()
+        .strip_prefix(&format!("aws-kms:{}:", k.region()))
+        .unwrap()
+        .to_owned()
+}
+
+fn disable_on(
+    endpoint: String,
+    ak: &'static str,
+    sk: &'static str,
+) -> impl Fn(KekLocator) -> HookFuture {
+    move |kek| {
+        let client = sdk(&endpoint, ak, sk);
+        Box::pin(async move {
+            client
+                .disable_key()
+                .key_id(key_id(&kek))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:?}"))
+        })
+    }
+}
+
+fn unreachable_config() -> AwsKmsConfig {
+    AwsKmsConfig::new()
+        .region(region())
+        .endpoint_url("http://127.0.0.1:1")
+        .credentials("test", "test")
+        .call_policy(quick().total_timeout(Duration::from_secs(2)))
+}
+
+fn binding(object: &str) -> BindingContext {
+    BindingContext::new(
+        Name::new("tenant", "acme").unwrap(),
+        Name::new("purpose", "docs").unwrap(),
+        object.as_bytes(),
+        Classification::Restricted,
+        b"",
+    )
+    .unwrap()
+}
+
+/// A test-only control call to the fake (`/fake-api/...`), for one key only, so that
+/// the tests running beside it see no fault.
+async fn control(path: &str, kek: &KekLocator, count: u32) {
+    let endpoint = env("KEKRING_TEST_KMS_PQ_ENDPOINT");
+    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = tokio::net::TcpStream::connect(hostport).await.unwrap();
+    let body = format!("{{\"count\": {count}, \"key\": \"{}\"}}", key_id(kek));
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn symmetric_kms_keys_conform_against_localstack() {
+    let unknown = format!(
+        "aws-kms:{r}:arn:aws:kms:{r}:000000000000:key/00000000-0000-4000-8000-000000000000",
+        r = region()
+    );
+    let report = Conformance::new(localstack().await)
+        .algorithms(&[WrapAlgorithm::Aes256Opaque])
+        .unknown_kek(unknown)
+        .unreachable(Arc::new(
+            AwsKmsBackend::new(unreachable_config()).await.unwrap(),
+        ))
+        .disable_with(disable_on(env("KEKRING_TEST_KMS_ENDPOINT"), "test", "test"))
+        .run()
+        .await
+        .expect("AWS KMS (LocalStack) conforms");
+    for check in [
+        "round-trip",
+        "wrong-binding",
+        "tampered-wrapped",
+        "other-kek",
+        "concurrent",
+        "envelope",
+        "answer-names-another-key",
+        "successor",
+        "unknown-key",
+        "disabled-key",
+        "server-down",
+    ] {
+        assert!(report.ran(check), "{check}: {:?}", report.checks());
+    }
+}
+
+#[tokio::test]
+async fn ml_kem_kms_keys_conform_against_the_fake_with_local_encapsulation() {
+    let unknown = format!(
+        "aws-kms:{r}:arn:aws:kms:{r}:111122223333:key/00000000-0000-4000-8000-000000000000",
+        r = region()
+    );
+    let report = Conformance::new(fake(EncapsulateMode::default()).await)
+        .algorithms(&[WrapAlgorithm::MlKem768, WrapAlgorithm::MlKem1024])
+        .unknown_kek(unknown)
+        .disable_with(disable_on(
+            env("KEKRING_TEST_KMS_PQ_ENDPOINT"),
+            FAKE_AK,
+            FAKE_SK,
+        ))
+        .wraps_offline()
+        .concurrency(16)
+        .run()
+        .await
+        .expect("AWS KMS ML-KEM (fake) conforms");
+    for alg in ["ml-kem-768", "ml-kem-1024"] {
+        for check in [
+            "round-trip",
+            "wrong-binding",
+            "tampered-wrapped",
+            "tampered-params",
+            "other-kek",
+            "concurrent",
+            "envelope",
+            "disabled-key",
+        ] {
+            let name = format!("{check}/{alg}");
+            assert!(report.ran(&name), "{name}: {:?}", report.checks());
+        }
+    }
+}
+
+#[tokio::test]
+async fn ml_kem_kms_keys_conform_against_the_fake_with_kms_encapsulation() {
+    let report = Conformance::new(fake(EncapsulateMode::Service).await)
+        .algorithms(&[WrapAlgorithm::MlKem768])
+        .disable_with(disable_on(
+            env("KEKRING_TEST_KMS_PQ_ENDPOINT"),
+            FAKE_AK,
+            FAKE_SK,
+        ))
+        .concurrency(16)
+        .run()
+        .await
+        .expect("AWS KMS ML-KEM through Encapsulate conforms");
+    // Through KMS, a disabled key refuses the wrap itself.
+    assert!(report.ran("disabled-key/ml-kem-768") && report.ran("tampered-params/ml-kem-768"));
+}
+
+#[tokio::test]
+async fn implicit_rejection_kms_answers_a_tampered_ciphertext_and_kekring_refuses_it() {
+    let b = fake(EncapsulateMode::default()).await;
+    let kek = b
+        .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "ir"))
+        .await
+        .unwrap()
+        .locator;
+    let dek = DataKey::generate().unwrap();
+    let ctx = binding("o1");
+    let w = b
+        .wrap(WrapRequest::new(&kek, WrapAlgorithm::MlKem768, &dek, &ctx))
+        .await
+        .unwrap();
+    let mut tampered = w.params.clone();
+    tampered[100] ^= 0x40;
+    // KMS itself answers, with a secret unrelated to the real one: no error to go on.
+    let client = sdk(&env("KEKRING_TEST_KMS_PQ_ENDPOINT"), FAKE_AK, FAKE_SK);
+    let id = key_id(&kek);
+    let decap = |ct: Vec<u8>| {
+        client
+            .decapsulate()
+            .key_id(id.clone())
+            .shared_secret_ciphertext_blob(Blob::new(ct))
+            .encapsulation_algorithm(EncapsulationAlgorithmSpec::MlKem)
+            .send()
+    };
+    let real = decap(w.params.clone()).await.unwrap();
+    let fake_secret = decap(tampered.clone()).await.unwrap();
+    assert_ne!(real.shared_secret(), fake_secret.shared_secret());
+    // kekring's local wrap check refuses it.
+    let got = b
+        .unwrap(UnwrapRequest::new(
+            &kek,
+            WrapAlgorithm::MlKem768,
+            &tampered,
+            &w.wrapped,
+            &ctx,
+        ))
+        .await;
+    assert!(matches!(got, Err(BackendError::Rejected)), "{got:?}");
+}
+
+#[tokio::test]
+async fn restricted_data_may_be_wrapped_under_a_kms_ml_kem_kek_by_default() {
+    let b = fake(EncapsulateMode::default()).await;
+    let kek = b
+        .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "acme-secrets"))
+        .await
+        .unwrap()
+        .locator;
+    let env = Envelope::builder()
+        .backend(b.clone())
+        .kek(NewKek::new(
+            common::kref("acme", "secrets", 1),
+            BackendId::AwsKms,
+            kek,
+            WrapAlgorithm::MlKem768,
+        ))
+        .profile(Profile::strict_post_quantum())
+        .build()
+        .unwrap();
+    let ctx = common::ctx("acme", "secrets", "s1", Classification::Restricted);
+    let sealed = env.seal(&ctx, b"root credentials").await.unwrap();
+    assert_eq!(env.open(&ctx, &sealed).await.unwrap(), b"root credentials");
+    let other = common::ctx("acme", "secrets", "s2", Classification::Restricted);
+    assert!(matches!(
+        env.open(&other, &sealed).await,
+        Err(Error::Crypto)
+    ));
+}
+
+#[tokio::test]
+async fn an_answer_naming_another_key_is_refused() {
+    for mode in [EncapsulateMode::default(), EncapsulateMode::Service] {
+        // No retries: the fault is one answer long.
+        let b = fake_with(FAKE_AK, mode, quick().no_retries()).await;
+        let kek = b
+            .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "misname"))
+            .await
+            .unwrap()
+            .locator;
+        let dek = DataKey::generate().unwrap();
+        let ctx = binding("o1");
+        // Resolve the key and fetch its public key first, so the next answer is the one
+        // under test.
+        let w = b
+            .wrap(WrapRequest::new(&kek, WrapAlgorithm::MlKem768, &dek, &ctx))
+            .await
+            .unwrap();
+        if mode == EncapsulateMode::Service {
+            control("/fake-api/misname", &kek, 1).await;
+            let got = b
+                .wrap(WrapRequest::new(&kek, WrapAlgorithm::MlKem768, &dek, &ctx))
+                .await;
+            assert!(
+                matches!(got, Err(BackendError::KeyMismatch { .. })),
+                "{got:?}"
+            );
+        }
+        control("/fake-api/misname", &kek, 1).await;
+        let got = b
+            .unwrap(UnwrapRequest::new(
+                &kek,
+                WrapAlgorithm::MlKem768,
+                &w.params,
+                &w.wrapped,
+                &ctx,
+            ))
+            .await;
+        assert!(
+            matches!(got, Err(BackendError::KeyMismatch { .. })),
+            "{got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn credentials_permissions_and_throttling_are_typed() {
+    let create = |b: Arc<AwsKmsBackend>| async move {
+        b.create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "typed"))
+            .await
+    };
+    let unknown = create(fake_with("AKIDUNKNOWN", EncapsulateMode::default(), quick()).await).await;
+    assert!(
+        matches!(unknown, Err(BackendError::Credentials { .. })),
+        "{unknown:?}"
+    );
+
+    let kek = create(fake(EncapsulateMode::default()).await)
+        .await
+        .unwrap()
+        .locator;
+    let denied = fake_with("AKIDKEKRINGDENY", EncapsulateMode::default(), quick()).await;
+    let dek = DataKey::generate().unwrap();
+    let ctx = binding("o1");
+    let got = denied
+        .wrap(WrapRequest::new(&kek, WrapAlgorithm::MlKem768, &dek, &ctx))
+        .await;
+    assert!(
+        matches!(got, Err(BackendError::PermissionDenied { .. })),
+        "{got:?}"
+    );
+
+    // Two throttled answers are retried away; a lasting throttle ends in a bounded time
+    // with the typed error.
+    let b = fake(EncapsulateMode::Service).await;
+    let w = b
+        .wrap(WrapRequest::new(&kek, WrapAlgorithm::MlKem768, &dek, &ctx))
+        .await
+        .unwrap();
+    control("/fake-api/throttle", &kek, 2).await;
+    b.unwrap(UnwrapRequest::new(
+        &kek,
+        WrapAlgorithm::MlKem768,
+        &w.params,
+        &w.wrapped,
+        &ctx,
+    ))
+    .await
+    .expect("two throttled answers are retried");
+    let b = fake_with(
+        FAKE_AK,
+        EncapsulateMode::Service,
+        quick()
+            .max_attempts(3)
+            .backoff(Duration::from_millis(50), Duration::from_millis(100)),
+    )
+    .await;
+    control("/fake-api/throttle", &kek, 100).await;
+    let started = Instant::now();
+    let got = b
+        .unwrap(UnwrapRequest::new(
+            &kek,
+            WrapAlgorithm::MlKem768,
+            &w.params,
+            &w.wrapped,
+            &ctx,
+        ))
+        .await;
+    control("/fake-api/throttle", &kek, 0).await;
+    assert!(
+        matches!(got, Err(BackendError::Throttled { .. })),
+        "{got:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn aliases_resolve_to_the_key_arn_and_pending_deletion_fails_closed() {
+    let b = localstack().await;
+    let kek = b
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "alias"))
+        .await
+        .unwrap()
+        .locator;
+    let client = sdk(&env("KEKRING_TEST_KMS_ENDPOINT"), "test", "test");
+    let alias = format!("alias/kekring-{}", std::process::id());
+    client
+        .create_alias()
+        .alias_name(&alias)
+        .target_key_id(key_id(&kek))
+        .send()
+        .await
+        .unwrap();
+    let by_alias = AwsKmsKek::new(&alias, &region(), None).unwrap().locator();
+    let dek = DataKey::generate().unwrap();
+    let ctx = binding("o1");
+    let w = b
+        .wrap(WrapRequest::new(
+            &by_alias,
+            WrapAlgorithm::Aes256Opaque,
+            &dek,
+            &ctx,
+        ))
+        .await
+        .unwrap();
+    // A wrap through the alias opens under the key's ARN and the other way round.
+    let r = b
+        .unwrap(UnwrapRequest::new(
+            &kek,
+            WrapAlgorithm::Aes256Opaque,
+            &w.params,
+            &w.wrapped,
+            &ctx,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.dek.expose_secret(), dek.expose_secret());
+
+    b.destroy_kek(&kek).await.unwrap();
+    let got = b
+        .unwrap(UnwrapRequest::new(
+            &kek,
+            WrapAlgorithm::Aes256Opaque,
+            &w.params,
+            &w.wrapped,
+            &ctx,
+        ))
+        .await;
+    assert!(
+        matches!(got, Err(BackendError::KeyDisabled { .. })),
+        "{got:?}"
+    );
+    // Destroying twice is not an error (a repeat after a crash).
+    b.destroy_kek(&kek).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_symmetric_kms_kek_rotates_to_a_new_key_through_the_envelope() {
+    let b = localstack().await;
+    let v1 = b
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "acme-docs"))
+        .await
+        .unwrap()
+        .locator;
+    let env = Envelope::builder()
+        .backend(b.clone())
+        .kek(NewKek::new(
+            common::kref("acme", "docs", 1),
+            BackendId::AwsKms,
+            v1.clone(),
+            WrapAlgorithm::Aes256Opaque,
+        ))
+        .build()
+        .unwrap();
+    let ctx = common::ctx("acme", "docs", "o1", Classification::Confidential);
+    let old = env.seal(&ctx, b"before").await.unwrap();
+    let next = env
+        .rotate_kek(
+            &Name::new("t", "acme").unwrap(),
+            &Name::new("p", "docs").unwrap(),
+        )
+        .await
+        .unwrap();
+    let v2 = env
+        .key_ring()
+        .read(|r| r.get(&next).cloned())
+        .unwrap()
+        .locator;
+    assert_ne!(v1, v2);
+    assert_eq!(
+        AwsKmsKek::parse(&v2).unwrap().region(),
+        AwsKmsKek::parse(&v1).unwrap().region()
+    );
+    let new = env.seal(&ctx, b"after").await.unwrap();
+    assert_eq!(env.open(&ctx, &old).await.unwrap(), b"before");
+    assert_eq!(env.open(&ctx, &new).await.unwrap(), b"after");
+}
