@@ -34,13 +34,14 @@ use crate::backend::{
     BackendInfo, KekDescriptor, KekSpec, KeyBackend, UnwrapRequest, UnwrapResponse, WrapRequest,
     WrapResponse,
 };
+use crate::context::Context;
+use crate::envelope::Envelope;
 use crate::error::{BackendError, Error};
 use crate::format::{BindingContext, Classification, KekRef, Name, WrapAlgorithm};
 use crate::lifecycle::NewKek;
 use crate::locator::KekLocator;
 use crate::policy::Profile;
 use crate::secret::DataKey;
-use crate::{Context, Envelope};
 
 /// A future the suite awaits (the disable hook's).
 pub type HookFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;

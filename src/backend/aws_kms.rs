@@ -393,32 +393,19 @@ where
 /// canonical, so each parameter set has exactly one 22-byte prefix; anything else is
 /// refused.
 fn mlkem_spki(der: &[u8]) -> Option<(WrapAlgorithm, &[u8])> {
-    const OID_PREFIX: [u8; 12] = [
-        0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04,
+    // SEQUENCE { SEQUENCE { OID 2.16.840.1.101.3.4.4.{2,3} } BIT STRING { 0 unused bits, ek } }
+    const PREFIX_768: [u8; 22] = [
+        0x30, 0x82, 0x04, 0xb2, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
+        0x04, 0x02, 0x03, 0x82, 0x04, 0xa1, 0x00,
     ];
-    let sets: [(WrapAlgorithm, u8, usize, [u8; 4], [u8; 4]); 2] = [
-        (
-            WrapAlgorithm::MlKem768,
-            0x02,
-            1184,
-            [0x30, 0x82, 0x04, 0xb2],
-            [0x03, 0x82, 0x04, 0xa1],
-        ),
-        (
-            WrapAlgorithm::MlKem1024,
-            0x03,
-            1568,
-            [0x30, 0x82, 0x06, 0x32],
-            [0x03, 0x82, 0x06, 0x21],
-        ),
+    const PREFIX_1024: [u8; 22] = [
+        0x30, 0x82, 0x06, 0x32, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
+        0x04, 0x03, 0x03, 0x82, 0x06, 0x21, 0x00,
     ];
-    for (alg, oid_last, ek_len, outer, bits) in sets {
-        let mut prefix = Vec::with_capacity(22);
-        prefix.extend_from_slice(&outer);
-        prefix.extend_from_slice(&OID_PREFIX);
-        prefix.push(oid_last);
-        prefix.extend_from_slice(&bits);
-        prefix.push(0x00); // no unused bits
+    for (alg, prefix, ek_len) in [
+        (WrapAlgorithm::MlKem768, PREFIX_768, 1184),
+        (WrapAlgorithm::MlKem1024, PREFIX_1024, 1568),
+    ] {
         if der.len() == prefix.len() + ek_len && der.starts_with(&prefix) {
             return der.get(prefix.len()..).map(|ek| (alg, ek));
         }
@@ -983,6 +970,42 @@ mod tests {
                     .is_err(),
                 "{bad:?}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod spki_tests {
+    use super::*;
+
+    #[test]
+    fn ml_kem_spki_is_parsed_exactly() {
+        for (alg, len) in [
+            (WrapAlgorithm::MlKem768, 1184usize),
+            (WrapAlgorithm::MlKem1024, 1568),
+        ] {
+            let ek = MlKemKek::generate(alg).unwrap().encapsulation_key();
+            assert_eq!(ek.len(), len);
+            let head: &[u8] = if alg == WrapAlgorithm::MlKem768 {
+                &[
+                    0x30, 0x82, 0x04, 0xb2, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+                    0x03, 0x04, 0x04, 0x02, 0x03, 0x82, 0x04, 0xa1, 0x00,
+                ]
+            } else {
+                &[
+                    0x30, 0x82, 0x06, 0x32, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+                    0x03, 0x04, 0x04, 0x03, 0x03, 0x82, 0x06, 0x21, 0x00,
+                ]
+            };
+            let der = [head, &ek].concat();
+            assert_eq!(mlkem_spki(&der), Some((alg, ek.as_slice())));
+            let mut trailing = der.clone();
+            trailing.push(0);
+            assert_eq!(mlkem_spki(&trailing), None);
+            assert_eq!(mlkem_spki(&der[..der.len() - 1]), None);
+            let mut other_oid = der.clone();
+            other_oid[16] = 0x01; // ML-KEM-512's OID, not offered
+            assert_eq!(mlkem_spki(&other_oid), None);
         }
     }
 }

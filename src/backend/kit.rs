@@ -25,6 +25,7 @@ use crate::crypto;
 mod call;
 #[allow(dead_code)] // used by the remote RSA and key-wrap backends; tested here
 pub(crate) mod intermediate;
+#[cfg(feature = "local")]
 pub(crate) mod kem;
 pub(crate) mod trace;
 
