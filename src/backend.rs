@@ -200,6 +200,47 @@ impl UnwrapResponse {
     }
 }
 
+/// A request to re-wrap a data key inside the backend, from one of its KEKs to another,
+/// without the data key leaving it (Transit `rewrap`, KMS `ReEncrypt`). The binding
+/// stays the same.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RewrapRequest<'a> {
+    /// The KEK the data key is wrapped under now.
+    pub from: &'a KekLocator,
+    /// The KEK to wrap it under.
+    pub to: &'a KekLocator,
+    /// The algorithm of both.
+    pub algorithm: WrapAlgorithm,
+    /// The algorithm-specific parameters of the current wrap.
+    pub params: &'a [u8],
+    /// The current wrap.
+    pub wrapped: &'a [u8],
+    /// The context both wraps are bound to.
+    pub binding: &'a BindingContext,
+}
+
+impl<'a> RewrapRequest<'a> {
+    /// Builds a request.
+    pub fn new(
+        from: &'a KekLocator,
+        to: &'a KekLocator,
+        algorithm: WrapAlgorithm,
+        params: &'a [u8],
+        wrapped: &'a [u8],
+        binding: &'a BindingContext,
+    ) -> Self {
+        Self {
+            from,
+            to,
+            algorithm,
+            params,
+            wrapped,
+            binding,
+        }
+    }
+}
+
 /// What KEK to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -272,6 +313,33 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     /// # Errors
     /// A [`BackendError`], e.g. [`BackendError::UnsupportedAlgorithm`].
     async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError>;
+
+    /// Re-wraps inside the backend (see [`RewrapRequest`]); the answer names `req.to`.
+    /// The envelope uses it for a re-wrap between two KEKs of one backend instance when
+    /// it returns anything but [`BackendError::Unsupported`], and still verifies the new
+    /// wrap by unwrapping it. The default is unsupported: the envelope then unwraps and
+    /// wraps.
+    ///
+    /// # Errors
+    /// [`BackendError::Unsupported`] when this pair of KEKs cannot be re-wrapped in the
+    /// service; otherwise as [`KeyBackend::unwrap`].
+    async fn rewrap(&self, req: RewrapRequest<'_>) -> Result<WrapResponse, BackendError> {
+        let _ = req;
+        Err(BackendError::Unsupported {
+            operation: "rewrap",
+        })
+    }
+
+    /// Told after the key ring retired a KEK: the backend may stop it in its service
+    /// where that does not touch other KEKs still in use (Transit raises the key's
+    /// `min_decryption_version` past the oldest version). The default does nothing.
+    ///
+    /// # Errors
+    /// A [`BackendError`]; the retirement in the key ring stands regardless.
+    async fn retire_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
+        let _ = kek;
+        Ok(())
+    }
 
     /// Deletes a KEK's material (crypto-shred), or schedules its deletion where the
     /// service imposes a waiting period. Called by

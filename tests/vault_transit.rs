@@ -6,13 +6,17 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kekring::backend::kit::CallPolicy;
 use kekring::backend::vault_transit::{
     TransitKey, VaultAuth, VaultTransitBackend, VaultTransitConfig,
 };
-use kekring::backend::{KekSpec, UnwrapRequest, WrapRequest};
+use kekring::backend::{
+    KekDescriptor, KekSpec, RewrapRequest, UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
+};
+use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, ManualClock, RetireOptions};
 use kekring::format::BindingContext;
 use kekring::lifecycle::NewKek;
 use kekring::testing::{Conformance, HookFuture};
@@ -342,4 +346,163 @@ async fn a_wrap_under_another_version_is_refused_before_transit_sees_it() {
         ))
         .await;
     assert!(matches!(got, Err(BackendError::Rejected)), "{got:?}");
+}
+
+/// Counts the calls that reach a backend.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn KeyBackend>,
+    wraps: AtomicU32,
+    unwraps: AtomicU32,
+    rewraps: AtomicU32,
+}
+
+impl Counting {
+    fn new(inner: Arc<dyn KeyBackend>) -> Self {
+        Self {
+            inner,
+            wraps: AtomicU32::new(0),
+            unwraps: AtomicU32::new(0),
+            rewraps: AtomicU32::new(0),
+        }
+    }
+    fn counts(&self) -> (u32, u32, u32) {
+        (
+            self.wraps.swap(0, Ordering::SeqCst),
+            self.unwraps.swap(0, Ordering::SeqCst),
+            self.rewraps.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyBackend for Counting {
+    fn info(&self) -> &kekring::BackendInfo {
+        self.inner.info()
+    }
+    async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
+        self.wraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.wrap(req).await
+    }
+    async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.unwrap(req).await
+    }
+    async fn rewrap(&self, req: RewrapRequest<'_>) -> Result<WrapResponse, BackendError> {
+        self.rewraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.rewrap(req).await
+    }
+    async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
+        self.inner.create_kek(spec).await
+    }
+    async fn retire_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
+        self.inner.retire_kek(kek).await
+    }
+}
+
+#[tokio::test]
+async fn bulk_rewrap_runs_inside_transit_and_retirement_raises_its_floor() {
+    let transit = backend(VaultAuth::Token(root()));
+    let counting = Arc::new(Counting::new(transit.clone()));
+    let v1 = transit
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "bulk"))
+        .await
+        .unwrap()
+        .locator;
+    let clock = Arc::new(ManualClock::new(1_700_000_000));
+    let env = Envelope::builder()
+        .backend(counting.clone())
+        .clock(clock.clone())
+        .kek(
+            NewKek::new(
+                common::kref("acme", "bulk", 1),
+                BackendId::VaultTransit,
+                v1.clone(),
+                WrapAlgorithm::Aes256Opaque,
+            )
+            .overlap_seconds(60),
+        )
+        .build()
+        .unwrap();
+    let mut items = Vec::new();
+    for i in 0..24 {
+        let ctx = common::ctx(
+            "acme",
+            "bulk",
+            &format!("o{i}"),
+            Classification::Confidential,
+        );
+        let item = if i % 2 == 0 {
+            let sealed = env
+                .seal(&ctx, format!("object {i}").as_bytes())
+                .await
+                .unwrap();
+            BulkItem::new(format!("o{i}"), ctx, BulkItemKind::Sealed, sealed)
+        } else {
+            let g = env.generate_data_key(&ctx).await.unwrap();
+            BulkItem::new(format!("o{i}"), ctx, BulkItemKind::WrappedDek, g.wrapped)
+        };
+        items.push(item);
+    }
+    let (acme, bulk) = (
+        Name::new("t", "acme").unwrap(),
+        Name::new("p", "bulk").unwrap(),
+    );
+    env.rotate_kek(&acme, &bulk).await.unwrap();
+    counting.counts();
+
+    let report = env
+        .bulk_rewrap(items.clone(), BulkOptions::new(4, 0), |_, _, _| {})
+        .await;
+    assert_eq!(report.progress.rewrapped, 24, "{:?}", report.results);
+    // Transit re-wrapped every DEK; kekring wrapped none itself and unwrapped each new
+    // copy once to verify it.
+    assert_eq!(counting.counts(), (0, 24, 24));
+    let rewrapped: Vec<BulkItem> = report
+        .results
+        .into_iter()
+        .zip(items)
+        .map(|(r, item)| {
+            let (bytes, _) = r.outcome.unwrap();
+            BulkItem::new(item.id, item.context, item.kind, bytes)
+        })
+        .collect();
+
+    clock.advance(61);
+    let check = env
+        .retire_kek(
+            &common::kref("acme", "bulk", 1),
+            rewrapped.clone(),
+            RetireOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(check.backend_error.is_none(), "{:?}", check.backend_error);
+    let key = TransitKey::parse(&v1).unwrap();
+    let name = v1
+        .as_str()
+        .rsplit_once('@')
+        .unwrap()
+        .0
+        .rsplit_once('/')
+        .unwrap()
+        .1
+        .to_owned();
+    let config = vaultrs::transit::key::read(&admin(), "transit", &name)
+        .await
+        .unwrap();
+    assert_eq!(config.min_decryption_version, key.version() + 1);
+    // Everything still opens: it is all under version 2 now.
+    for item in &rewrapped {
+        match item.kind {
+            BulkItemKind::Sealed => {
+                env.open(&item.context, &item.bytes).await.unwrap();
+            }
+            _ => {
+                env.unwrap_data_key(&item.context, &item.bytes)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 }

@@ -44,6 +44,7 @@ use secrecy::{ExposeSecret, SecretString};
 use vaultrs::api::transit::KeyType;
 use vaultrs::api::transit::requests::{
     CreateKeyRequestBuilder, DecryptDataRequestBuilder, EncryptDataRequestBuilder,
+    RewrapDataRequestBuilder, UpdateKeyConfigurationRequestBuilder,
 };
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
@@ -51,8 +52,8 @@ use zeroize::Zeroizing;
 
 use super::kit::CallPolicy;
 use super::{
-    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
-    UnwrapResponse, WrapRequest, WrapResponse,
+    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, RewrapRequest,
+    UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
 };
 use crate::error::{ConfigError, Error};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
@@ -724,6 +725,89 @@ impl KeyBackend for VaultTransitBackend {
         self.call
             .run("unwrap", || {
                 self.unwrap_once(&key, req.kek, ciphertext, req.binding)
+            })
+            .await
+    }
+
+    /// Transit's `rewrap` between two versions of one key: the ciphertext is decrypted
+    /// and encrypted again under `req.to`'s version inside Vault, with the same
+    /// derivation context (the binding). Other pairs are unsupported.
+    async fn rewrap(&self, req: RewrapRequest<'_>) -> Result<WrapResponse, BackendError> {
+        Self::check_algorithm(req.to, req.algorithm)?;
+        let (from, to) = (Self::parse(req.from)?, Self::parse(req.to)?);
+        if from.mount != to.mount || from.name != to.name {
+            return Err(BackendError::Unsupported {
+                operation: "rewrap across Transit keys",
+            });
+        }
+        let ciphertext = std::str::from_utf8(req.wrapped).map_err(|_| BackendError::Rejected)?;
+        if !req.params.is_empty() || !ciphertext.starts_with(&from.prefix()) {
+            return Err(BackendError::Rejected);
+        }
+        self.call
+            .run("rewrap", || async {
+                let client = self.session().await?;
+                let mut opts = RewrapDataRequestBuilder::default();
+                opts.context(Self::context(req.binding))
+                    .key_version(to.version);
+                let resp = match vaultrs::transit::data::rewrap(
+                    client.as_ref(),
+                    &to.mount,
+                    &to.name,
+                    ciphertext,
+                    Some(&mut opts),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let e = map_err(e, Op::Decrypt, req.from);
+                        return Err(self.classify(&client, e).await);
+                    }
+                };
+                if !resp.ciphertext.starts_with(&to.prefix()) {
+                    return Err(BackendError::KeyMismatch {
+                        asked: req.to.clone(),
+                        answered: KekLocator::new(format!("{}/{}@?", to.mount, to.name)),
+                    });
+                }
+                Ok(WrapResponse::new(
+                    req.to.clone(),
+                    Vec::new(),
+                    resp.ciphertext.into_bytes(),
+                ))
+            })
+            .await
+    }
+
+    /// Raises the key's minimum decryption and encryption versions past this version
+    /// when it is the oldest one still usable: Transit then refuses it too. Versions
+    /// retire oldest first in a rotation; a version retired out of order leaves the
+    /// floor where it is (the key ring refuses it regardless).
+    async fn retire_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
+        let key = Self::parse(kek)?;
+        self.call
+            .run("retire_kek", || async {
+                let client = self.session().await?;
+                let read = vaultrs::transit::key::read(client.as_ref(), &key.mount, &key.name)
+                    .await
+                    .map_err(|e| map_err(e, Op::Admin, kek))?;
+                let latest = latest_version(&read.keys).unwrap_or(0);
+                let floor = read.min_decryption_version.max(1);
+                if floor != key.version || key.version >= latest {
+                    return Ok(());
+                }
+                let mut opts = UpdateKeyConfigurationRequestBuilder::default();
+                opts.min_decryption_version(key.version + 1)
+                    .min_encryption_version(key.version + 1);
+                vaultrs::transit::key::update(
+                    client.as_ref(),
+                    &key.mount,
+                    &key.name,
+                    Some(&mut opts),
+                )
+                .await
+                .map_err(|e| map_err(e, Op::Admin, kek))
             })
             .await
     }

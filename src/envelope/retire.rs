@@ -85,6 +85,10 @@ pub struct RetireCheck {
     pub verified: u64,
     /// Objects that did not open without the KEK (or did not parse), with why.
     pub unreadable: Vec<(String, Error)>,
+    /// After a retirement: why the backend could not stop the KEK in its service (see
+    /// [`KeyBackend::retire_kek`](crate::backend::KeyBackend::retire_kek)). The key
+    /// ring's retirement stands either way and is what every envelope enforces.
+    pub backend_error: Option<crate::backend::BackendError>,
 }
 
 impl RetireCheck {
@@ -270,6 +274,15 @@ impl Envelope {
             .ring
             .apply(|r| r.retire(kek, now, blockers, options.force))
             .map_err(Error::from)?;
+        let mut check = check;
+        let record = self.kek_record(kek)?;
+        if let Ok(backend) = self.backend(&record) {
+            let call = backend.retire_kek(&record.locator);
+            check.backend_error =
+                traced(backend.info().id, "retire_kek", &record.locator, None, call)
+                    .await
+                    .err();
+        }
         Ok(check)
     }
 

@@ -7,12 +7,17 @@
 use futures_util::stream::{self, StreamExt};
 use subtle::ConstantTimeEq;
 
+use std::sync::Arc;
+
 use super::Envelope;
-use super::unwrap::Access;
+use super::plan::Planned;
+use super::unwrap::{Access, Admission};
 use crate::audit::AuditEvent;
+use crate::backend::kit::trace::traced;
+use crate::backend::{BackendError, RewrapRequest};
 use crate::context::Context;
 use crate::error::{Error, MisuseError};
-use crate::format::{SealedHeader, WrappedDek};
+use crate::format::{SealedHeader, WrappedDek, WrappedEntry};
 use crate::payload;
 use crate::secret::DataKey;
 
@@ -246,6 +251,11 @@ impl Envelope {
         }
         // A re-wrap the profile refuses must not read the DEK first.
         self.check_plan(ctx, &plan)?;
+        if break_glass.is_none()
+            && let Some((new, dek)) = self.rewrap_in_backend(ctx, w, &plan).await?
+        {
+            return Ok((new, RewrapOutcome::Rewrapped, Some(dek)));
+        }
         let to = plan
             .first()
             .map(|p| &p.reference)
@@ -265,6 +275,83 @@ impl Envelope {
             }
         }
         Ok((new, RewrapOutcome::Rewrapped, Some(dek)))
+    }
+
+    /// Re-wraps inside the backend when the DEK has one copy and the plan one KEK, both
+    /// of one backend instance and algorithm, and the backend can (Transit versions of
+    /// one key): the DEK does not come here to be wrapped again. The old copy passes the
+    /// same rules as an unwrap first; the new copy is verified by unwrapping it, which
+    /// also gives the DEK for a sealed object's commitment check. `None`: use the
+    /// unwrap-then-wrap path.
+    async fn rewrap_in_backend(
+        &self,
+        ctx: &Context,
+        w: &WrappedDek,
+        plan: &[Planned],
+    ) -> Result<Option<(WrappedDek, DataKey)>, Error> {
+        let ([old], [to]) = (w.entries(), plan) else {
+            return Ok(None);
+        };
+        self.check_claims(ctx, w)?;
+        let now = self.inner.clock.now();
+        let from = match self.admit(ctx, old, Access::Normal, now)? {
+            Admission::Admitted(r) => r,
+            // The only copy, refused (and audited once): what the unwrap would answer.
+            Admission::Refused(err) => return Err(err),
+            Admission::Skip => return Ok(None),
+        };
+        let same_backend = from
+            .backend
+            .as_ref()
+            .is_some_and(|b| Arc::ptr_eq(b, &to.backend));
+        if !same_backend || from.record.algorithm != to.algorithm {
+            return Ok(None);
+        }
+        let req = RewrapRequest::new(
+            &from.locator,
+            &to.locator,
+            to.algorithm,
+            old.params(),
+            old.wrapped(),
+            ctx.binding(),
+        );
+        let call = to.backend.rewrap(req);
+        let resp = match traced(
+            to.backend_id,
+            "rewrap",
+            &to.locator,
+            Some(to.algorithm),
+            call,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(BackendError::Unsupported { .. }) => return Ok(None),
+            Err(BackendError::Rejected) => return Err(Error::Crypto),
+            Err(e) => return Err(e.into()),
+        };
+        if resp.kek != to.locator {
+            return Err(BackendError::KeyMismatch {
+                asked: to.locator.clone(),
+                answered: resp.kek,
+            }
+            .into());
+        }
+        let entry = WrappedEntry::new(
+            to.algorithm,
+            to.backend_id,
+            to.reference.clone(),
+            resp.params,
+            resp.wrapped,
+        )
+        .map_err(|_| BackendError::MalformedResponse {
+            what: "wrapped key",
+        })?;
+        from.counters.unwrapped();
+        to.counters.wrapped();
+        let new = WrappedDek::new(w.classification().clone(), vec![entry])?;
+        let dek = self.unwrap_dek_as(ctx, &new, Access::Verify).await?;
+        Ok(Some((new, dek)))
     }
 
     async fn rewrap_item(&self, item: &BulkItem) -> Result<(Vec<u8>, RewrapOutcome), Error> {

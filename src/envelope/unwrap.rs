@@ -2,16 +2,29 @@
 //! context and the key ring before any backend is called, then its copies are tried in
 //! order (see [`Envelope::unwrap_dek_as`]).
 
+use std::sync::Arc;
+
 use super::Envelope;
 use super::denials::Denied;
+use super::plan::Resolved;
 use crate::audit::AuditEvent;
 use crate::backend::kit::trace::traced;
 use crate::backend::{BackendError, UnwrapRequest};
 use crate::context::Context;
 use crate::error::{ContextError, Error, KeyStateError};
-use crate::format::{KekRef, Name, WrappedDek};
+use crate::format::{KekRef, Name, WrappedDek, WrappedEntry};
 use crate::lifecycle::{KekRecord, KekState};
 use crate::secret::DataKey;
+
+/// What [`Envelope::admit`] decided for one copy.
+pub(super) enum Admission {
+    /// Not for this reader (an unknown KEK, an excluded one): try the next copy.
+    Skip,
+    /// Refused (the profile): try the next copy, and report this if none is left.
+    Refused(Error),
+    /// May be unwrapped through its backend.
+    Admitted(Arc<Resolved>),
+}
 
 /// Which rules an unwrap follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +64,7 @@ impl Envelope {
     ///
     /// # Errors
     /// [`Error::Context`] naming the first claim that does not hold.
-    fn check_claims(&self, ctx: &Context, wrapped: &WrappedDek) -> Result<(), Error> {
+    pub(super) fn check_claims(&self, ctx: &Context, wrapped: &WrappedDek) -> Result<(), Error> {
         if wrapped.classification() != ctx.classification() {
             return Err(ContextError::Classification {
                 expected: ctx.classification().clone(),
@@ -96,6 +109,84 @@ impl Envelope {
                 .is_some_and(|c| c.contains(purpose))
     }
 
+    /// Rules 2 and 3 for one copy, before its backend is called: whether to skip it, a
+    /// refusal that lets the next copy be tried, an error that stops the unwrap, or the
+    /// resolved KEK to call. Shared by the unwrap and by the re-wrap inside a backend.
+    pub(super) fn admit(
+        &self,
+        ctx: &Context,
+        e: &WrappedEntry,
+        access: Access<'_>,
+        now: u64,
+    ) -> Result<Admission, Error> {
+        if let Access::Without(excluded) = access
+            && e.kek() == &excluded.reference
+        {
+            return Ok(Admission::Skip);
+        }
+        let Some(resolved) = self.resolve(e.kek()) else {
+            return Ok(Admission::Skip);
+        };
+        let kek = &resolved.record;
+        // Nor a copy under another name for the same backend key.
+        if let Access::Without(excluded) = access
+            && kek.same_backend_key(excluded)
+        {
+            return Ok(Admission::Skip);
+        }
+        if kek.backend != e.backend() || kek.algorithm != e.algorithm() {
+            return Err(ContextError::KekClaim {
+                kek: e.kek().clone(),
+                claimed_backend: e.backend(),
+                claimed_algorithm: e.algorithm(),
+            }
+            .into());
+        }
+        if let Err(refused) = self
+            .inner
+            .profile
+            .check(ctx.classification(), kek.algorithm)
+        {
+            resolved.counters.denied();
+            self.audit_denial(
+                kek,
+                Denied::Profile(ctx.classification().clone()),
+                ctx.tenant(),
+            )?;
+            return Ok(Admission::Refused(refused.into()));
+        }
+        let break_glass = match access {
+            Access::BreakGlass { reason, to } if kek.state == KekState::Revoked => {
+                Some((reason, to))
+            }
+            _ => None,
+        };
+        if !kek.can_unwrap(now) && break_glass.is_none() {
+            resolved.counters.denied();
+            let state = if kek.state == KekState::Deprecated {
+                "deprecated, overlap window ended"
+            } else {
+                kek.state.name()
+            };
+            self.audit_denial(kek, Denied::State(state), ctx.tenant())?;
+            return Err(KeyStateError::NotUsable {
+                kek: kek.reference.clone(),
+                state,
+            }
+            .into());
+        }
+        if let Some((reason, to)) = break_glass {
+            // Access granted only because of break-glass: recorded here, before the
+            // read, naming the copy read. No record, no read.
+            self.audit(AuditEvent::BreakGlassRewrap {
+                from: kek.reference.clone(),
+                to: to.clone(),
+                reason: reason.to_owned(),
+            })?;
+        }
+        Ok(Admission::Admitted(resolved))
+    }
+
     /// The unwrap rules, in order:
     ///
     /// 1. the classification is the context's, and **every** copy is under a KEK of the
@@ -124,72 +215,15 @@ impl Envelope {
         let now = self.inner.clock.now();
         let mut last_err: Option<Error> = None;
         for e in entries {
-            if let Access::Without(excluded) = access
-                && e.kek() == &excluded.reference
-            {
-                continue;
-            }
-            let Some(resolved) = self.resolve(e.kek()) else {
-                continue;
+            let resolved = match self.admit(ctx, e, access, now)? {
+                Admission::Skip => continue,
+                Admission::Refused(err) => {
+                    last_err = Some(err);
+                    continue;
+                }
+                Admission::Admitted(r) => r,
             };
             let kek = &resolved.record;
-            // Nor a copy under another name for the same backend key.
-            if let Access::Without(excluded) = access
-                && kek.same_backend_key(excluded)
-            {
-                continue;
-            }
-            if kek.backend != e.backend() || kek.algorithm != e.algorithm() {
-                return Err(ContextError::KekClaim {
-                    kek: e.kek().clone(),
-                    claimed_backend: e.backend(),
-                    claimed_algorithm: e.algorithm(),
-                }
-                .into());
-            }
-            if let Err(refused) = self
-                .inner
-                .profile
-                .check(ctx.classification(), kek.algorithm)
-            {
-                resolved.counters.denied();
-                self.audit_denial(
-                    kek,
-                    Denied::Profile(ctx.classification().clone()),
-                    ctx.tenant(),
-                )?;
-                last_err = Some(refused.into());
-                continue;
-            }
-            let break_glass = match access {
-                Access::BreakGlass { reason, to } if kek.state == KekState::Revoked => {
-                    Some((reason, to))
-                }
-                _ => None,
-            };
-            if !kek.can_unwrap(now) && break_glass.is_none() {
-                resolved.counters.denied();
-                let state = if kek.state == KekState::Deprecated {
-                    "deprecated, overlap window ended"
-                } else {
-                    kek.state.name()
-                };
-                self.audit_denial(kek, Denied::State(state), ctx.tenant())?;
-                return Err(KeyStateError::NotUsable {
-                    kek: kek.reference.clone(),
-                    state,
-                }
-                .into());
-            }
-            if let Some((reason, to)) = break_glass {
-                // Access granted only because of break-glass: recorded here, before the
-                // read, naming the copy read. No record, no read.
-                self.audit(AuditEvent::BreakGlassRewrap {
-                    from: kek.reference.clone(),
-                    to: to.clone(),
-                    reason: reason.to_owned(),
-                })?;
-            }
             let epoch = resolved.epoch;
             if let Some(cache) = &self.inner.cache
                 && access == Access::Normal
