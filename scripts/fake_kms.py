@@ -624,6 +624,10 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     service: Service  # set on the class by main()
 
+    # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm and
+    # the client's delayed ACK hold the body back ~40 ms per answer.
+    disable_nagle_algorithm = True
+
     def log_message(self, format: str, *args) -> None:  # the default line is replaced by note()
         pass
 
