@@ -11,40 +11,13 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-struct Cli {
-    home: PathBuf,
-    work: PathBuf,
-    secret: &'static str,
-}
+#[path = "common/cli.rs"]
+mod cli_support;
+
+use cli_support::Cli;
 
 impl Cli {
-    fn new(name: &str) -> Self {
-        let work = std::env::temp_dir().join(format!("kekring-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(work.join("objs")).unwrap();
-        Self {
-            home: work.join("home"),
-            work,
-            secret: "a master secret for the CLI tests",
-        }
-    }
-
-    fn command<S: AsRef<str>>(&self, args: &[S]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kekring"));
-        cmd.args(args.iter().map(AsRef::as_ref))
-            .env("KEKRING_HOME", &self.home)
-            .env("KEKRING_MASTER_SECRET", self.secret)
-            .env_remove("KEKRING_MASTER_SECRET_FILE")
-            .current_dir(&self.work);
-        cmd
-    }
-
-    fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
     /// Runs a command that a debug build stops, as a crash would, between saving the
     /// key store and appending to the audit trail; checks that it did.
     fn crash_after_state_save(&self, args: &[&str]) {
@@ -58,20 +31,6 @@ impl Cli {
             Some(9),
             "the simulated crash did not happen"
         );
-    }
-
-    fn ok<S: AsRef<str> + std::fmt::Debug>(&self, args: &[S]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kekring {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn code<S: AsRef<str>>(&self, args: &[S]) -> i32 {
-        self.run(args).status.code().unwrap()
     }
 
     /// `revoke` of `acme/docs/v1`.
@@ -92,10 +51,6 @@ impl Cli {
             &["--algorithm", "aes256-kw"],
         ]
         .concat());
-    }
-
-    fn path(&self, p: &str) -> String {
-        self.work.join(p).to_str().unwrap().to_owned()
     }
 }
 

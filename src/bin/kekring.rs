@@ -1,4 +1,9 @@
-//! `kekring`: keys, sealing, rotation and audit on the embedded local key store.
+//! `kekring`: keys, sealing, rotation and audit on the embedded local key store, with
+//! remote KEKs when built with `aws-kms` / `vault-transit`: `register` names a
+//! customer's AWS KMS key or a Transit key version as a scope's KEK, and `rotate
+//! --aws-kms-key ... | --transit-key ...` moves a scope to one (both check the key with a
+//! wrap and an unwrap first). Remote credentials come from the services' own environment
+//! variables (see `kekring/remote.rs`), never from the command line or the home.
 //!
 //! State lives in a home directory (`--home`, or `KEKRING_HOME`, default `.kekring`):
 //! `keys.kks`, the key store sealed under `KEKRING_MASTER_SECRET` (or the file named by
@@ -11,6 +16,8 @@
 //! policy, 4 refused by key state, 5 backend failure, 6 decryption failed (or wrong
 //! master secret), 7 the home's state was changed, cut or rolled back.
 
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,11 +36,32 @@ use kekring::{
 };
 use serde::{Deserialize, Serialize};
 
+// Beside this file, in `kekring/` (a file directly in `src/bin/` would be a binary).
+#[path = "kekring/remote.rs"]
+mod remote;
+
+/// Runs a future to completion on the tool's one runtime (a current-thread tokio
+/// runtime: the remote backends' HTTP clients need one).
+fn block_on<F: Future>(f: F) -> F::Output {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| {
+                    eprintln!("kekring: cannot start the async runtime: {e}");
+                    std::process::exit(1)
+                })
+        })
+        .block_on(f)
+}
+
 #[derive(Parser)]
 #[command(
     name = "kekring",
     version,
-    about = "Envelope encryption with the embedded local key store"
+    about = "Envelope encryption with the embedded local key store and remote KEKs"
 )]
 struct Cli {
     /// State directory (key store, key ring, audit log).
@@ -147,9 +175,27 @@ enum Command {
         json: bool,
     },
     /// Rotates a scope: a successor KEK becomes active, the current one is deprecated.
+    /// The successor is created beside the current KEK, or is the remote KEK named
+    /// (checked with a wrap and an unwrap first).
     Rotate {
         #[command(flatten)]
         scope: Scope,
+        #[command(flatten)]
+        to: remote::RemoteKek,
+    },
+    /// Registers an existing remote KEK (an AWS KMS key, a Transit key version) as a
+    /// scope's first active KEK, after checking it with a wrap and an unwrap.
+    Register {
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        kek: remote::RemoteKek,
+        /// Rotation cadence in days.
+        #[arg(long)]
+        cadence_days: Option<u32>,
+        /// Overlap window after rotation, in days.
+        #[arg(long, default_value_t = 30)]
+        overlap_days: u64,
     },
     /// Revokes a KEK (irreversible).
     Revoke {
@@ -406,6 +452,8 @@ struct Home {
     /// The key store's keys, as the envelope's backend: KEKs it creates or destroys are
     /// saved into the store at once; the ring and audit head are saved at the end.
     backend: Arc<StoreBackend>,
+    /// The remote backends the ring's KEKs or the command need.
+    remotes: Vec<Arc<dyn KeyBackend>>,
     ring: SharedKeyRing,
     /// The command's audit records, buffered until the store has them.
     buffer: Arc<MemorySink>,
@@ -419,7 +467,9 @@ struct Home {
 }
 
 impl Home {
-    fn open(dir: &Path) -> Result<Self, Failure> {
+    /// Opens the home; `extra` names remote backends the command needs besides those
+    /// of the KEKs in the ring.
+    fn open(dir: &Path, extra: &BTreeSet<BackendId>) -> Result<Self, Failure> {
         std::fs::create_dir_all(dir)?;
         let lock = std::fs::OpenOptions::new()
             .write(true)
@@ -515,16 +565,28 @@ impl Home {
         let buffer = Arc::new(MemorySink::new());
         let log = AuditLog::resume(buffer.clone(), verified)?;
         let backend = Arc::new(StoreBackend::new(store)?);
+        let mut needed: BTreeSet<BackendId> = state
+            .ring
+            .records()
+            .map(|r| r.backend)
+            .filter(|b| *b != BackendId::Local)
+            .collect();
+        needed.extend(extra.iter().copied());
+        let remotes = remote::backends(&needed)?;
         let ring = SharedKeyRing::new(state.ring);
-        let env = Envelope::builder()
+        let mut builder = Envelope::builder()
             .backend(backend.clone())
             .key_ring(ring.clone())
-            .audit(log.clone())
-            .build()?;
+            .audit(log.clone());
+        for r in &remotes {
+            builder = builder.backend(r.clone());
+        }
+        let env = builder.build()?;
         let ring_generation = ring.read(KeyRing::generation);
         Ok(Self {
             dir: dir.to_path_buf(),
             backend,
+            remotes,
             ring,
             buffer,
             log,
@@ -533,6 +595,15 @@ impl Home {
             store_changed,
             _lock: lock,
         })
+    }
+
+    /// The remote backend of kind `id` this command opened.
+    fn remote(&self, id: BackendId) -> Result<&dyn KeyBackend, Failure> {
+        self.remotes
+            .iter()
+            .find(|b| b.info().id == id)
+            .map(|b| b.as_ref())
+            .ok_or_else(|| bad(format!("no {id} backend is configured")))
     }
 
     /// Saves what the command changed. The ring, the keys, the audit head and the
@@ -601,6 +672,24 @@ impl Home {
 fn context(scope: &Scope, object: &str, class: &str) -> Result<Context, Failure> {
     let class = Classification::parse(class).map_err(|e| bad(e.to_string()))?;
     Ok(Context::new(&scope.tenant, &scope.purpose, object, class)?)
+}
+
+/// The reference a new KEK of the scope gets: the version after every one the ring has
+/// had (a scope with an active KEK is refused by the ring when it is registered).
+fn next_reference(
+    ring: &SharedKeyRing,
+    tenant: &kekring::Name,
+    purpose: &kekring::Name,
+) -> Result<KekRef, Failure> {
+    let next = ring
+        .read(|r| {
+            r.records()
+                .filter(|k| k.reference.tenant() == tenant && k.reference.purpose() == purpose)
+                .map(|k| k.reference.version())
+                .max()
+        })
+        .map_or(1, |v| v.saturating_add(1));
+    KekRef::from_parts(tenant.clone(), purpose.clone(), next).map_err(|e| Error::from(e).into())
 }
 
 fn names(scope: &Scope) -> Result<(kekring::Name, kekring::Name), Failure> {
@@ -701,7 +790,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         println!("{}", header_text(&std::fs::read(file)?, *json)?);
         return Ok(());
     }
-    let mut home = Home::open(&cli.home)?;
+    let extra: BTreeSet<BackendId> = match &cli.command {
+        Command::Rotate { to: kek, .. } | Command::Register { kek, .. } => {
+            kek.target()?.map(|t| t.backend).into_iter().collect()
+        }
+        _ => BTreeSet::new(),
+    };
+    let mut home = Home::open(&cli.home, &extra)?;
     let result = command(&mut home, cli.command);
     let finished = home.finish();
     match (result, finished) {
@@ -726,19 +821,7 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             let alg = WrapAlgorithm::from_name(&algorithm)
                 .ok_or_else(|| bad(format!("unknown algorithm {algorithm}")))?;
             let (tenant, purpose) = names(&scope)?;
-            let next = home
-                .ring
-                .read(|r| {
-                    r.records()
-                        .filter(|k| {
-                            k.reference.tenant() == &tenant && k.reference.purpose() == &purpose
-                        })
-                        .map(|k| k.reference.version())
-                        .max()
-                })
-                .map_or(1, |v| v.saturating_add(1));
-            let reference = KekRef::from_parts(tenant.clone(), purpose.clone(), next)
-                .map_err(|e| Failure::from(Error::from(e)))?;
+            let reference = next_reference(&home.ring, &tenant, &purpose)?;
             let mut new = NewKek::new(reference.clone(), BackendId::Local, "", alg)
                 .overlap_seconds(overlap_days.saturating_mul(86_400));
             if let Some(days) = cadence_days {
@@ -748,7 +831,7 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             // Tried on a copy first: a refused registration creates no key.
             home.ring.read(|r| r.register(new.clone(), now))?;
             // A fresh locator in the key store, saved before the ring names it.
-            let created = pollster::block_on(
+            let created = block_on(
                 home.backend
                     .create_kek(&KekSpec::new(alg, format!("{tenant}-{purpose}"))),
             )
@@ -757,21 +840,66 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             home.ring.apply(|r| r.register(new, now))?;
             println!("generated {reference} ({alg})");
         }
+        Command::Register {
+            scope,
+            kek,
+            cadence_days,
+            overlap_days,
+        } => {
+            let target = kek.target()?.ok_or_else(|| {
+                bad("name the KEK: --aws-kms-key with --aws-region, or --transit-key")
+            })?;
+            let (tenant, purpose) = names(&scope)?;
+            let reference = next_reference(&home.ring, &tenant, &purpose)?;
+            let mut new = NewKek::new(
+                reference.clone(),
+                target.backend,
+                target.locator.clone(),
+                target.algorithm,
+            )
+            .overlap_seconds(overlap_days.saturating_mul(86_400));
+            if let Some(days) = cadence_days {
+                new = new.cadence(Cadence { days });
+            }
+            let now = SystemClock.now();
+            // Tried on a copy first, then the key itself, then the ring.
+            home.ring.read(|r| r.register(new.clone(), now))?;
+            remote::probe(home.remote(target.backend)?, &target, &tenant, &purpose)?;
+            home.ring.apply(|r| r.register(new, now))?;
+            println!(
+                "registered {reference} ({}, {})",
+                target.backend, target.algorithm
+            );
+        }
         Command::Seal { object: o } => {
             let ctx = context(&o.scope, &o.object, &o.class)?;
-            let sealed = pollster::block_on(env.seal(&ctx, &std::fs::read(&o.input)?))?;
+            let sealed = block_on(env.seal(&ctx, &std::fs::read(&o.input)?))?;
             write_atomic(&o.output, &sealed, SEALED_MODE)?;
         }
         Command::Open { object: o } => {
             let ctx = context(&o.scope, &o.object, &o.class)?;
-            let plain = pollster::block_on(env.open(&ctx, &std::fs::read(&o.input)?))?;
+            let plain = block_on(env.open(&ctx, &std::fs::read(&o.input)?))?;
             write_atomic(&o.output, &plain, PLAINTEXT_MODE)?;
         }
-        Command::Rotate { scope } => {
+        Command::Rotate { scope, to } => {
             let (tenant, purpose) = names(&scope)?;
-            // The envelope's one rotation path: the successor is created in the key
-            // store (saved at once), then the ring rotates (recorded in the trail).
-            let next = pollster::block_on(env.rotate_kek(&tenant, &purpose))?;
+            let next = match to.target()? {
+                // A remote KEK that exists: checked, then installed as the successor.
+                Some(target) => {
+                    remote::probe(home.remote(target.backend)?, &target, &tenant, &purpose)?;
+                    block_on(env.rotate_kek_to(
+                        &tenant,
+                        &purpose,
+                        target.backend,
+                        target.locator,
+                        target.algorithm,
+                    ))?
+                }
+                // The envelope's one rotation path: the successor is created beside the
+                // current KEK (a local one saved in the key store at once), then the
+                // ring rotates (recorded in the trail).
+                None => block_on(env.rotate_kek(&tenant, &purpose))?,
+            };
             println!(
                 "rotated {tenant}/{purpose}: v{} deprecated, v{} active",
                 next.version().saturating_sub(1),
@@ -791,7 +919,7 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
         }
         Command::Retire { target } => {
             let r = target.kek()?;
-            let check = pollster::block_on(env.retire_kek(&r, target.items()?, target.options()))?;
+            let check = block_on(env.retire_kek(&r, target.items()?, target.options()))?;
             report_check("retire", &check);
             println!("retired {r}");
         }
@@ -805,16 +933,13 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
                     .is_some_and(|k| k.state == kekring::lifecycle::KekState::Destroyed)
             });
             if !already {
-                let check = pollster::block_on(env.record_destruction(
-                    &r,
-                    target.items()?,
-                    target.options(),
-                ))?;
+                let check =
+                    block_on(env.record_destruction(&r, target.items()?, target.options()))?;
                 report_check("destroy", &check);
                 home.checkpoint()?;
             }
             // Also finishes a destruction a crash interrupted after its record.
-            pollster::block_on(env.delete_destroyed_kek(&r))?;
+            block_on(env.delete_destroyed_kek(&r))?;
             println!("destroyed {r}: its key material is removed from the key store");
         }
         Command::Rewrap {
@@ -848,7 +973,7 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             };
             if let Some(reason) = break_glass {
                 for item in items {
-                    let outcome = pollster::block_on(env.danger_break_glass_rewrap(
+                    let outcome = block_on(env.danger_break_glass_rewrap(
                         &item.context,
                         BulkItemKind::Sealed,
                         &item.bytes,
@@ -857,7 +982,7 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
                     record(&item.id, outcome)?;
                 }
             } else {
-                let report = pollster::block_on(env.bulk_rewrap(
+                let report = block_on(env.bulk_rewrap(
                     items,
                     BulkOptions::new(concurrency, 0),
                     |p, _, _| {

@@ -363,7 +363,7 @@ pub(super) fn check_backend<'a>(
 
 /// The backend serving a KEK, checked: the instance exists, is of the KEK's kind and
 /// offers its algorithm.
-fn check_backend_parts<'a>(
+pub(super) fn check_backend_parts<'a>(
     backends: &'a HashMap<String, Arc<dyn KeyBackend>>,
     kind: BackendId,
     instance: Option<&str>,

@@ -3,11 +3,14 @@
 //! scheduled by cadence (`rotate_due`).
 
 use super::Envelope;
+use super::builder::check_backend_parts;
 use crate::backend::KekSpec;
 use crate::backend::kit::trace::traced;
 use crate::error::{Error, KeyStateError};
+use crate::format::{BackendId, WrapAlgorithm};
 use crate::format::{KekRef, Name};
-use crate::lifecycle::NewKek;
+use crate::lifecycle::{KekRecord, NewKek};
+use crate::locator::KekLocator;
 
 impl Envelope {
     /// Rotates the KEK of a tenant and purpose (a triggered rotation): creates the
@@ -38,21 +41,74 @@ impl Envelope {
             backend.create_kek(&spec),
         )
         .await?;
+        self.install_successor(
+            &current,
+            current.backend,
+            created.locator,
+            current.algorithm,
+        )
+    }
+
+    /// Rotates a scope to a KEK that already exists, instead of creating one in the
+    /// current KEK's backend: a tenant's own KMS key or Transit key replacing a local
+    /// KEK (bring your own key). The successor keeps the current KEK's overlap window,
+    /// cadence and inventory scope; the backend for `backend` must be configured, and
+    /// the classification profile is checked at every wrap as for any KEK. Check that
+    /// the key works (a wrap and an unwrap) before calling this: the ring has no way to.
+    ///
+    /// # Errors
+    /// [`Error::KeyState`] when the scope has no active KEK, [`Error::Config`] when no
+    /// backend of that kind is configured or it does not offer `algorithm`,
+    /// [`Error::Misuse`] when the ring refuses (the locator is already registered).
+    pub async fn rotate_kek_to(
+        &self,
+        tenant: &Name,
+        purpose: &Name,
+        backend: BackendId,
+        locator: KekLocator,
+        algorithm: WrapAlgorithm,
+    ) -> Result<KekRef, Error> {
+        let current = self
+            .inner
+            .ring
+            .read(|r| r.active(tenant, purpose).cloned())
+            .ok_or_else(|| KeyStateError::NoWrappingKek {
+                tenant: tenant.clone(),
+                purpose: purpose.clone(),
+            })?;
+        self.install_successor(&current, backend, locator, algorithm)
+    }
+
+    /// Registers `locator` as `current`'s successor (the next version of its scope).
+    fn install_successor(
+        &self,
+        current: &KekRecord,
+        backend: BackendId,
+        locator: KekLocator,
+        algorithm: WrapAlgorithm,
+    ) -> Result<KekRef, Error> {
+        let (tenant, purpose) = (current.reference.tenant(), current.reference.purpose());
         let next = KekRef::from_parts(
             tenant.clone(),
             purpose.clone(),
             current.reference.version().saturating_add(1),
         )?;
-        let mut new = NewKek::new(
-            next.clone(),
-            current.backend,
-            created.locator.as_str(),
-            current.algorithm,
-        )
-        .overlap_seconds(current.overlap_seconds)
-        .inventory_scope(current.inventory_scope);
-        new.instance = current.instance.clone();
+        let mut new = NewKek::new(next.clone(), backend, locator, algorithm)
+            .overlap_seconds(current.overlap_seconds)
+            .inventory_scope(current.inventory_scope);
+        // The instance name selects a backend of the current KEK's kind; another kind is
+        // reached through its default instance.
+        if backend == current.backend {
+            new.instance = current.instance.clone();
+        }
         new.cadence = current.cadence;
+        // The backend must be here and offer the algorithm before the ring names it.
+        check_backend_parts(
+            &self.inner.backends,
+            backend,
+            new.instance.as_deref(),
+            algorithm,
+        )?;
         let now = self.inner.clock.now();
         // Recorded by the ring's recorder (the audit log) before it takes effect.
         self.inner

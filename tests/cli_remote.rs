@@ -1,0 +1,359 @@
+//! The `kekring` binary with remote KEKs: a scope rotated from a local KEK to a Transit
+//! key (OpenBao) and its files re-wrapped there, a customer's AWS KMS key registered
+//! (LocalStack), an ML-KEM KMS key registered (the project's fake), and the exit codes of
+//! remote failures. The servers come from `scripts/test.sh`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+#[path = "common/cli.rs"]
+mod cli_support;
+
+use std::process::Command;
+
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use cli_support::Cli;
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"))
+}
+
+/// Where the CLI's remote backends find their servers and credentials: the services'
+/// own environment variables.
+fn with_servers(mut cmd: Command, kms_endpoint: &str, access_key: &str, secret: &str) -> Command {
+    cmd.env("VAULT_ADDR", env("KEKRING_TEST_VAULT_ADDR"))
+        .env("VAULT_TOKEN", env("KEKRING_TEST_VAULT_TOKEN"))
+        .env("AWS_ENDPOINT_URL_KMS", kms_endpoint)
+        .env("AWS_REGION", env("KEKRING_TEST_AWS_REGION"))
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+    cmd
+}
+
+struct Remote<'a> {
+    cli: &'a Cli,
+    kms_endpoint: String,
+    access_key: &'static str,
+    secret: &'static str,
+}
+
+impl Remote<'_> {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        with_servers(
+            self.cli.command(args),
+            &self.kms_endpoint,
+            self.access_key,
+            self.secret,
+        )
+        .output()
+        .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kekring {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn code(&self, args: &[&str]) -> i32 {
+        self.run(args).status.code().unwrap()
+    }
+
+    fn seal(&self, purpose: &str, object: &str, class: &str) {
+        let out = self.cli.path(&format!("objs/{object}"));
+        self.ok(&[
+            "seal",
+            "--tenant",
+            "acme",
+            "--purpose",
+            purpose,
+            "--object",
+            object,
+            "--class",
+            class,
+            "--in",
+            "plain.txt",
+            "--out",
+            &out,
+        ]);
+    }
+
+    fn open(&self, purpose: &str, object: &str, class: &str) -> Vec<u8> {
+        let input = self.cli.path(&format!("objs/{object}"));
+        let out = self.cli.path(&format!("{object}.out"));
+        self.ok(&[
+            "open",
+            "--tenant",
+            "acme",
+            "--purpose",
+            purpose,
+            "--object",
+            object,
+            "--class",
+            class,
+            "--in",
+            &input,
+            "--out",
+            &out,
+        ]);
+        std::fs::read(out).unwrap()
+    }
+}
+
+fn kms_client(endpoint: &str, ak: &str, sk: &str) -> aws_sdk_kms::Client {
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(env("KEKRING_TEST_AWS_REGION")))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
+}
+
+async fn kms_key(endpoint: &str, ak: &str, sk: &str, spec: KeySpec, usage: KeyUsageType) -> String {
+    kms_client(endpoint, ak, sk)
+        .create_key()
+        .key_spec(spec)
+        .key_usage(usage)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered() {
+    let cli = Cli::new("remote");
+    std::fs::write(cli.work.join("plain.txt"), b"tenant data").unwrap();
+    let r = Remote {
+        cli: &cli,
+        kms_endpoint: env("KEKRING_TEST_KMS_ENDPOINT"),
+        access_key: "test",
+        secret: "test",
+    };
+    r.ok(&[
+        "keygen",
+        "--tenant",
+        "acme",
+        "--purpose",
+        "docs",
+        "--algorithm",
+        "aes256-gcm-derived",
+    ]);
+    r.seal("docs", "a", "confidential");
+
+    // The tenant's Transit key (derived, as kekring needs), made by its operator.
+    let admin = VaultClient::new(
+        VaultClientSettingsBuilder::default()
+            .address(env("KEKRING_TEST_VAULT_ADDR"))
+            .token(env("KEKRING_TEST_VAULT_TOKEN"))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let name = format!("cli-docs-{}", std::process::id());
+    let mut opts = vaultrs::api::transit::requests::CreateKeyRequestBuilder::default();
+    opts.derived(true);
+    vaultrs::transit::key::create(&admin, "transit", &name, Some(&mut opts))
+        .await
+        .unwrap();
+    let transit_key = format!("transit/{name}@v1");
+
+    // A Transit key that does not exist is refused before the ring names it: exit 5.
+    assert_eq!(
+        r.code(&[
+            "rotate",
+            "--tenant",
+            "acme",
+            "--purpose",
+            "docs",
+            "--transit-key",
+            "transit/no-such-key@v1",
+        ]),
+        5
+    );
+    let out = r.ok(&[
+        "rotate",
+        "--tenant",
+        "acme",
+        "--purpose",
+        "docs",
+        "--transit-key",
+        &transit_key,
+    ]);
+    assert!(out.contains("v2 active"), "{out}");
+    r.seal("docs", "b", "confidential");
+    assert_eq!(r.open("docs", "a", "confidential"), b"tenant data");
+    assert_eq!(r.open("docs", "b", "confidential"), b"tenant data");
+    r.ok(&[
+        "rewrap",
+        "--tenant",
+        "acme",
+        "--purpose",
+        "docs",
+        "--dir",
+        &cli.path("objs"),
+    ]);
+    for object in ["a", "b"] {
+        let inspect = r.ok(&["inspect", "--json", &cli.path(&format!("objs/{object}"))]);
+        assert!(inspect.contains("vault-transit"), "{object}: {inspect}");
+        assert_eq!(r.open("docs", object, "confidential"), b"tenant data");
+    }
+
+    // A customer's KMS key registered as a new scope's KEK.
+    let arn = kms_key(
+        &r.kms_endpoint,
+        "test",
+        "test",
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    let region = env("KEKRING_TEST_AWS_REGION");
+    r.ok(&[
+        "register",
+        "--tenant",
+        "acme",
+        "--purpose",
+        "kms",
+        "--aws-kms-key",
+        &arn,
+        "--aws-region",
+        &region,
+    ]);
+    r.seal("kms", "c", "restricted");
+    assert_eq!(r.open("kms", "c", "restricted"), b"tenant data");
+
+    // A disabled key is refused at registration (backend failure, exit 5); a
+    // registration without a key is bad usage (exit 2); so is a second KEK for a scope
+    // (the key ring refuses: exit 4, as for keygen).
+    let disabled = kms_key(
+        &r.kms_endpoint,
+        "test",
+        "test",
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    kms_client(&r.kms_endpoint, "test", "test")
+        .disable_key()
+        .key_id(&disabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.code(&[
+            "register",
+            "--tenant",
+            "acme",
+            "--purpose",
+            "off",
+            "--aws-kms-key",
+            &disabled,
+            "--aws-region",
+            &region,
+        ]),
+        5
+    );
+    assert_eq!(
+        r.code(&["register", "--tenant", "acme", "--purpose", "none"]),
+        2
+    );
+    assert_eq!(
+        r.code(&[
+            "register",
+            "--tenant",
+            "acme",
+            "--purpose",
+            "kms",
+            "--aws-kms-key",
+            &arn,
+            "--aws-region",
+            &region,
+        ]),
+        4
+    );
+    // Without Vault's address the home's Transit KEKs cannot be reached: a configuration
+    // error (exit 2), before any state changes.
+    let out = with_servers(
+        cli.command(&["rotate", "--tenant", "acme", "--purpose", "docs"]),
+        &r.kms_endpoint,
+        "test",
+        "test",
+    )
+    .env_remove("VAULT_ADDR")
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_ml_kem_kms_key_protects_restricted_files() {
+    let cli = Cli::new("remote-pq");
+    std::fs::write(cli.work.join("plain.txt"), b"tenant data").unwrap();
+    let (ak, sk) = ("AKIDKEKRINGTEST", "kekring-test-secret");
+    let r = Remote {
+        cli: &cli,
+        kms_endpoint: env("KEKRING_TEST_KMS_PQ_ENDPOINT"),
+        access_key: ak,
+        secret: sk,
+    };
+    let arn = kms_key(
+        &r.kms_endpoint,
+        ak,
+        sk,
+        KeySpec::MlKem768,
+        KeyUsageType::EncapsulateDecapsulate,
+    )
+    .await;
+    r.ok(&[
+        "register",
+        "--tenant",
+        "acme",
+        "--purpose",
+        "secrets",
+        "--aws-kms-key",
+        &arn,
+        "--aws-region",
+        &env("KEKRING_TEST_AWS_REGION"),
+        "--remote-algorithm",
+        "ml-kem-768",
+    ]);
+    r.seal("secrets", "s", "restricted");
+    assert_eq!(r.open("secrets", "s", "restricted"), b"tenant data");
+    // The same key named with the wrong algorithm is refused by the probe.
+    assert_eq!(
+        r.code(&[
+            "register",
+            "--tenant",
+            "acme",
+            "--purpose",
+            "other",
+            "--aws-kms-key",
+            &arn,
+            "--aws-region",
+            &env("KEKRING_TEST_AWS_REGION"),
+        ]),
+        5
+    );
+}

@@ -1,0 +1,58 @@
+//! The `kekring` binary driven from a test: a private work directory and home, the
+//! master secret in the environment, and helpers that check the exit status. Included by
+//! the CLI test files with `#[path]` (it needs the binary, so it is not in `common`).
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub struct Cli {
+    pub home: PathBuf,
+    pub work: PathBuf,
+    pub secret: &'static str,
+}
+
+impl Cli {
+    pub fn new(name: &str) -> Self {
+        let work = std::env::temp_dir().join(format!("kekring-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(work.join("objs")).unwrap();
+        Self {
+            home: work.join("home"),
+            work,
+            secret: "a master secret for the CLI tests",
+        }
+    }
+
+    pub fn command<S: AsRef<str>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kekring"));
+        cmd.args(args.iter().map(AsRef::as_ref))
+            .env("KEKRING_HOME", &self.home)
+            .env("KEKRING_MASTER_SECRET", self.secret)
+            .env_remove("KEKRING_MASTER_SECRET_FILE")
+            .current_dir(&self.work);
+        cmd
+    }
+
+    pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn ok<S: AsRef<str> + std::fmt::Debug>(&self, args: &[S]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kekring {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn code<S: AsRef<str>>(&self, args: &[S]) -> i32 {
+        self.run(args).status.code().unwrap()
+    }
+
+    pub fn path(&self, p: &str) -> String {
+        self.work.join(p).to_str().unwrap().to_owned()
+    }
+}
