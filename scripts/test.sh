@@ -99,6 +99,16 @@ printf '%s\n' "$second"
 grep -q '^opened ' <<<"$second" || { echo "the second quickstart run did not open the object" >&2; exit 1; }
 rm -rf .kekring-quickstart
 
+step "backend examples against the test servers (configuration from the environment)"
+AWS_ENDPOINT_URL_KMS="$KEKRING_TEST_KMS_ENDPOINT" AWS_REGION="$KEKRING_TEST_AWS_REGION" \
+  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+  cargo run --quiet --all-features --example aws_kms
+AWS_ENDPOINT_URL_KMS="$KEKRING_TEST_KMS_PQ_ENDPOINT" AWS_REGION="$KEKRING_TEST_AWS_REGION" \
+  AWS_ACCESS_KEY_ID=AKIDKEKRINGTEST AWS_SECRET_ACCESS_KEY=kekring-test-secret \
+  KEKRING_KMS_ALGORITHM=ml-kem-768 cargo run --quiet --all-features --example aws_kms
+VAULT_ADDR="$KEKRING_TEST_VAULT_ADDR" VAULT_TOKEN="$KEKRING_TEST_VAULT_TOKEN" \
+  cargo run --quiet --all-features --example vault_transit
+
 step "benchmarks build"
 cargo bench --no-run
 
