@@ -5,10 +5,10 @@
 //! | piece | where | what |
 //! |---|---|---|
 //! | binding forms | [`BindingContext::remote_bytes`](crate::format::BindingContext::remote_bytes), [`BindingContext::encryption_context`](crate::format::BindingContext::encryption_context) | the one mapping from the caller's context to what services bind (FORMAT.md §11.1) |
-//! | errors | [`BackendError`](crate::backend::BackendError) | typed failures; [`is_transient`](crate::backend::BackendError::is_transient) and [`try_next_copy`](crate::backend::BackendError::try_next_copy) decide retries and fall-through |
+//! | errors | [`BackendError`] | typed failures; [`is_transient`](crate::backend::BackendError::is_transient) and [`try_next_copy`](crate::backend::BackendError::try_next_copy) decide retries and fall-through |
 //! | service binds the context | each backend | the DEK goes to the service with the binding (construction 1) |
-//! | intermediate key | `kit/intermediate.rs` | for services that cannot bind a context (construction 2, §11.2) |
-//! | remote KEM | `kit/kem.rs` | the service decapsulates; the DEK is wrapped locally (construction 3, §11.3) |
+//! | intermediate key | `kit/intermediate.rs` | for services that cannot bind a context (construction 2, §11.3) |
+//! | remote KEM | `kit/kem.rs` | the service decapsulates; the DEK is wrapped locally (construction 3, §11.4) |
 //! | calls | [`CallPolicy`] (feature `remote`) | connect and per-attempt timeouts, retries of transient failures with backoff and jitter, a bounded total |
 //! | traces | `kit/trace.rs` (feature `tracing`) | one span per backend call: backend, redacted KEK, algorithm, outcome, latency |
 //! | conformance | [`testing`](crate::testing) (feature `testing`) | the suite every backend passes |

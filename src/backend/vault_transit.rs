@@ -25,9 +25,11 @@
 //! Tokens and secret ids live in the backend instance only, never in a locator, the
 //! key ring, an error or a trace.
 //!
-//! The policy kekring needs: `update` on `{mount}/encrypt/*` and `{mount}/decrypt/*`,
-//! `read` on `{mount}/keys/*`, and for rotation `update` on `{mount}/keys/*/rotate` and
-//! `create` on `{mount}/keys/*`. Do not grant `create` on `{mount}/encrypt/*`: with it,
+//! The policy kekring needs: `update` on `{mount}/encrypt/*`, `{mount}/decrypt/*` and
+//! `{mount}/rewrap/*`, `read` on `{mount}/keys/*`; to create KEKs `create` and `update`
+//! on `{mount}/keys/*`, to rotate `update` on `{mount}/keys/*/rotate`, to raise the floor
+//! at retirement `update` on `{mount}/keys/*/config`. Do not grant `create` on
+//! `{mount}/encrypt/*`: with it,
 //! Transit creates a missing key on first encrypt ("upsert"). kekring reads a key's
 //! configuration before its first wrap and refuses one that does not exist, is not
 //! derived or is not AES-256-GCM, but only a policy closes that door for good.

@@ -1,4 +1,4 @@
-//! The intermediate-key construction (FORMAT.md §11.2), for KEKs whose service cannot
+//! The intermediate-key construction (FORMAT.md §11.3), for KEKs whose service cannot
 //! bind a context: an RSA key in a KMS, Azure `wrapKey`, PKCS#11 `C_WrapKey`. The service
 //! wraps a fresh per-object 256-bit intermediate key; the DEK is AES-256-GCM-sealed under
 //! that key locally, with the binding context as AAD:

@@ -1,4 +1,4 @@
-//! The KEM construction (FORMAT.md §8 and §11.3), shared by the local KEM-style KEKs
+//! The KEM construction (FORMAT.md §8 and §11.4), shared by the local KEM-style KEKs
 //! and by every backend that holds a KEM private key remotely (AWS KMS ML-KEM, Cloud KMS
 //! ML-KEM and X-Wing, PKCS#11 3.2 ML-KEM): encapsulate (locally to the public key, or in
 //! the service), derive the wrapping key from the shared secret, the KEM ciphertext and
