@@ -483,21 +483,19 @@ impl BackendError {
     }
 
     /// Whether another wrapped copy of the same DEK (under another KEK, often in another
-    /// backend, region or account) may open where this copy failed. True when this copy's
-    /// KEK could not be used at all: the backend is down, slow or throttling, the KEK is
-    /// gone, disabled or public-only here, or these credentials may not use it. False when
-    /// the copy itself is refused (tampered or bound elsewhere: the other copies carry the
-    /// same claims), when the backend misbehaved (another key named, a malformed answer),
-    /// and for configuration errors: those stop the open.
+    /// backend, region or account) may open where this copy failed. True only when this
+    /// copy's KEK could not be reached or is not here: the backend is down, slow or
+    /// throttling, no longer holds the KEK (a lost region), or holds only its public
+    /// half. False when the KEK's owner stopped it (disabled, pending deletion, access
+    /// or credentials withdrawn: a tenant disabling its own key must stop the open, not
+    /// move it to another copy), when the copy itself is refused (tampered or bound
+    /// elsewhere: the other copies carry the same claims), when the backend misbehaved
+    /// (another key named, a malformed answer), and for configuration errors.
     pub fn try_next_copy(&self) -> bool {
         self.is_transient()
             || matches!(
                 self,
-                BackendError::KeyNotFound(_)
-                    | BackendError::PublicOnly(_)
-                    | BackendError::KeyDisabled { .. }
-                    | BackendError::PermissionDenied { .. }
-                    | BackendError::Credentials { .. }
+                BackendError::KeyNotFound(_) | BackendError::PublicOnly(_)
             )
     }
 
@@ -776,5 +774,76 @@ impl Error {
     /// The kekring error inside an `io::Error` returned by a stream adapter, if any.
     pub fn from_io(e: &std::io::Error) -> Option<&Error> {
         e.get_ref().and_then(|inner| inner.downcast_ref::<Error>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unreachable_or_absent_keks_fall_through_and_only_transient_ones_retry() {
+        let kek = || KekLocator::new("k");
+        let msg = || "m".to_owned();
+        let cases: Vec<(BackendError, bool, bool)> = vec![
+            // (error, transient, next copy)
+            (
+                BackendError::Unavailable {
+                    message: msg(),
+                    source: None,
+                },
+                true,
+                true,
+            ),
+            (
+                BackendError::Timeout {
+                    operation: "wrap",
+                    elapsed_ms: 1,
+                },
+                true,
+                true,
+            ),
+            (BackendError::Throttled { message: msg() }, true, true),
+            (BackendError::KeyNotFound(kek()), false, true),
+            (BackendError::PublicOnly(kek()), false, true),
+            // The owner stopped the key: stop the open.
+            (
+                BackendError::KeyDisabled {
+                    kek: kek(),
+                    state: msg(),
+                },
+                false,
+                false,
+            ),
+            (
+                BackendError::PermissionDenied {
+                    kek: kek(),
+                    message: msg(),
+                },
+                false,
+                false,
+            ),
+            (BackendError::Credentials { message: msg() }, false, false),
+            (BackendError::Rejected, false, false),
+            (
+                BackendError::KeyMismatch {
+                    asked: kek(),
+                    answered: kek(),
+                },
+                false,
+                false,
+            ),
+            (BackendError::MalformedResponse { what: "x" }, false, false),
+            (
+                BackendError::InvalidRequest { message: msg() },
+                false,
+                false,
+            ),
+            (BackendError::Unsupported { operation: "x" }, false, false),
+        ];
+        for (e, transient, next) in cases {
+            assert_eq!(e.is_transient(), transient, "{e:?}");
+            assert_eq!(e.try_next_copy(), next, "{e:?}");
+        }
     }
 }

@@ -198,9 +198,10 @@ impl Envelope {
     ///    classification (audited; [`Error::Policy`] if no copy is left);
     /// 3. the first known copy decides: its header claim must match the ring, its state
     ///    must allow the unwrap (break-glass access reads under a revoked KEK, recorded
-    ///    before the read), and its backend's answer must name its key; only a backend
-    ///    that is down, no longer holds the key or holds only its public half falls
-    ///    through to the next copy.
+    ///    before the read), and its backend's answer must name its key; only a failure
+    ///    the error calls [`try_next_copy`](BackendError::try_next_copy) (a backend that
+    ///    is down, slow or throttling, no longer holds the key or holds only its public
+    ///    half) falls through to the next copy.
     pub(super) async fn unwrap_dek_as(
         &self,
         ctx: &Context,
