@@ -10,7 +10,7 @@ use super::Envelope;
 use super::builder::check_backend;
 use crate::audit::AuditEvent;
 use crate::backend::kit::trace::traced;
-use crate::backend::{BackendError, KeyBackend, WrapRequest};
+use crate::backend::{BackendError, KeyBackend, WrapRequest, WrapResponse};
 use crate::context::Context;
 use crate::error::{Error, KeyStateError};
 use crate::format::{BackendId, KekRef, Name, WrapAlgorithm, WrappedDek, WrappedEntry};
@@ -59,6 +59,32 @@ pub(super) struct Planned {
     pub(super) locator: KekLocator,
     pub(super) algorithm: WrapAlgorithm,
     pub(super) counters: Arc<Counters>,
+}
+
+impl Planned {
+    /// The wrapped copy a backend's answer makes under this KEK (counted), refused when
+    /// the answer names another key or has the wrong shape for the algorithm.
+    pub(super) fn entry(&self, resp: WrapResponse) -> Result<WrappedEntry, Error> {
+        if resp.kek != self.locator {
+            return Err(BackendError::KeyMismatch {
+                asked: self.locator.clone(),
+                answered: resp.kek,
+            }
+            .into());
+        }
+        let entry = WrappedEntry::new(
+            self.algorithm,
+            self.backend_id,
+            self.reference.clone(),
+            resp.params,
+            resp.wrapped,
+        )
+        .map_err(|_| BackendError::MalformedResponse {
+            what: "wrapped key",
+        })?;
+        self.counters.wrapped();
+        Ok(entry)
+    }
 }
 
 /// A key-ring record resolved for unwrapping: its backend (when it is configured and
@@ -242,25 +268,7 @@ impl Envelope {
                 )),
             )
             .await?;
-            if resp.kek != kek.locator {
-                return Err(BackendError::KeyMismatch {
-                    asked: kek.locator.clone(),
-                    answered: resp.kek,
-                }
-                .into());
-            }
-            let entry = WrappedEntry::new(
-                kek.algorithm,
-                kek.backend_id,
-                kek.reference.clone(),
-                resp.params,
-                resp.wrapped,
-            )
-            .map_err(|_| BackendError::MalformedResponse {
-                what: "wrapped key",
-            })?;
-            kek.counters.wrapped();
-            entries.push(entry);
+            entries.push(kek.entry(resp)?);
         }
         Ok(WrappedDek::new(ctx.classification().clone(), entries)?)
     }

@@ -17,7 +17,7 @@ use crate::backend::kit::trace::traced;
 use crate::backend::{BackendError, RewrapRequest};
 use crate::context::Context;
 use crate::error::{Error, MisuseError};
-use crate::format::{SealedHeader, WrappedDek, WrappedEntry};
+use crate::format::{SealedHeader, WrappedDek};
 use crate::payload;
 use crate::secret::DataKey;
 
@@ -200,7 +200,7 @@ impl Envelope {
         break_glass: Option<&str>,
     ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
         let w = WrappedDek::decode(wrapped)?;
-        let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, break_glass).await?;
+        let (new, outcome, _) = self.rewrap_wrapped(ctx, &w, break_glass, false).await?;
         Ok(match outcome {
             RewrapOutcome::AlreadyCurrent => (wrapped.to_vec(), outcome),
             RewrapOutcome::Rewrapped => (new.encode(), outcome),
@@ -215,7 +215,7 @@ impl Envelope {
     ) -> Result<(Vec<u8>, RewrapOutcome), Error> {
         let (header, header_len) = SealedHeader::decode_prefix(sealed)?;
         let (new, outcome, dek) = self
-            .rewrap_wrapped(ctx, header.wrapped_dek(), break_glass)
+            .rewrap_wrapped(ctx, header.wrapped_dek(), break_glass, true)
             .await?;
         let Some(dek) = dek else {
             return Ok((sealed.to_vec(), outcome));
@@ -234,11 +234,15 @@ impl Envelope {
     /// (break-glass when a reason is given: a read under a revoked KEK is recorded where
     /// it is granted), wraps under the plan, and verifies every new copy by unwrapping
     /// it on its own. Returns the DEK too, for the sealed-object commitment check.
+    /// `sealed`: the caller checks the DEK against the object's commitment, which is
+    /// what lets the re-wrap run inside the backend (the DEK is then never compared
+    /// with the old copy's here).
     async fn rewrap_wrapped(
         &self,
         ctx: &Context,
         w: &WrappedDek,
         break_glass: Option<&str>,
+        sealed: bool,
     ) -> Result<(WrappedDek, RewrapOutcome, Option<DataKey>), Error> {
         let plan = self.wrap_plan(ctx)?;
         let current = w.entries().len() == plan.len()
@@ -251,7 +255,8 @@ impl Envelope {
         }
         // A re-wrap the profile refuses must not read the DEK first.
         self.check_plan(ctx, &plan)?;
-        if break_glass.is_none()
+        if sealed
+            && break_glass.is_none()
             && let Some((new, dek)) = self.rewrap_in_backend(ctx, w, &plan).await?
         {
             return Ok((new, RewrapOutcome::Rewrapped, Some(dek)));
@@ -277,12 +282,13 @@ impl Envelope {
         Ok((new, RewrapOutcome::Rewrapped, Some(dek)))
     }
 
-    /// Re-wraps inside the backend when the DEK has one copy and the plan one KEK, both
-    /// of one backend instance and algorithm, and the backend can (Transit versions of
-    /// one key): the DEK does not come here to be wrapped again. The old copy passes the
-    /// same rules as an unwrap first; the new copy is verified by unwrapping it, which
-    /// also gives the DEK for a sealed object's commitment check. `None`: use the
-    /// unwrap-then-wrap path.
+    /// Re-wraps a sealed object's DEK inside the backend when it has one copy and the
+    /// plan one KEK, both of one backend instance and algorithm, and the backend can
+    /// (Transit versions of one key): the DEK does not come here to be wrapped again.
+    /// The old copy passes the same rules as an unwrap first; the new copy is verified
+    /// by unwrapping it, and the DEK it gives is checked against the object's key
+    /// commitment by the caller, so a backend that re-wrapped another key is caught.
+    /// `None`: use the unwrap-then-wrap path.
     async fn rewrap_in_backend(
         &self,
         ctx: &Context,
@@ -330,25 +336,8 @@ impl Envelope {
             Err(BackendError::Rejected) => return Err(Error::Crypto),
             Err(e) => return Err(e.into()),
         };
-        if resp.kek != to.locator {
-            return Err(BackendError::KeyMismatch {
-                asked: to.locator.clone(),
-                answered: resp.kek,
-            }
-            .into());
-        }
-        let entry = WrappedEntry::new(
-            to.algorithm,
-            to.backend_id,
-            to.reference.clone(),
-            resp.params,
-            resp.wrapped,
-        )
-        .map_err(|_| BackendError::MalformedResponse {
-            what: "wrapped key",
-        })?;
+        let entry = to.entry(resp)?;
         from.counters.unwrapped();
-        to.counters.wrapped();
         let new = WrappedDek::new(w.classification().clone(), vec![entry])?;
         let dek = self.unwrap_dek_as(ctx, &new, Access::Verify).await?;
         Ok(Some((new, dek)))
