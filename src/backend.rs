@@ -330,6 +330,16 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
         })
     }
 
+    /// The stable form of a locator, to register instead of the one given: an alias
+    /// resolved to the key it names now (AWS KMS), so that re-pointing the alias later
+    /// cannot move the KEK to another key. The default returns it unchanged.
+    ///
+    /// # Errors
+    /// As [`KeyBackend::wrap`] for a key that cannot be resolved.
+    async fn resolve_kek(&self, kek: &KekLocator) -> Result<KekLocator, BackendError> {
+        Ok(kek.clone())
+    }
+
     /// Told after the key ring retired a KEK: the backend may stop it in its service
     /// where that does not touch other KEKs still in use (Transit raises the key's
     /// `min_decryption_version` past the oldest version). The default does nothing.

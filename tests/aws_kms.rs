@@ -166,6 +166,7 @@ async fn symmetric_kms_keys_conform_against_localstack() {
         "wrong-binding",
         "tampered-wrapped",
         "other-kek",
+        "wrong-algorithm",
         "concurrent",
         "envelope",
         "answer-names-another-key",
@@ -204,6 +205,8 @@ async fn ml_kem_kms_keys_conform_against_the_fake_with_local_encapsulation() {
             "tampered-wrapped",
             "tampered-params",
             "other-kek",
+            "wrong-algorithm",
+        "wrong-algorithm",
             "concurrent",
             "envelope",
             "disabled-key",
@@ -437,6 +440,9 @@ async fn aliases_resolve_to_the_key_arn_and_pending_deletion_fails_closed() {
         .await
         .unwrap();
     let by_alias = AwsKmsKek::new(&alias, &region(), None).unwrap().locator();
+    // What a registration records: the alias resolved to its key, so that re-pointing
+    // the alias later cannot move the KEK.
+    assert_eq!(b.resolve_kek(&by_alias).await.unwrap(), kek);
     let dek = DataKey::generate().unwrap();
     let ctx = binding("o1");
     let w = b
@@ -519,4 +525,40 @@ async fn a_symmetric_kms_kek_rotates_to_a_new_key_through_the_envelope() {
     let new = env.seal(&ctx, b"after").await.unwrap();
     assert_eq!(env.open(&ctx, &old).await.unwrap(), b"before");
     assert_eq!(env.open(&ctx, &new).await.unwrap(), b"after");
+}
+
+#[tokio::test]
+async fn a_role_that_cannot_be_assumed_is_a_credentials_error_not_an_outage() {
+    let b = localstack().await;
+    let kek = b
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "role"))
+        .await
+        .unwrap()
+        .locator;
+    // The same key through a role in another account: STS refuses (or cannot be
+    // reached from here); either way no credentials come back.
+    let through_role = AwsKmsKek::new(
+        &key_id(&kek),
+        &region(),
+        Some("arn:aws:iam::000000000000:role/kekring-none"),
+    )
+    .unwrap()
+    .locator();
+    let dek = DataKey::generate().unwrap();
+    let started = Instant::now();
+    let got = b
+        .wrap(WrapRequest::new(
+            &through_role,
+            WrapAlgorithm::Aes256Opaque,
+            &dek,
+            &binding("o"),
+        ))
+        .await;
+    assert!(
+        matches!(got, Err(BackendError::Credentials { .. })),
+        "{got:?}"
+    );
+    let err = got.unwrap_err();
+    assert!(!err.is_transient() && !err.try_next_copy());
+    assert!(started.elapsed() < Duration::from_secs(20));
 }

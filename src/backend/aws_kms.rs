@@ -41,14 +41,14 @@ use aws_sdk_kms::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
-    EncapsulationAlgorithmSpec, EncryptionAlgorithmSpec, KeySpec, KeyUsageType,
+    EncapsulationAlgorithmSpec, EncryptionAlgorithmSpec, KeySpec, KeyState, KeyUsageType,
 };
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use zeroize::Zeroizing;
 
-use super::kit::CallPolicy;
 use super::kit::kem::kem_unwrap;
+use super::kit::{CallPolicy, unavailable};
 use super::local::MlKemKek;
 use super::{
     BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
@@ -147,6 +147,33 @@ impl AwsKmsKek {
             s.push_str(r);
         }
         KekLocator::new(s)
+    }
+
+    /// Whether `arn`, the key ARN KMS answered for this KEK, can be its key: a KMS key
+    /// ARN in its region, equal to it when it is a key ARN, ending in its id when it is
+    /// a key id, in its account when it is an alias ARN.
+    fn answered_by(&self, arn: &str) -> bool {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let [prefix, _partition, service, region, account, resource] = parts.as_slice() else {
+            return false;
+        };
+        if *prefix != "arn" || *service != "kms" || *region != self.region {
+            return false;
+        }
+        let Some(id) = resource.strip_prefix("key/") else {
+            return false;
+        };
+        if self.key.starts_with("arn:") {
+            if self.key.contains(":key/") {
+                return arn == self.key;
+            }
+            // An alias ARN: arn:{partition}:kms:{region}:{account}:alias/{name}.
+            return self.key.split(':').nth(4) == Some(account);
+        }
+        if self.key.starts_with("alias/") {
+            return true;
+        }
+        id == self.key
     }
 
     /// The region.
@@ -284,13 +311,6 @@ impl fmt::Debug for AwsKmsBackend {
     }
 }
 
-fn unavailable(message: String) -> BackendError {
-    BackendError::Unavailable {
-        message,
-        source: None,
-    }
-}
-
 /// Maps an SDK error by what KMS documents for each exception. Only the error code and
 /// message are kept.
 fn map_err<E>(
@@ -360,7 +380,11 @@ where
             elapsed_ms: 0,
         },
         SdkError::DispatchFailure(d) => {
-            if d.is_timeout() {
+            // The SDK resolves credentials inside the attempt: a chain that finds none, an
+            // expired session or a refused AssumeRole arrive here, not from the service.
+            if d.is_other() && text.to_ascii_lowercase().contains("credential") {
+                BackendError::Credentials { message: text }
+            } else if d.is_timeout() {
                 BackendError::Timeout {
                     operation: op,
                     elapsed_ms: 0,
@@ -411,6 +435,25 @@ fn mlkem_spki(der: &[u8]) -> Option<(WrapAlgorithm, &[u8])> {
         }
     }
     None
+}
+
+/// The KEM ciphertext length of an ML-KEM wrap algorithm.
+fn kem_ciphertext_len(algorithm: WrapAlgorithm) -> Option<usize> {
+    match algorithm {
+        WrapAlgorithm::MlKem768 => Some(1088),
+        WrapAlgorithm::MlKem1024 => Some(1568),
+        _ => None,
+    }
+}
+
+/// A 32-byte shared secret from an Encapsulate or Decapsulate answer, kept zeroizing.
+fn shared_secret(blob: Option<Blob>) -> Result<Zeroizing<Vec<u8>>, BackendError> {
+    blob.map(Blob::into_inner)
+        .map(Zeroizing::new)
+        .filter(|s| s.len() == 32)
+        .ok_or(BackendError::MalformedResponse {
+            what: "shared secret",
+        })
 }
 
 /// The error and its sources as text (the SDK puts the reason a layer or two down).
@@ -537,6 +580,12 @@ impl AwsKmsBackend {
                 what: "DescribeKey answer",
             })?
             .to_owned();
+        if !kek.answered_by(&arn) {
+            return Err(BackendError::KeyMismatch {
+                asked: locator.clone(),
+                answered: KekLocator::new(arn),
+            });
+        }
         let algorithm = match (meta.key_spec(), meta.key_usage()) {
             (Some(KeySpec::SymmetricDefault), Some(KeyUsageType::EncryptDecrypt)) => {
                 WrapAlgorithm::Aes256Opaque
@@ -737,22 +786,14 @@ impl AwsKmsBackend {
                     .await
                     .map_err(|e| map_err(e, locator, "wrap"))?;
                 Self::check_answer(&r, locator, out.key_id())?;
-                let malformed = BackendError::MalformedResponse {
-                    what: "Encapsulate answer",
-                };
                 let ct = out
                     .shared_secret_ciphertext_blob()
+                    .map(|b| b.as_ref().to_vec())
+                    .filter(|ct| Some(ct.len()) == kem_ciphertext_len(algorithm))
                     .ok_or(BackendError::MalformedResponse {
-                        what: "Encapsulate answer",
-                    })?
-                    .as_ref()
-                    .to_vec();
-                let ss = Zeroizing::new(out.shared_secret.map(Blob::into_inner).ok_or(malformed)?);
-                if ss.len() != 32 {
-                    return Err(BackendError::MalformedResponse {
-                        what: "shared secret",
-                    });
-                }
+                        what: "Encapsulate ciphertext",
+                    })?;
+                let ss = shared_secret(out.shared_secret)?;
                 let wrapped =
                     super::kit::kem::kem_wrap(self.crypto(), algorithm, &ss, &[&ct], binding, dek)?;
                 (ct, wrapped)
@@ -769,6 +810,11 @@ impl AwsKmsBackend {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<UnwrapResponse, BackendError> {
+        // A ciphertext of another length is not a wrap under this KEK: refused here, as
+        // services answer it differently (InvalidCiphertext or Validation).
+        if Some(params.len()) != kem_ciphertext_len(algorithm) {
+            return Err(BackendError::Rejected);
+        }
         let (client, r) = self.prepare(locator, algorithm).await?;
         let out = client
             .decapsulate()
@@ -779,16 +825,7 @@ impl AwsKmsBackend {
             .await
             .map_err(|e| map_err(e, locator, "unwrap"))?;
         Self::check_answer(&r, locator, out.key_id())?;
-        let ss = Zeroizing::new(out.shared_secret.map(Blob::into_inner).ok_or(
-            BackendError::MalformedResponse {
-                what: "Decapsulate answer",
-            },
-        )?);
-        if ss.len() != 32 {
-            return Err(BackendError::MalformedResponse {
-                what: "shared secret",
-            });
-        }
+        let ss = shared_secret(out.shared_secret)?;
         // Implicit rejection: a tampered ciphertext gave an unrelated secret, and the
         // RFC 3394 check below refuses it.
         let dek = kem_unwrap(self.crypto(), algorithm, &ss, &[params], binding, wrapped)?;
@@ -871,8 +908,12 @@ impl KeyBackend for AwsKmsBackend {
         })?;
         let client = self.client(&probe).await;
         let description = format!("kekring KEK {}", spec.name_hint);
+        // Not retried: a CreateKey that timed out may have made a key; a second attempt
+        // would make another (billed, unnamed anywhere).
         let out = self
             .call
+            .clone()
+            .no_retries()
             .run("create_kek", || async {
                 client
                     .create_key()
@@ -898,27 +939,71 @@ impl KeyBackend for AwsKmsBackend {
         Ok(KekDescriptor::new(kek.locator(), spec.algorithm))
     }
 
+    /// The locator with its key named by its ARN (an alias or key id resolved by
+    /// `DescribeKey`, and checked against the locator): what to register, so that a
+    /// re-pointed alias cannot move the KEK to another key.
+    async fn resolve_kek(&self, locator: &KekLocator) -> Result<KekLocator, BackendError> {
+        let kek = Self::parse(locator)?;
+        let client = self.client(&kek).await;
+        let r = self
+            .call
+            .run("resolve_kek", || self.resolve(&client, &kek, locator))
+            .await?;
+        AwsKmsKek::new(&r.arn, &kek.region, kek.role.as_deref())
+            .map(|k| k.locator())
+            .map_err(|_| BackendError::MalformedResponse {
+                what: "DescribeKey ARN",
+            })
+    }
+
     /// Schedules the key's deletion after KMS's shortest waiting period (7 days);
-    /// `CancelKeyDeletion` can still undo it until then.
+    /// `CancelKeyDeletion` can still undo it until then. A key already pending deletion
+    /// counts as destroyed; any other state KMS refuses in is an error.
     async fn destroy_kek(&self, locator: &KekLocator) -> Result<(), BackendError> {
         let kek = Self::parse(locator)?;
         let client = self.client(&kek).await;
-        self.call
+        let r = self
+            .call
+            .run("destroy_kek", || self.resolve(&client, &kek, locator))
+            .await?;
+        let scheduled = self
+            .call
             .run("destroy_kek", || async {
-                match client
+                client
                     .schedule_key_deletion()
-                    .key_id(&kek.key)
+                    .key_id(&r.arn)
                     .pending_window_in_days(7)
                     .send()
                     .await
                     .map_err(|e| map_err(e, locator, "destroy_kek"))
-                {
-                    // Already pending deletion: the destruction is under way.
-                    Ok(_) | Err(BackendError::KeyDisabled { .. }) => Ok(()),
-                    Err(e) => Err(e),
-                }
             })
-            .await
+            .await;
+        match scheduled {
+            Ok(_) => Ok(()),
+            Err(BackendError::KeyDisabled { .. }) => {
+                let state = self
+                    .call
+                    .run("destroy_kek", || async {
+                        client
+                            .describe_key()
+                            .key_id(&r.arn)
+                            .send()
+                            .await
+                            .map_err(|e| map_err(e, locator, "destroy_kek"))
+                    })
+                    .await?
+                    .key_metadata()
+                    .and_then(|m| m.key_state().cloned());
+                match state {
+                    Some(KeyState::PendingDeletion) => Ok(()),
+                    other => Err(BackendError::KeyDisabled {
+                        kek: locator.clone(),
+                        state: format!("cannot be scheduled for deletion in state {other:?}"),
+                    }),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -953,6 +1038,35 @@ mod tests {
         ] {
             assert!(AwsKmsKek::parse(&KekLocator::new(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_answered_arn_must_fit_the_locator() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let fits = |key: &str, answered: &str| {
+            AwsKmsKek::new(key, "eu-west-1", None)
+                .unwrap()
+                .answered_by(answered)
+        };
+        assert!(fits(arn, arn));
+        assert!(fits("1234abcd-12ab-34cd-56ef-1234567890ab", arn));
+        assert!(fits("alias/acme", arn));
+        assert!(fits("arn:aws:kms:eu-west-1:111122223333:alias/acme", arn));
+        let other_key = arn.replace("1234abcd", "9999abcd");
+        let other_region = arn.replace("eu-west-1", "us-east-1");
+        let other_account = arn.replace("111122223333", "444455556666");
+        assert!(!fits(arn, &other_key));
+        assert!(!fits("1234abcd-12ab-34cd-56ef-1234567890ab", &other_key));
+        assert!(!fits("alias/acme", &other_region));
+        assert!(!fits(
+            "arn:aws:kms:eu-west-1:111122223333:alias/acme",
+            &other_account
+        ));
+        assert!(!fits(
+            "alias/acme",
+            "arn:aws:kms:eu-west-1:111122223333:alias/acme"
+        ));
+        assert!(!fits("alias/acme", "not an arn"));
     }
 
     #[tokio::test]

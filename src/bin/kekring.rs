@@ -849,6 +849,8 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             let target = kek.target()?.ok_or_else(|| {
                 bad("name the KEK: --aws-kms-key with --aws-region, or --transit-key")
             })?;
+            // The key as the ring will record it (an alias resolved to its key).
+            let target = remote::pinned(home.remote(target.backend)?, target)?;
             let (tenant, purpose) = names(&scope)?;
             let reference = next_reference(&home.ring, &tenant, &purpose)?;
             let mut new = NewKek::new(
@@ -886,7 +888,9 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             let next = match to.target()? {
                 // A remote KEK that exists: checked, then installed as the successor.
                 Some(target) => {
-                    remote::probe(home.remote(target.backend)?, &target, &tenant, &purpose)?;
+                    let backend = home.remote(target.backend)?;
+                    let target = remote::pinned(backend, target)?;
+                    remote::probe(backend, &target, &tenant, &purpose)?;
                     block_on(env.rotate_kek_to(
                         &tenant,
                         &purpose,

@@ -76,6 +76,18 @@ impl Envelope {
                 tenant: tenant.clone(),
                 purpose: purpose.clone(),
             })?;
+        // Registered in the backend's stable form (an alias resolved to its key).
+        let instance = (backend == current.backend)
+            .then(|| current.instance.clone())
+            .flatten();
+        let b = check_backend_parts(
+            &self.inner.backends,
+            backend,
+            instance.as_deref(),
+            algorithm,
+        )?;
+        let call = b.resolve_kek(&locator);
+        let locator = traced(backend, "resolve_kek", &locator, Some(algorithm), call).await?;
         self.install_successor(&current, backend, locator, algorithm)
     }
 

@@ -129,6 +129,13 @@ pub(crate) fn backends(needed: &BTreeSet<BackendId>) -> Result<Vec<Arc<dyn KeyBa
     Ok(out)
 }
 
+/// The target with its locator in the backend's stable form (an AWS alias resolved to
+/// its key ARN), which is what the key ring records.
+pub(crate) fn pinned(backend: &dyn KeyBackend, target: Target) -> Result<Target, Failure> {
+    let locator = block_on(backend.resolve_kek(&target.locator)).map_err(Error::from)?;
+    Ok(Target { locator, ..target })
+}
+
 /// Wraps and unwraps a fresh key under the KEK before it is registered, so that a key
 /// that is missing, disabled, of another algorithm or out of these credentials' reach
 /// is refused with its backend error (exit 5), not found out at the first seal.
