@@ -32,13 +32,19 @@ pub(crate) mod trace;
 #[cfg(feature = "remote")]
 pub use call::CallPolicy;
 
+/// A backend that could not be reached or failed (transient), with a description.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) fn unavailable(message: impl Into<String>) -> BackendError {
+    BackendError::Unavailable {
+        message: message.into(),
+        source: None,
+    }
+}
+
 /// A failure of the local primitives that no input can cause (e.g. HKDF refusing an output
 /// length, the OS RNG failing): reported as the backend failing, never as a rejected wrap.
 pub(crate) fn internal(what: &str) -> BackendError {
-    BackendError::Unavailable {
-        message: format!("local {what} failed"),
-        source: None,
-    }
+    unavailable(format!("local {what} failed"))
 }
 
 /// Fresh bytes from the OS RNG, as a backend error on failure.

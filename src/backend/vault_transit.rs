@@ -28,11 +28,13 @@
 //! The policy kekring needs: `update` on `{mount}/encrypt/*`, `{mount}/decrypt/*` and
 //! `{mount}/rewrap/*`, `read` on `{mount}/keys/*`; to create KEKs `create` and `update`
 //! on `{mount}/keys/*`, to rotate `update` on `{mount}/keys/*/rotate`, to raise the floor
-//! at retirement `update` on `{mount}/keys/*/config`. Do not grant `create` on
+//! at retirement `update` on `{mount}/keys/*/config`; and `auth/token/lookup-self` and
+//! `auth/token/renew-self` (in Vault's `default` policy). Do not grant `create` on
 //! `{mount}/encrypt/*`: with it,
 //! Transit creates a missing key on first encrypt ("upsert"). kekring reads a key's
 //! configuration before its first wrap and refuses one that does not exist, is not
-//! derived or is not AES-256-GCM, but only a policy closes that door for good.
+//! derived, is not AES-256-GCM, or can leave Transit (exportable, plaintext backup), but
+//! only a policy closes that door for good.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -52,7 +54,7 @@ use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 use zeroize::Zeroizing;
 
-use super::kit::CallPolicy;
+use super::kit::{CallPolicy, unavailable};
 use super::{
     BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, RewrapRequest,
     UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
@@ -185,6 +187,34 @@ impl TransitKey {
     fn prefix(&self) -> String {
         format!("vault:v{}:", self.version)
     }
+
+    /// A stored wrap as a Transit ciphertext of this version: anything else is not a
+    /// wrap under this KEK and is refused before Transit sees it.
+    fn pinned<'a>(&self, params: &[u8], wrapped: &'a [u8]) -> Result<&'a str, BackendError> {
+        let ciphertext = std::str::from_utf8(wrapped).map_err(|_| BackendError::Rejected)?;
+        if !params.is_empty() || !ciphertext.starts_with(&self.prefix()) {
+            return Err(BackendError::Rejected);
+        }
+        Ok(ciphertext)
+    }
+
+    /// Checks that a ciphertext Transit answered is of this version: one of another
+    /// version is an answer for another key.
+    fn check_answer(&self, asked: &KekLocator, ciphertext: &str) -> Result<(), BackendError> {
+        if ciphertext.starts_with(&self.prefix()) {
+            return Ok(());
+        }
+        let answered = ciphertext
+            .split(':')
+            .nth(1)
+            .unwrap_or("?")
+            .trim_start_matches('v')
+            .to_owned();
+        Err(BackendError::KeyMismatch {
+            asked: asked.clone(),
+            answered: KekLocator::new(format!("{}/{}@v{answered}", self.mount, self.name)),
+        })
+    }
 }
 
 /// A configured Transit backend: one Vault (or OpenBao) server.
@@ -296,18 +326,14 @@ impl fmt::Debug for VaultTransitBackend {
     }
 }
 
-fn unavailable(message: impl Into<String>) -> BackendError {
-    BackendError::Unavailable {
-        message: message.into(),
-        source: None,
-    }
-}
-
 /// What a call was, for mapping Transit's errors (it answers 400 for most refusals).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
     Encrypt,
     Decrypt,
+    /// A rewrap: `kek` is the source; refusals that concern the target version are
+    /// configuration errors, not a rejected wrap.
+    Rewrap,
     Admin,
     Auth,
 }
@@ -319,9 +345,14 @@ fn map_err(e: ClientError, op: Op, kek: &KekLocator) -> BackendError {
         ClientError::APIError { code, errors } => {
             let msg = errors.join("; ");
             let lower = msg.to_ascii_lowercase();
-            let disabled = lower.contains("disallowed by policy")
-                || lower.contains("less than the minimum")
-                || lower.contains("too old");
+            // In a rewrap, the minimum *encryption* version concerns the target, which
+            // is a configuration error (below), not the source KEK being disabled.
+            let target_floor =
+                op == Op::Rewrap && lower.contains("less than the minimum encryption");
+            let disabled = !target_floor
+                && (lower.contains("disallowed by policy")
+                    || lower.contains("less than the minimum")
+                    || lower.contains("too old"));
             let missing = lower.contains("not found") || lower.contains("no existing key");
             match code {
                 401 => BackendError::Credentials { message: msg },
@@ -343,7 +374,16 @@ fn map_err(e: ClientError, op: Op, kek: &KekLocator) -> BackendError {
                     state: msg,
                 },
                 400 if missing => BackendError::KeyNotFound(kek.clone()),
-                400 if op == Op::Decrypt => BackendError::Rejected,
+                400 if op == Op::Rewrap
+                    && (lower.contains("less than the minimum encryption")
+                        || lower.contains("invalid key version")
+                        || lower.contains("requested version")) =>
+                {
+                    BackendError::InvalidRequest {
+                        message: format!("Transit refused the target version: {msg}"),
+                    }
+                }
+                400 if matches!(op, Op::Decrypt | Op::Rewrap) => BackendError::Rejected,
                 400 if op == Op::Auth => BackendError::Credentials { message: msg },
                 429 => BackendError::Throttled { message: msg },
                 412 | 500..=599 => unavailable(format!("Vault answered {code}: {msg}")),
@@ -360,7 +400,7 @@ fn map_err(e: ClientError, op: Op, kek: &KekLocator) -> BackendError {
                 401 | 403 => BackendError::Credentials {
                     message: format!("Vault answered {code}"),
                 },
-                400 if op == Op::Decrypt => BackendError::Rejected,
+                400 if matches!(op, Op::Decrypt | Op::Rewrap) => BackendError::Rejected,
                 c if c >= 500 => unavailable(format!("Vault answered {c}")),
                 c => BackendError::InvalidRequest {
                     message: format!("Vault answered {c}"),
@@ -538,18 +578,32 @@ impl VaultTransitBackend {
     /// for an expired or revoked token. Tells them apart by looking the token up: when
     /// that fails too, the token is the problem (and the session is dropped, so the next
     /// call logs in again).
-    async fn classify(&self, client: &VaultClient, err: BackendError) -> BackendError {
+    ///
+    /// Only a 403 from the lookup itself condemns the token (a network failure leaves the
+    /// error as it was). The session is dropped only if it still holds this client (a
+    /// sibling call may have logged in already). Under AppRole the next attempt logs in
+    /// again, so the failure is reported as transient and the call retried; a plain
+    /// token cannot be replaced, so it is [`BackendError::Credentials`].
+    async fn classify(&self, client: &Arc<VaultClient>, err: BackendError) -> BackendError {
         let BackendError::PermissionDenied { message, .. } = &err else {
             return err;
         };
-        match vaultrs::token::lookup_self(client).await {
-            Ok(_) => err,
-            Err(_) => {
-                *self.session.lock().await = None;
-                BackendError::Credentials {
-                    message: format!("{message} (the token is no longer valid)"),
+        match vaultrs::token::lookup_self(client.as_ref()).await {
+            Err(ClientError::APIError { code: 403, .. }) => {
+                let mut session = self.session.lock().await;
+                if session
+                    .as_ref()
+                    .is_some_and(|s| Arc::ptr_eq(&s.client, client))
+                {
+                    *session = None;
+                }
+                let message = format!("{message} (the token is no longer valid)");
+                match self.auth {
+                    VaultAuth::AppRole { .. } => unavailable(message),
+                    VaultAuth::Token(_) => BackendError::Credentials { message },
                 }
             }
+            _ => err,
         }
     }
 
@@ -577,6 +631,12 @@ impl VaultTransitBackend {
                 BackendError::MalformedResponse { .. } => BackendError::KeyNotFound(kek.clone()),
                 other => other,
             })?;
+        // A key that can leave Transit (exported, or backed up in plaintext) is no KEK.
+        if read.exportable || read.allow_plaintext_backup {
+            return Err(BackendError::InvalidRequest {
+                message: format!("Transit key {kek} is exportable or allows plaintext backup"),
+            });
+        }
         if !matches!(read.key_type, KeyType::Aes256Gcm96) || !read.derived {
             return Err(BackendError::UnsupportedAlgorithm {
                 kek: kek.clone(),
@@ -643,19 +703,7 @@ impl VaultTransitBackend {
         )
         .await
         .map_err(|e| map_err(e, Op::Encrypt, kek))?;
-        if !resp.ciphertext.starts_with(&key.prefix()) {
-            let answered = resp
-                .ciphertext
-                .split(':')
-                .nth(1)
-                .unwrap_or("?")
-                .trim_start_matches('v')
-                .to_owned();
-            return Err(BackendError::KeyMismatch {
-                asked: kek.clone(),
-                answered: KekLocator::new(format!("{}/{}@v{answered}", key.mount, key.name)),
-            });
-        }
+        key.check_answer(kek, &resp.ciphertext)?;
         Ok(WrapResponse::new(
             kek.clone(),
             Vec::new(),
@@ -718,12 +766,7 @@ impl KeyBackend for VaultTransitBackend {
     async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
         Self::check_algorithm(req.kek, req.algorithm)?;
         let key = Self::parse(req.kek)?;
-        // Only a ciphertext of the pinned version is a wrap under this KEK; anything else
-        // is refused before Transit sees it.
-        let ciphertext = std::str::from_utf8(req.wrapped).map_err(|_| BackendError::Rejected)?;
-        if !req.params.is_empty() || !ciphertext.starts_with(&key.prefix()) {
-            return Err(BackendError::Rejected);
-        }
+        let ciphertext = key.pinned(req.params, req.wrapped)?;
         self.call
             .run("unwrap", || {
                 self.unwrap_once(&key, req.kek, ciphertext, req.binding)
@@ -742,10 +785,7 @@ impl KeyBackend for VaultTransitBackend {
                 operation: "rewrap across Transit keys",
             });
         }
-        let ciphertext = std::str::from_utf8(req.wrapped).map_err(|_| BackendError::Rejected)?;
-        if !req.params.is_empty() || !ciphertext.starts_with(&from.prefix()) {
-            return Err(BackendError::Rejected);
-        }
+        let ciphertext = from.pinned(req.params, req.wrapped)?;
         self.call
             .run("rewrap", || async {
                 let client = self.session().await?;
@@ -763,16 +803,11 @@ impl KeyBackend for VaultTransitBackend {
                 {
                     Ok(r) => r,
                     Err(e) => {
-                        let e = map_err(e, Op::Decrypt, req.from);
+                        let e = map_err(e, Op::Rewrap, req.from);
                         return Err(self.classify(&client, e).await);
                     }
                 };
-                if !resp.ciphertext.starts_with(&to.prefix()) {
-                    return Err(BackendError::KeyMismatch {
-                        asked: req.to.clone(),
-                        answered: KekLocator::new(format!("{}/{}@?", to.mount, to.name)),
-                    });
-                }
+                to.check_answer(req.to, &resp.ciphertext)?;
                 Ok(WrapResponse::new(
                     req.to.clone(),
                     Vec::new(),
@@ -819,8 +854,12 @@ impl KeyBackend for VaultTransitBackend {
         Self::check_algorithm(&hint, spec.algorithm)?;
         if let Some(current) = &spec.successor_of {
             let key = Self::parse(current)?;
+            // Not retried: a rotate that timed out may have happened; a second would skip
+            // a version. The version is read back after it.
             let rotated = self
                 .call
+                .clone()
+                .no_retries()
                 .run("rotate", || async {
                     let client = self.session().await?;
                     self.check_key(&client, &key, current).await?;
@@ -881,15 +920,12 @@ impl KeyBackend for VaultTransitBackend {
     }
 }
 
+/// The newest version of a symmetric key (the only kind kekring uses).
 fn latest_version(keys: &vaultrs::api::transit::responses::ReadKeyData) -> Option<u64> {
-    match keys {
-        vaultrs::api::transit::responses::ReadKeyData::Symmetric(m) => {
-            m.keys().filter_map(|k| k.parse::<u64>().ok()).max()
-        }
-        vaultrs::api::transit::responses::ReadKeyData::Asymmetric(m) => {
-            m.keys().filter_map(|k| k.parse::<u64>().ok()).max()
-        }
-    }
+    let vaultrs::api::transit::responses::ReadKeyData::Symmetric(m) = keys else {
+        return None;
+    };
+    m.keys().filter_map(|k| k.parse::<u64>().ok()).max()
 }
 
 #[cfg(test)]
