@@ -13,14 +13,17 @@
 //! # }
 //! ```
 //!
-//! Per algorithm offered (or named with [`Conformance::algorithms`]): create a KEK and a
-//! successor; round trip; the wrap refused under another binding, when tampered (every
-//! byte position class: `params` and `wrapped`), and under the other KEK; 64 wraps and
-//! unwraps at once; a seal and open through an [`Envelope`] on the backend; and an
-//! envelope refusing a backend answer that names another key. Then, where the test
-//! supplies what they need: typed errors for an unknown key, a disabled key, and a
-//! server that is down. [`Report::ran`] tells which checks ran, so a backend's test
-//! asserts the ones it promised.
+//! Per algorithm offered (or named with [`Conformance::algorithms`]): create two KEKs and
+//! the first one's successor ([`KekSpec::successor_of`]); round trip; the wrap refused
+//! under a binding that differs in any one field, when tampered (first, middle and last
+//! byte of `params` and of `wrapped`), under the other KEKs, and under another
+//! algorithm; 64 wraps and unwraps at once; a seal and open through an [`Envelope`] on
+//! the backend; and an envelope refusing a backend answer that names another key (that
+//! a backend compares the key its *service* names is for each backend's own tests, with
+//! a server that can be made to lie). Then, where the test supplies what they need:
+//! typed errors for an unknown key (wrap and unwrap), a disabled key, and a server that
+//! is down (transient, within [`SERVER_DOWN_BOUND`]). [`Report::ran`] tells which checks
+//! ran, so a backend's test asserts the ones it promised.
 
 use std::fmt;
 use std::future::Future;
@@ -80,8 +83,8 @@ pub struct Report {
 impl Report {
     /// Whether a check of that name ran (and passed) for at least one algorithm:
     /// `create`, `successor`, `round-trip`, `wrong-binding`, `tampered-wrapped`,
-    /// `tampered-params`, `other-kek`, `concurrent`, `envelope`, `answer-names-another-key`,
-    /// `unknown-key`, `disabled-key`, `server-down`.
+    /// `tampered-params`, `other-kek`, `wrong-algorithm`, `concurrent`, `envelope`,
+    /// `answer-names-another-key`, `unknown-key`, `disabled-key`, `server-down`.
     pub fn ran(&self, check: &str) -> bool {
         self.checks
             .iter()
@@ -112,23 +115,34 @@ fn fail<T>(check: &str, detail: impl fmt::Display) -> Result<T, Failure> {
 }
 
 fn binding(object: &str, class: Classification) -> Result<BindingContext, Failure> {
-    let name = |f, s| {
-        Name::new(f, s).map_err(|e| Failure {
-            check: "setup".into(),
-            detail: e.to_string(),
-        })
-    };
-    BindingContext::new(
-        name("tenant", "conformance")?,
-        name("purpose", "suite")?,
-        object.as_bytes(),
+    binding_of(
+        "conformance",
+        "suite",
+        object,
         class,
         b"conformance associated data",
     )
-    .map_err(|e| Failure {
+}
+
+fn binding_of(
+    tenant: &str,
+    purpose: &str,
+    object: &str,
+    class: Classification,
+    aad: &[u8],
+) -> Result<BindingContext, Failure> {
+    let setup = |e: crate::format::ArgumentError| Failure {
         check: "setup".into(),
         detail: e.to_string(),
-    })
+    };
+    BindingContext::new(
+        Name::new("tenant", tenant).map_err(setup)?,
+        Name::new("purpose", purpose).map_err(setup)?,
+        object.as_bytes(),
+        class,
+        aad,
+    )
+    .map_err(setup)
 }
 
 fn dek() -> Result<DataKey, Failure> {
@@ -295,14 +309,17 @@ impl Conformance {
     ) -> Result<KekLocator, Failure> {
         let a = self.create(&format!("create/{alg}"), alg).await?;
         report.checks.push(format!("create/{alg}"));
-        let b_kek = self.create(&format!("successor/{alg}"), alg).await?;
-        if b_kek == a {
-            return fail(
-                &format!("successor/{alg}"),
-                "the successor has the same locator",
-            );
-        }
-        report.checks.push(format!("successor/{alg}"));
+        // Another, unrelated KEK, and A's successor as a rotation asks for it (the next
+        // version of a Transit key, a key beside it in KMS).
+        let b_kek = self.create(&format!("create/{alg}"), alg).await?;
+        let check = format!("successor/{alg}");
+        let spec = KekSpec::new(alg, "conformance").successor_of(&a);
+        let successor = match self.backend.create_kek(&spec).await {
+            Ok(d) if d.algorithm == alg && d.locator != a && d.locator != b_kek => d.locator,
+            Ok(d) => return fail(&check, format!("successor {:?} of {alg}", d.locator)),
+            Err(e) => return fail(&check, format!("create_kek(successor_of): {e}")),
+        };
+        report.checks.push(check);
 
         let check = format!("round-trip/{alg}");
         let b = binding("object-1", Classification::Internal)?;
@@ -317,10 +334,32 @@ impl Conformance {
             Err(e) => return fail(&check, format!("unwrap: {e}")),
         }
 
-        // The same wrap under a binding that differs in one field.
+        // The same wrap under a binding that differs in one field, each field in turn.
+        let aad = b"conformance associated data";
         for other in [
+            binding_of(
+                "conformancf",
+                "suite",
+                "object-1",
+                Classification::Internal,
+                aad,
+            )?,
+            binding_of(
+                "conformance",
+                "suitf",
+                "object-1",
+                Classification::Internal,
+                aad,
+            )?,
             binding("object-2", Classification::Internal)?,
             binding("object-1", Classification::Confidential)?,
+            binding_of(
+                "conformance",
+                "suite",
+                "object-1",
+                Classification::Internal,
+                b"other",
+            )?,
         ] {
             let got = self.unwrap(&a, alg, &w, None, None, &other).await;
             self.expect_rejected("wrong-binding", alg, got, report)
@@ -345,8 +384,24 @@ impl Conformance {
                 .await?;
         }
 
-        let got = self.unwrap(&b_kek, alg, &w, None, None, &b).await;
-        self.expect_rejected("other-kek", alg, got, report).await?;
+        for other in [&b_kek, &successor] {
+            let got = self.unwrap(other, alg, &w, None, None, &b).await;
+            self.expect_rejected("other-kek", alg, got, report).await?;
+        }
+
+        // A KEK asked for another algorithm than its own refuses.
+        let check = format!("wrong-algorithm/{alg}");
+        if let Some(other) = WrapAlgorithm::ALL.into_iter().find(|o| *o != alg) {
+            let wrapped = self
+                .backend
+                .wrap(WrapRequest::new(&a, other, &key, &b))
+                .await;
+            let unwrapped = self.unwrap(&a, other, &w, None, None, &b).await;
+            if wrapped.is_ok() || unwrapped.is_ok() {
+                return fail(&check, format!("{alg} KEK used as {other}"));
+            }
+            report.checks.push(check);
+        }
 
         self.concurrent(&a, alg, report).await?;
         self.envelope(&a, alg, report).await?;
@@ -471,8 +526,20 @@ impl Conformance {
             .wrap(WrapRequest::new(unknown, alg, &key, &b))
             .await
         {
+            Err(BackendError::KeyNotFound(l)) if &l == unknown => {}
+            other => return fail(&check, format!("wrap: expected KeyNotFound, got {other:?}")),
+        }
+        // A real wrap of this algorithm, asked of the unknown key.
+        let kek = self.create(&check, alg).await?;
+        let w = self.wrap(&check, &kek, alg, &key, &b).await?;
+        match self.unwrap(unknown, alg, &w, None, None, &b).await {
             Err(BackendError::KeyNotFound(l)) if &l == unknown => report.checks.push(check),
-            other => return fail(&check, format!("expected KeyNotFound, got {other:?}")),
+            other => {
+                return fail(
+                    &check,
+                    format!("unwrap: expected KeyNotFound, got {other:?}"),
+                );
+            }
         }
         Ok(())
     }
@@ -490,11 +557,21 @@ impl Conformance {
         let check = "server-down".to_owned();
         let b = binding("object-1", Classification::Internal)?;
         let key = dek()?;
-        let got = down.wrap(WrapRequest::new(kek, alg, &key, &b)).await;
-        match got {
-            Err(e) if e.is_transient() && e.try_next_copy() => report.checks.push(check),
-            other => return fail(&check, format!("expected a transient error, got {other:?}")),
+        let w = self.wrap(&check, kek, alg, &key, &b).await?;
+        let started = std::time::Instant::now();
+        let wrapped = down.wrap(WrapRequest::new(kek, alg, &key, &b)).await;
+        let req = UnwrapRequest::new(kek, alg, &w.params, &w.wrapped, &b);
+        let unwrapped = down.unwrap(req).await.map(|_| ());
+        for got in [wrapped.map(|_| ()), unwrapped] {
+            match got {
+                Err(e) if e.is_transient() && e.try_next_copy() => {}
+                other => return fail(&check, format!("expected a transient error, got {other:?}")),
+            }
         }
+        if started.elapsed() > SERVER_DOWN_BOUND {
+            return fail(&check, format!("took {:?}", started.elapsed()));
+        }
+        report.checks.push(check);
         Ok(())
     }
 
@@ -506,6 +583,10 @@ impl Conformance {
             .unwrap_or(WrapAlgorithm::Aes256Opaque)
     }
 }
+
+/// How long a wrap and an unwrap against a server that is down may take together: the
+/// backend's own call policy must end them well within this.
+pub const SERVER_DOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Byte positions to tamper with: first, middle, last.
 fn positions(len: usize) -> Vec<usize> {

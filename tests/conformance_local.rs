@@ -21,6 +21,7 @@ async fn the_local_backend_conforms() {
         "tampered-wrapped",
         "tampered-params",
         "other-kek",
+        "wrong-algorithm",
         "concurrent",
         "envelope",
         "answer-names-another-key",

@@ -1,9 +1,10 @@
 //! No key material in traces: every span and event at TRACE level, kekring's own and
 //! those of the SDKs below it (aws-sdk-kms, vaultrs, hyper, reqwest), is captured while
 //! data keys are generated, wrapped and unwrapped through the local backend, Vault
-//! Transit and AWS KMS (symmetric and ML-KEM), refusals included; then the capture is
-//! searched for every data key and KEK in hex, base64 and `Debug` form, and for the
-//! Vault token and the AWS secret key. The servers come from `scripts/test.sh`.
+//! Transit (token and AppRole) and AWS KMS (symmetric and ML-KEM), refusals included;
+//! then the capture is searched for every data key handed out and the local KEK in hex,
+//! base64 and `Debug` form, and for the Vault token, the AppRole secret id and the AWS
+//! secret key. The servers come from `scripts/test.sh`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -141,8 +142,35 @@ async fn no_key_material_in_any_span_or_event() {
     );
     secrets.push(exercise(&e, "transit").await);
 
-    // AWS KMS: symmetric on LocalStack, ML-KEM on the fake (through KMS Encapsulate, so
-    // the shared secret crosses the wire too).
+    // Transit again, logged in through AppRole: the secret id and the token it gets.
+    let approle = Arc::new(
+        VaultTransitBackend::new(VaultTransitConfig::new(
+            env("KEKRING_TEST_VAULT_ADDR"),
+            VaultAuth::AppRole {
+                mount: "approle".into(),
+                role_id: env("KEKRING_TEST_VAULT_ROLE_ID"),
+                secret_id: SecretString::from(env("KEKRING_TEST_VAULT_SECRET_ID")),
+            },
+        ))
+        .unwrap(),
+    );
+    let kek = approle
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "traces"))
+        .await
+        .unwrap()
+        .locator;
+    let e = envelope(
+        approle,
+        "approle",
+        BackendId::VaultTransit,
+        kek.as_str(),
+        WrapAlgorithm::Aes256Opaque,
+    );
+    secrets.push(exercise(&e, "approle").await);
+
+    // AWS KMS: symmetric on LocalStack, ML-KEM on the fake through KMS Encapsulate (the
+    // KEM's shared secrets cross the wire there; the test cannot know them, it checks
+    // the data keys they protect).
     for (endpoint, ak, sk, alg, mode) in [
         (
             env("KEKRING_TEST_KMS_ENDPOINT"),
@@ -199,7 +227,8 @@ async fn no_key_material_in_any_span_or_event() {
             );
         }
     }
-    for credential in [token.as_str(), "kekring-test-secret"] {
+    let secret_id = env("KEKRING_TEST_VAULT_SECRET_ID");
+    for credential in [token.as_str(), secret_id.as_str(), "kekring-test-secret"] {
         assert!(
             !text.contains(credential),
             "a credential appears in the traces"
