@@ -125,6 +125,18 @@ fn binding(object: &str) -> BindingContext {
     .unwrap()
 }
 
+/// Unwraps `w` under `kek`.
+async fn unwrap_as(
+    b: &dyn KeyBackend,
+    kek: &KekLocator,
+    alg: WrapAlgorithm,
+    w: &kekring::backend::WrapResponse,
+    ctx: &BindingContext,
+) -> Result<kekring::backend::UnwrapResponse, BackendError> {
+    b.unwrap(UnwrapRequest::new(kek, alg, &w.params, &w.wrapped, ctx))
+        .await
+}
+
 /// A test-only control call to the fake (`/fake-api/...`), for one key only, so that
 /// the tests running beside it see no fault.
 async fn control(path: &str, kek: &KekLocator, count: u32) {
@@ -206,7 +218,7 @@ async fn ml_kem_kms_keys_conform_against_the_fake_with_local_encapsulation() {
             "tampered-params",
             "other-kek",
             "wrong-algorithm",
-        "wrong-algorithm",
+            "wrong-algorithm",
             "concurrent",
             "envelope",
             "disabled-key",
@@ -335,15 +347,7 @@ async fn an_answer_naming_another_key_is_refused() {
             );
         }
         control("/fake-api/misname", &kek, 1).await;
-        let got = b
-            .unwrap(UnwrapRequest::new(
-                &kek,
-                WrapAlgorithm::MlKem768,
-                &w.params,
-                &w.wrapped,
-                &ctx,
-            ))
-            .await;
+        let got = unwrap_as(b.as_ref(), &kek, WrapAlgorithm::MlKem768, &w, &ctx).await;
         assert!(
             matches!(got, Err(BackendError::KeyMismatch { .. })),
             "{got:?}"
@@ -386,15 +390,9 @@ async fn credentials_permissions_and_throttling_are_typed() {
         .await
         .unwrap();
     control("/fake-api/throttle", &kek, 2).await;
-    b.unwrap(UnwrapRequest::new(
-        &kek,
-        WrapAlgorithm::MlKem768,
-        &w.params,
-        &w.wrapped,
-        &ctx,
-    ))
-    .await
-    .expect("two throttled answers are retried");
+    unwrap_as(b.as_ref(), &kek, WrapAlgorithm::MlKem768, &w, &ctx)
+        .await
+        .expect("two throttled answers are retried");
     let b = fake_with(
         FAKE_AK,
         EncapsulateMode::Service,
@@ -405,15 +403,7 @@ async fn credentials_permissions_and_throttling_are_typed() {
     .await;
     control("/fake-api/throttle", &kek, 100).await;
     let started = Instant::now();
-    let got = b
-        .unwrap(UnwrapRequest::new(
-            &kek,
-            WrapAlgorithm::MlKem768,
-            &w.params,
-            &w.wrapped,
-            &ctx,
-        ))
-        .await;
+    let got = unwrap_as(b.as_ref(), &kek, WrapAlgorithm::MlKem768, &w, &ctx).await;
     control("/fake-api/throttle", &kek, 0).await;
     assert!(
         matches!(got, Err(BackendError::Throttled { .. })),
@@ -455,28 +445,13 @@ async fn aliases_resolve_to_the_key_arn_and_pending_deletion_fails_closed() {
         .await
         .unwrap();
     // A wrap through the alias opens under the key's ARN and the other way round.
-    let r = b
-        .unwrap(UnwrapRequest::new(
-            &kek,
-            WrapAlgorithm::Aes256Opaque,
-            &w.params,
-            &w.wrapped,
-            &ctx,
-        ))
+    let r = unwrap_as(b.as_ref(), &kek, WrapAlgorithm::Aes256Opaque, &w, &ctx)
         .await
         .unwrap();
     assert_eq!(r.dek.expose_secret(), dek.expose_secret());
 
     b.destroy_kek(&kek).await.unwrap();
-    let got = b
-        .unwrap(UnwrapRequest::new(
-            &kek,
-            WrapAlgorithm::Aes256Opaque,
-            &w.params,
-            &w.wrapped,
-            &ctx,
-        ))
-        .await;
+    let got = unwrap_as(b.as_ref(), &kek, WrapAlgorithm::Aes256Opaque, &w, &ctx).await;
     assert!(
         matches!(got, Err(BackendError::KeyDisabled { .. })),
         "{got:?}"

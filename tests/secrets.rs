@@ -13,7 +13,11 @@
 
 use std::sync::Arc;
 
+mod common;
+
 use base64::Engine;
+use common::encodings;
+
 use kekring::backend::local::{Aes256Kek, LocalKek};
 use kekring::lifecycle::NewKek;
 use kekring::secret::Aes256KeyMaterial;
@@ -21,23 +25,6 @@ use kekring::{
     BackendId, Classification, Context, DataKey, Envelope, Error, KekRef, LocalBackend, Route,
     WrapAlgorithm,
 };
-
-fn encodings(key: &[u8]) -> Vec<String> {
-    let mut out = vec![
-        hex::encode(key),
-        hex::encode_upper(key),
-        base64::engine::general_purpose::STANDARD.encode(key),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
-    ];
-    // Also any 8-byte window in hex: a partial leak is a leak.
-    for w in key.windows(8) {
-        out.push(hex::encode(w));
-    }
-    // And Rust's own `{:?}` of the byte array.
-    out.push(format!("{key:?}"));
-    out.push(format!("{:?}", &key[..8]).trim_end_matches(']').to_owned());
-    out
-}
 
 fn assert_clean(what: &str, text: &str, key: &[u8]) {
     for needle in encodings(key) {

@@ -14,10 +14,11 @@
 
 mod common;
 
+use common::encodings;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
 use kekring::backend::KekSpec;
 use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig, EncapsulateMode};
 use kekring::backend::local::{Aes256Kek, LocalKek};
@@ -42,20 +43,6 @@ impl Write for Capture {
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"))
-}
-
-fn encodings(key: &[u8]) -> Vec<String> {
-    let mut out = vec![
-        hex::encode(key),
-        hex::encode_upper(key),
-        base64::engine::general_purpose::STANDARD.encode(key),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
-        format!("{key:?}"),
-    ];
-    for w in key.windows(8) {
-        out.push(hex::encode(w));
-    }
-    out
 }
 
 /// Seals, opens, hands out a data key, and opens under the wrong context, through one

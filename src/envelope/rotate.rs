@@ -22,14 +22,7 @@ impl Envelope {
     /// [`Error::KeyState`] when the scope has no active KEK, [`Error::Backend`] when the
     /// backend cannot create the successor, [`Error::Misuse`] when the ring refuses.
     pub async fn rotate_kek(&self, tenant: &Name, purpose: &Name) -> Result<KekRef, Error> {
-        let current = self
-            .inner
-            .ring
-            .read(|r| r.active(tenant, purpose).cloned())
-            .ok_or_else(|| KeyStateError::NoWrappingKek {
-                tenant: tenant.clone(),
-                purpose: purpose.clone(),
-            })?;
+        let current = self.active_kek(tenant, purpose)?;
         let backend = self.backend(&current)?;
         let spec = KekSpec::new(current.algorithm, format!("{tenant}-{purpose}"))
             .successor_of(&current.locator);
@@ -68,14 +61,7 @@ impl Envelope {
         locator: KekLocator,
         algorithm: WrapAlgorithm,
     ) -> Result<KekRef, Error> {
-        let current = self
-            .inner
-            .ring
-            .read(|r| r.active(tenant, purpose).cloned())
-            .ok_or_else(|| KeyStateError::NoWrappingKek {
-                tenant: tenant.clone(),
-                purpose: purpose.clone(),
-            })?;
+        let current = self.active_kek(tenant, purpose)?;
         // Registered in the backend's stable form (an alias resolved to its key).
         let instance = (backend == current.backend)
             .then(|| current.instance.clone())
@@ -89,6 +75,20 @@ impl Envelope {
         let call = b.resolve_kek(&locator);
         let locator = traced(backend, "resolve_kek", &locator, Some(algorithm), call).await?;
         self.install_successor(&current, backend, locator, algorithm)
+    }
+
+    /// The scope's active KEK.
+    fn active_kek(&self, tenant: &Name, purpose: &Name) -> Result<KekRecord, Error> {
+        self.inner
+            .ring
+            .read(|r| r.active(tenant, purpose).cloned())
+            .ok_or_else(|| {
+                KeyStateError::NoWrappingKek {
+                    tenant: tenant.clone(),
+                    purpose: purpose.clone(),
+                }
+                .into()
+            })
     }
 
     /// Registers `locator` as `current`'s successor (the next version of its scope).

@@ -37,3 +37,25 @@ pub fn local_envelope(keks: &[(&str, &str, WrapAlgorithm)]) -> (Envelope, Arc<Lo
     }
     (b.build().unwrap(), local)
 }
+
+/// Every form in which a leaked key would show: hex (both cases), base64 (standard and
+/// URL-safe), Rust's `{:?}` of the bytes, and every 8-byte window in hex (a partial leak
+/// is a leak).
+pub fn encodings(key: &[u8]) -> Vec<String> {
+    let mut out = vec![
+        hex::encode(key),
+        hex::encode_upper(key),
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key),
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, key),
+    ];
+    // Also any 8-byte window in hex: a partial leak is a leak.
+    for w in key.windows(8) {
+        out.push(hex::encode(w));
+    }
+    // And Rust's own `{:?}` of the byte array.
+    out.push(format!("{key:?}"));
+    if let Some(head) = key.get(..8) {
+        out.push(format!("{head:?}").trim_end_matches(']').to_owned());
+    }
+    out
+}
