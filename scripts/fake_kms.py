@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""kekring's fake of AWS KMS, for ML-KEM keys (the JSON 1.1 protocol, as AWS documents it).
+"""kekring's fake of AWS KMS, for ML-KEM and RSA keys (the JSON 1.1 protocol, as AWS documents it).
 
     python scripts/fake_kms.py --port PORT [--host 127.0.0.1] [--region us-east-1]
 
-No local KMS server implements Encapsulate / Decapsulate, so kekring's tests of its
-ML-KEM KMS backend run against this fake. It needs `kyber-py` (pure-Python FIPS 203
-ML-KEM); scripts/servers.py runs it from a venv that has it.
+No local KMS server implements Encapsulate / Decapsulate, and LocalStack and moto answer
+Encrypt with an RSA key with a blob of their own instead of an RSA-OAEP ciphertext, so
+kekring's tests of its ML-KEM and RSA KMS keys run against this fake. It needs `kyber-py`
+(pure-Python FIPS 203 ML-KEM) and `cryptography` (RSA-OAEP); scripts/servers.py runs it
+from a venv that has both.
 
 Protocol: `POST /` with `X-Amz-Target: TrentService.<Operation>` and
 `Content-Type: application/x-amz-json-1.1`; blobs are base64 in JSON; errors are HTTP 400
@@ -28,10 +30,13 @@ What it checks, like the service:
   gives a pseudo-random shared secret and no error; only a wrong length is
   InvalidCiphertextException.
 
-Operations: CreateKey (ML_KEM_512 / ML_KEM_768 / ML_KEM_1024 with ENCAPSULATE_DECAPSULATE
-only), DescribeKey, CreateAlias, DeleteAlias, ListAliases, GetPublicKey (DER
-SubjectPublicKeyInfo as in RFC 9935), Encapsulate, Decapsulate, DisableKey, EnableKey,
-ScheduleKeyDeletion, CancelKeyDeletion. A key is named by its id, its ARN, an alias name
+Operations: CreateKey (ML_KEM_512 / ML_KEM_768 / ML_KEM_1024 with ENCAPSULATE_DECAPSULATE;
+RSA_2048 / RSA_3072 / RSA_4096 with ENCRYPT_DECRYPT), DescribeKey, CreateAlias,
+DeleteAlias, ListAliases, GetPublicKey (DER SubjectPublicKeyInfo; for ML-KEM as in RFC
+9935), Encapsulate, Decapsulate, Encrypt and Decrypt with RSA keys (RSAES_OAEP_SHA_1 /
+_SHA_256 required, no encryption context, the plaintext limits of the developer guide,
+KeyId required on Decrypt, a bad ciphertext InvalidCiphertextException), DisableKey,
+EnableKey, ScheduleKeyDeletion, CancelKeyDeletion. A key is named by its id, its ARN, an alias name
 (`alias/...`) or an alias ARN; answers name the key by its ARN.
 
 Test-only control endpoints (not signed):
@@ -93,6 +98,14 @@ KEY_SPECS = {
 }
 KEY_USAGES = {"ENCAPSULATE_DECAPSULATE", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT", "SIGN_VERIFY"}
 ENCAPSULATION_ALGORITHMS = ["ML_KEM"]
+# RSA key spec -> (modulus bits, largest plaintext for RSAES_OAEP_SHA_1, for _SHA_256),
+# as the KMS developer guide lists them.
+RSA_SPECS = {
+    "RSA_2048": (2048, 214, 190),
+    "RSA_3072": (3072, 342, 318),
+    "RSA_4096": (4096, 470, 446),
+}
+RSA_ENCRYPTION_ALGORITHMS = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
 # Operations of other key usages: on an ML-KEM key the service answers InvalidKeyUsageException.
 OTHER_USAGE_OPERATIONS = {
     "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
@@ -304,7 +317,12 @@ class Key:
         self.state = "Enabled"
         self.deletion_date: float | None = None
         self.pending_days: int | None = None
-        self.ek, self.dk = ml_kem(spec).keygen()
+        self.ek = self.dk = self.rsa = None
+        if spec in ML_KEM_SPECS:
+            self.ek, self.dk = ml_kem(spec).keygen()
+        else:
+            from cryptography.hazmat.primitives.asymmetric import rsa
+            self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=RSA_SPECS[spec][0])
 
     def metadata(self) -> dict:
         meta = {
@@ -319,9 +337,12 @@ class Key:
             "Origin": "AWS_KMS",
             "KeyManager": "CUSTOMER",
             "KeySpec": self.spec,
-            "EncapsulationAlgorithms": ENCAPSULATION_ALGORITHMS,
             "MultiRegion": False,
         }
+        if self.spec in ML_KEM_SPECS:
+            meta["EncapsulationAlgorithms"] = ENCAPSULATION_ALGORITHMS
+        else:
+            meta["EncryptionAlgorithms"] = RSA_ENCRYPTION_ALGORITHMS
         if self.state == "PendingDeletion":
             meta["DeletionDate"] = round(self.deletion_date, 3)
             meta["PendingDeletionWindowInDays"] = self.pending_days
@@ -455,9 +476,12 @@ class Service:
                              "constraint: Member must satisfy enum value set")
         if (spec in ML_KEM_SPECS) != (usage == "ENCAPSULATE_DECAPSULATE"):
             raise validation(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
-        if spec not in ML_KEM_SPECS:
+        if spec in RSA_SPECS and usage != "ENCRYPT_DECRYPT":
             raise KmsError("UnsupportedOperationException",
-                           f"KeySpec {spec}: this fake KMS has ML-KEM keys only")
+                           f"KeySpec {spec} with {usage}: this fake KMS has RSA encryption keys only")
+        if spec not in ML_KEM_SPECS and spec not in RSA_SPECS:
+            raise KmsError("UnsupportedOperationException",
+                           f"KeySpec {spec}: this fake KMS has ML-KEM and RSA keys only")
         if req.get("Origin", "AWS_KMS") != "AWS_KMS":
             raise KmsError("UnsupportedOperationException", "this fake KMS has Origin AWS_KMS only")
         key = Key(self.region, spec, usage, str(req.get("Description", "")))
@@ -510,6 +534,17 @@ class Service:
     def GetPublicKey(self, req: dict) -> dict:
         key = self.resolve(req.get("KeyId"))
         self.usable(key)
+        if key.rsa is not None:
+            from cryptography.hazmat.primitives import serialization
+            spki = key.rsa.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            return {
+                "KeyId": key.arn,
+                "PublicKey": b64(spki),
+                "KeySpec": key.spec,
+                "KeyUsage": key.usage,
+                "EncryptionAlgorithms": RSA_ENCRYPTION_ALGORITHMS,
+            }
         self.kem_usage(key)
         return {
             "KeyId": key.arn,
@@ -549,6 +584,48 @@ class Service:
         # length yields a pseudo-random secret and no error.
         secret = ml_kem(key.spec).decaps(key.dk, ciphertext)
         return {"KeyId": key.arn, "SharedSecret": b64(secret), "EncapsulationAlgorithm": "ML_KEM"}
+
+    @staticmethod
+    def oaep(key: Key, req: dict):
+        """The OAEP padding an RSA Encrypt or Decrypt names (required for asymmetric keys)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        if key.rsa is None:
+            raise KmsError("InvalidKeyUsageException",
+                           f"{key.arn} key usage is {key.usage} which is not valid for this operation.")
+        alg = req.get("EncryptionAlgorithm") or "SYMMETRIC_DEFAULT"
+        if alg not in RSA_ENCRYPTION_ALGORITHMS:
+            raise KmsError("InvalidKeyUsageException",
+                           f"{key.arn}: EncryptionAlgorithm {alg} is not valid for KeySpec {key.spec}")
+        if req.get("EncryptionContext"):
+            raise validation("EncryptionContext is not supported with asymmetric KMS keys")
+        digest = hashes.SHA256() if alg == "RSAES_OAEP_SHA_256" else hashes.SHA1()
+        return alg, padding.OAEP(mgf=padding.MGF1(algorithm=digest), algorithm=digest, label=None)
+
+    def Encrypt(self, req: dict) -> dict:
+        key = self.resolve(req.get("KeyId"))
+        self.usable(key)
+        alg, pad = self.oaep(key, req)
+        plaintext = b64decode(req.get("Plaintext"), "Plaintext")
+        limit = RSA_SPECS[key.spec][2 if alg == "RSAES_OAEP_SHA_256" else 1]
+        if not plaintext or len(plaintext) > limit:
+            raise validation(f"Plaintext of {len(plaintext)} bytes: {key.spec} with {alg} takes 1 to {limit}")
+        return {"KeyId": key.arn, "CiphertextBlob": b64(key.rsa.public_key().encrypt(plaintext, pad)),
+                "EncryptionAlgorithm": alg}
+
+    def Decrypt(self, req: dict) -> dict:
+        if req.get("KeyId") is None:
+            # An RSA ciphertext names no key: the service needs KeyId for asymmetric keys.
+            raise KmsError("InvalidCiphertextException", "the ciphertext names no key of this fake KMS")
+        key = self.resolve(req.get("KeyId"))
+        self.usable(key)
+        alg, pad = self.oaep(key, req)
+        ciphertext = b64decode(req.get("CiphertextBlob"), "CiphertextBlob")
+        try:
+            plaintext = key.rsa.decrypt(ciphertext, pad)
+        except ValueError:
+            raise KmsError("InvalidCiphertextException", "the ciphertext is invalid for this key")
+        return {"KeyId": key.arn, "Plaintext": b64(plaintext), "EncryptionAlgorithm": alg}
 
     def DisableKey(self, req: dict) -> dict:
         key = self.resolve(req.get("KeyId"))
@@ -591,7 +668,7 @@ class Service:
         return {"KeyId": key.arn}
 
     def other_usage(self, op: str, req: dict) -> dict:
-        """Operations of other key usages: every key here is an ML-KEM key."""
+        """Operations of key usages this fake does not hold (signing, MACs, data keys)."""
         if req.get("KeyId") is None and op == "Decrypt":
             raise KmsError("InvalidCiphertextException", "the ciphertext names no key of this fake KMS")
         key = self.resolve(req.get("KeyId") or req.get("DestinationKeyId"))
@@ -601,8 +678,8 @@ class Service:
 
     OPERATIONS = {
         "CreateKey", "DescribeKey", "CreateAlias", "DeleteAlias", "ListAliases", "GetPublicKey",
-        "Encapsulate", "Decapsulate", "DisableKey", "EnableKey", "ScheduleKeyDeletion",
-        "CancelKeyDeletion",
+        "Encapsulate", "Decapsulate", "Encrypt", "Decrypt", "DisableKey", "EnableKey",
+        "ScheduleKeyDeletion", "CancelKeyDeletion",
     }
 
     def call(self, op: str, req: dict) -> dict:

@@ -79,7 +79,8 @@ REQUIREMENTS = {
         "service_identity<24.3",
         "psutil<7",
     ],
-    "fake-kms": ["kyber-py==1.2.0"],
+    # kyber-py: pure-Python FIPS 203 ML-KEM; cryptography: RSA-OAEP for RSA keys.
+    "fake-kms": ["kyber-py==1.2.0", "cryptography==43.0.3"],
 }
 
 

@@ -191,6 +191,41 @@ async fn symmetric_kms_keys_conform_against_localstack() {
     }
 }
 
+/// LocalStack answers Encrypt with an RSA key with a blob of its own (it does no RSA), so
+/// RSA keys are tested against the project's fake, which does RSA-OAEP as KMS does.
+#[tokio::test]
+async fn rsa_kms_keys_conform_against_the_fake_through_an_intermediate_key() {
+    let report = Conformance::new(fake(EncapsulateMode::default()).await)
+        .algorithms(&[
+            WrapAlgorithm::RsaOaepSha256Ik2048,
+            WrapAlgorithm::RsaOaepSha256Ik3072,
+        ])
+        .disable_with(disable_on(
+            env("KEKRING_TEST_KMS_PQ_ENDPOINT"),
+            FAKE_AK,
+            FAKE_SK,
+        ))
+        .concurrency(16)
+        .run()
+        .await
+        .expect("AWS KMS RSA keys (fake) conform");
+    for alg in ["rsa2048-oaep-sha256-ik", "rsa3072-oaep-sha256-ik"] {
+        for check in [
+            "round-trip",
+            "wrong-binding",
+            "tampered-wrapped",
+            "tampered-params",
+            "other-kek",
+            "wrong-algorithm",
+            "envelope",
+            "disabled-key",
+        ] {
+            let name = format!("{check}/{alg}");
+            assert!(report.ran(&name), "{name}: {:?}", report.checks());
+        }
+    }
+}
+
 #[tokio::test]
 async fn ml_kem_kms_keys_conform_against_the_fake_with_local_encapsulation() {
     let unknown = format!(

@@ -41,11 +41,15 @@ fn sized(alg: WrapAlgorithm) -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
         WrapAlgorithm::RsaOaepSha256_2048 => (0, 256..=256),
         WrapAlgorithm::RsaOaepSha256_3072 => (0, 384..=384),
         WrapAlgorithm::RsaOaepSha256_4096 => (0, 512..=512),
+        WrapAlgorithm::RsaOaepSha256Ik2048 => (256, 60..=60),
+        WrapAlgorithm::RsaOaepSha256Ik3072 => (384, 60..=60),
+        WrapAlgorithm::RsaOaepSha256Ik4096 => (512, 60..=60),
         WrapAlgorithm::P256EcdhEs => (65, 40..=40),
         WrapAlgorithm::MlKem768 => (1088, 40..=40),
         WrapAlgorithm::MlKem1024 => (1568, 40..=40),
         WrapAlgorithm::HybridP256MlKem768 => (1153, 40..=40),
-        _ => (1120, 40..=40),
+        WrapAlgorithm::XWing => (1120, 40..=40),
+        other => panic!("no lengths for {other} in this test"),
     };
     (
         proptest::collection::vec(any::<u8>(), p..=p),

@@ -8,6 +8,7 @@
 //! | key spec | wrap algorithm | construction (FORMAT.md §11) |
 //! |---|---|---|
 //! | `SYMMETRIC_DEFAULT` | [`WrapAlgorithm::Aes256Opaque`] | 1: `Encrypt` / `Decrypt` with the binding as `EncryptionContext` |
+//! | `RSA_2048`, `RSA_3072`, `RSA_4096` | [`WrapAlgorithm::RsaOaepSha256Ik2048`] (`3072`, `4096`) | 2: KMS encrypts a fresh intermediate key (`RSAES_OAEP_SHA_256`), the DEK is sealed under it locally with the binding as AAD |
 //! | `ML_KEM_768`, `ML_KEM_1024` | [`WrapAlgorithm::MlKem768`], [`WrapAlgorithm::MlKem1024`] | 3: encapsulate, derive, wrap locally; `Decapsulate` in KMS |
 //!
 //! An alias is resolved once per backend instance (`DescribeKey`) to its key ARN; every
@@ -47,6 +48,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use zeroize::Zeroizing;
 
+use super::kit::intermediate;
 use super::kit::kem::kem_unwrap;
 use super::kit::{CallPolicy, unavailable};
 use super::local::MlKemKek;
@@ -437,6 +439,16 @@ fn mlkem_spki(der: &[u8]) -> Option<(WrapAlgorithm, &[u8])> {
     None
 }
 
+/// Whether `algorithm` is one of the RSA intermediate-key wraps.
+fn is_rsa(algorithm: WrapAlgorithm) -> bool {
+    matches!(
+        algorithm,
+        WrapAlgorithm::RsaOaepSha256Ik2048
+            | WrapAlgorithm::RsaOaepSha256Ik3072
+            | WrapAlgorithm::RsaOaepSha256Ik4096
+    )
+}
+
 /// The KEM ciphertext length of an ML-KEM wrap algorithm.
 fn kem_ciphertext_len(algorithm: WrapAlgorithm) -> Option<usize> {
     match algorithm {
@@ -494,9 +506,12 @@ impl AwsKmsBackend {
             .or_else(|| base.region().map(|r| r.to_string()));
         let mut info = BackendInfo::new(
             BackendId::AwsKms,
-            "AWS KMS (symmetric keys; ML-KEM-768/1024 keys)",
+            "AWS KMS (symmetric, RSA 2048/3072/4096 and ML-KEM-768/1024 keys)",
             vec![
                 WrapAlgorithm::Aes256Opaque,
+                WrapAlgorithm::RsaOaepSha256Ik2048,
+                WrapAlgorithm::RsaOaepSha256Ik3072,
+                WrapAlgorithm::RsaOaepSha256Ik4096,
                 WrapAlgorithm::MlKem768,
                 WrapAlgorithm::MlKem1024,
             ],
@@ -589,6 +604,15 @@ impl AwsKmsBackend {
         let algorithm = match (meta.key_spec(), meta.key_usage()) {
             (Some(KeySpec::SymmetricDefault), Some(KeyUsageType::EncryptDecrypt)) => {
                 WrapAlgorithm::Aes256Opaque
+            }
+            (Some(KeySpec::Rsa2048), Some(KeyUsageType::EncryptDecrypt)) => {
+                WrapAlgorithm::RsaOaepSha256Ik2048
+            }
+            (Some(KeySpec::Rsa3072), Some(KeyUsageType::EncryptDecrypt)) => {
+                WrapAlgorithm::RsaOaepSha256Ik3072
+            }
+            (Some(KeySpec::Rsa4096), Some(KeyUsageType::EncryptDecrypt)) => {
+                WrapAlgorithm::RsaOaepSha256Ik4096
             }
             (Some(KeySpec::MlKem768), Some(KeyUsageType::EncapsulateDecapsulate)) => {
                 WrapAlgorithm::MlKem768
@@ -714,6 +738,71 @@ impl AwsKmsBackend {
             })?;
         // A ciphertext of this key and context that holds no 32-byte key is not a wrap.
         let dek = DataKey::from_slice(&plain).map_err(|_| BackendError::Rejected)?;
+        Ok(UnwrapResponse::new(locator.clone(), dek))
+    }
+
+    /// The intermediate-key construction (FORMAT.md §11.3) with an RSA key: KMS encrypts
+    /// a fresh intermediate key with RSAES-OAEP-SHA-256 (KMS takes no encryption context
+    /// with asymmetric keys), and the DEK is sealed under it here with the binding as
+    /// AAD.
+    async fn rsa_wrap(
+        &self,
+        locator: &KekLocator,
+        algorithm: WrapAlgorithm,
+        dek: &DataKey,
+        binding: &BindingContext,
+    ) -> Result<WrapResponse, BackendError> {
+        let (client, r) = self.prepare(locator, algorithm).await?;
+        let ik = intermediate::fresh_key()?;
+        let out = client
+            .encrypt()
+            .key_id(&r.arn)
+            .plaintext(Blob::new(ik.to_vec()))
+            .encryption_algorithm(EncryptionAlgorithmSpec::RsaesOaepSha256)
+            .send()
+            .await
+            .map_err(|e| map_err(e, locator, "wrap"))?;
+        Self::check_answer(&r, locator, out.key_id())?;
+        let params = out.ciphertext_blob().map(|b| b.as_ref().to_vec()).ok_or(
+            BackendError::MalformedResponse {
+                what: "Encrypt answer",
+            },
+        )?;
+        let wrapped = intermediate::seal_dek(self.crypto(), algorithm, &ik, binding, dek)?;
+        Ok(WrapResponse::new(locator.clone(), params, wrapped))
+    }
+
+    async fn rsa_unwrap(
+        &self,
+        locator: &KekLocator,
+        algorithm: WrapAlgorithm,
+        params: &[u8],
+        wrapped: &[u8],
+        binding: &BindingContext,
+    ) -> Result<UnwrapResponse, BackendError> {
+        let (client, r) = self.prepare(locator, algorithm).await?;
+        let out = client
+            .decrypt()
+            .key_id(&r.arn)
+            .ciphertext_blob(Blob::new(params.to_vec()))
+            .encryption_algorithm(EncryptionAlgorithmSpec::RsaesOaepSha256)
+            .send()
+            .await
+            .map_err(|e| map_err(e, locator, "unwrap"))?;
+        Self::check_answer(&r, locator, out.key_id())?;
+        let ik = out
+            .plaintext
+            .map(Blob::into_inner)
+            .map(Zeroizing::new)
+            .ok_or(BackendError::MalformedResponse {
+                what: "Decrypt answer",
+            })?;
+        // An RSA ciphertext of this key that holds no 32-byte key is not a wrap.
+        let ik: &[u8; 32] = ik
+            .as_slice()
+            .try_into()
+            .map_err(|_| BackendError::Rejected)?;
+        let dek = intermediate::open_dek(self.crypto(), algorithm, ik, binding, wrapped)?;
         Ok(UnwrapResponse::new(locator.clone(), dek))
     }
 
@@ -845,6 +934,7 @@ impl KeyBackend for AwsKmsBackend {
             .run("wrap", || async {
                 match alg {
                     WrapAlgorithm::Aes256Opaque => self.encrypt(kek, req.dek, req.binding).await,
+                    _ if is_rsa(alg) => self.rsa_wrap(kek, alg, req.dek, req.binding).await,
                     _ => self.kem_wrap(kek, alg, req.dek, req.binding).await,
                 }
             })
@@ -862,6 +952,10 @@ impl KeyBackend for AwsKmsBackend {
                         }
                         self.decrypt(kek, req.wrapped, req.binding).await
                     }
+                    _ if is_rsa(alg) => {
+                        self.rsa_unwrap(kek, alg, req.params, req.wrapped, req.binding)
+                            .await
+                    }
                     _ => {
                         self.kem_unwrap(kek, alg, req.params, req.wrapped, req.binding)
                             .await
@@ -877,6 +971,9 @@ impl KeyBackend for AwsKmsBackend {
             WrapAlgorithm::Aes256Opaque => {
                 (KeySpec::SymmetricDefault, KeyUsageType::EncryptDecrypt)
             }
+            WrapAlgorithm::RsaOaepSha256Ik2048 => (KeySpec::Rsa2048, KeyUsageType::EncryptDecrypt),
+            WrapAlgorithm::RsaOaepSha256Ik3072 => (KeySpec::Rsa3072, KeyUsageType::EncryptDecrypt),
+            WrapAlgorithm::RsaOaepSha256Ik4096 => (KeySpec::Rsa4096, KeyUsageType::EncryptDecrypt),
             WrapAlgorithm::MlKem768 => (KeySpec::MlKem768, KeyUsageType::EncapsulateDecapsulate),
             WrapAlgorithm::MlKem1024 => (KeySpec::MlKem1024, KeyUsageType::EncapsulateDecapsulate),
             algorithm => {

@@ -81,6 +81,7 @@ pub const MAX_OPAQUE_WRAPPED_LEN: usize = 4096;
 /// | `0x0010` | RSA-OAEP-SHA-256, 2048-bit (remote backends only) | classical | 0 | 256 |
 /// | `0x0011` | RSA-OAEP-SHA-256, 3072-bit | classical | 0 | 384 |
 /// | `0x0012` | RSA-OAEP-SHA-256, 4096-bit | classical | 0 | 512 |
+/// | `0x0013`, `0x0014`, `0x0015` | RSA-OAEP-SHA-256 (2048, 3072, 4096-bit, held by a service) of a fresh intermediate key; the DEK AES-256-GCM-sealed under it, binding as AAD | classical | 256, 384, 512 (RSA ciphertext) | 60 |
 /// | `0x0020` | P-256 ECDH-ES, HKDF-SHA-256, AES-256 key wrap | classical | 65 (ephemeral SEC1 point) | 40 |
 /// | `0x0030` | ML-KEM-768, HKDF-SHA-256, AES-256 key wrap | post-quantum | 1088 (KEM ciphertext) | 40 |
 /// | `0x0031` | ML-KEM-1024, HKDF-SHA-256, AES-256 key wrap | post-quantum | 1568 | 40 |
@@ -110,6 +111,14 @@ pub enum WrapAlgorithm {
     RsaOaepSha256_3072,
     /// `0x0012`: RSA-OAEP with SHA-256 and MGF1-SHA-256, 4096-bit modulus.
     RsaOaepSha256_4096,
+    /// `0x0013`: a fresh intermediate key RSA-OAEP-SHA-256-encrypted by a 2048-bit key a
+    /// service holds, the DEK AES-256-GCM-sealed under it with the binding as AAD (the
+    /// intermediate-key construction, for services that cannot bind a context).
+    RsaOaepSha256Ik2048,
+    /// `0x0014`: as `0x0013` with a 3072-bit key.
+    RsaOaepSha256Ik3072,
+    /// `0x0015`: as `0x0013` with a 4096-bit key.
+    RsaOaepSha256Ik4096,
     /// `0x0020`: ephemeral-static ECDH on P-256, HKDF-SHA-256, AES-256 key wrap.
     P256EcdhEs,
     /// `0x0030`: ML-KEM-768 (FIPS 203), HKDF-SHA-256, AES-256 key wrap.
@@ -124,7 +133,7 @@ pub enum WrapAlgorithm {
 
 impl WrapAlgorithm {
     /// Every assigned algorithm, in id order.
-    pub const ALL: [WrapAlgorithm; 13] = [
+    pub const ALL: [WrapAlgorithm; 16] = [
         WrapAlgorithm::Aes256Kw,
         WrapAlgorithm::Aes256Kwp,
         WrapAlgorithm::Aes256Gcm,
@@ -133,6 +142,9 @@ impl WrapAlgorithm {
         WrapAlgorithm::RsaOaepSha256_2048,
         WrapAlgorithm::RsaOaepSha256_3072,
         WrapAlgorithm::RsaOaepSha256_4096,
+        WrapAlgorithm::RsaOaepSha256Ik2048,
+        WrapAlgorithm::RsaOaepSha256Ik3072,
+        WrapAlgorithm::RsaOaepSha256Ik4096,
         WrapAlgorithm::P256EcdhEs,
         WrapAlgorithm::MlKem768,
         WrapAlgorithm::MlKem1024,
@@ -151,6 +163,9 @@ impl WrapAlgorithm {
             WrapAlgorithm::RsaOaepSha256_2048 => 0x0010,
             WrapAlgorithm::RsaOaepSha256_3072 => 0x0011,
             WrapAlgorithm::RsaOaepSha256_4096 => 0x0012,
+            WrapAlgorithm::RsaOaepSha256Ik2048 => 0x0013,
+            WrapAlgorithm::RsaOaepSha256Ik3072 => 0x0014,
+            WrapAlgorithm::RsaOaepSha256Ik4096 => 0x0015,
             WrapAlgorithm::P256EcdhEs => 0x0020,
             WrapAlgorithm::MlKem768 => 0x0030,
             WrapAlgorithm::MlKem1024 => 0x0031,
@@ -181,6 +196,9 @@ impl WrapAlgorithm {
             WrapAlgorithm::RsaOaepSha256_2048
             | WrapAlgorithm::RsaOaepSha256_3072
             | WrapAlgorithm::RsaOaepSha256_4096
+            | WrapAlgorithm::RsaOaepSha256Ik2048
+            | WrapAlgorithm::RsaOaepSha256Ik3072
+            | WrapAlgorithm::RsaOaepSha256Ik4096
             | WrapAlgorithm::P256EcdhEs => Family::ClassicalAsymmetric,
             WrapAlgorithm::MlKem768 | WrapAlgorithm::MlKem1024 => Family::PostQuantum,
             WrapAlgorithm::HybridP256MlKem768 | WrapAlgorithm::XWing => Family::Hybrid,
@@ -198,6 +216,9 @@ impl WrapAlgorithm {
             WrapAlgorithm::RsaOaepSha256_2048 => "rsa2048-oaep-sha256",
             WrapAlgorithm::RsaOaepSha256_3072 => "rsa3072-oaep-sha256",
             WrapAlgorithm::RsaOaepSha256_4096 => "rsa4096-oaep-sha256",
+            WrapAlgorithm::RsaOaepSha256Ik2048 => "rsa2048-oaep-sha256-ik",
+            WrapAlgorithm::RsaOaepSha256Ik3072 => "rsa3072-oaep-sha256-ik",
+            WrapAlgorithm::RsaOaepSha256Ik4096 => "rsa4096-oaep-sha256-ik",
             WrapAlgorithm::P256EcdhEs => "p256-ecdh-es",
             WrapAlgorithm::MlKem768 => "ml-kem-768",
             WrapAlgorithm::MlKem1024 => "ml-kem-1024",
@@ -218,6 +239,10 @@ impl WrapAlgorithm {
             WrapAlgorithm::RsaOaepSha256_2048 => exact(0, 256),
             WrapAlgorithm::RsaOaepSha256_3072 => exact(0, 384),
             WrapAlgorithm::RsaOaepSha256_4096 => exact(0, 512),
+            // The service's RSA ciphertext of the intermediate key; nonce, sealed DEK, tag.
+            WrapAlgorithm::RsaOaepSha256Ik2048 => exact(256, 60),
+            WrapAlgorithm::RsaOaepSha256Ik3072 => exact(384, 60),
+            WrapAlgorithm::RsaOaepSha256Ik4096 => exact(512, 60),
             WrapAlgorithm::P256EcdhEs => exact(65, 40),
             WrapAlgorithm::MlKem768 => exact(1088, 40),
             WrapAlgorithm::MlKem1024 => exact(1568, 40),
