@@ -572,3 +572,87 @@ async fn a_role_that_cannot_be_assumed_is_a_credentials_error_not_an_outage() {
     assert!(!err.is_transient() && !err.try_next_copy());
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+/// A tenant disabling its own KMS key stops its objects from opening, even where a
+/// disaster-recovery copy under another KEK exists: the open fails closed instead of
+/// falling through. An outage of the same key does fall through (what copies are for).
+#[tokio::test]
+async fn a_key_disabled_by_its_owner_stops_the_open_and_is_not_bypassed_by_a_copy() {
+    use kekring::envelope::Route;
+    let kms = localstack().await;
+    let primary = kms
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "owner"))
+        .await
+        .unwrap()
+        .locator;
+    let dr_local = Arc::new(kekring::LocalBackend::new());
+    let dr_locator = dr_local
+        .generate_aes256("dr", WrapAlgorithm::Aes256GcmDerived)
+        .unwrap();
+    let (rp, rd) = (
+        common::kref("acme", "docs", 1),
+        common::kref("acme", "docs-dr", 1),
+    );
+    let env = Envelope::builder()
+        .backend(kms.clone())
+        .backend(dr_local.clone())
+        .kek(NewKek::new(
+            rp.clone(),
+            BackendId::AwsKms,
+            primary.clone(),
+            WrapAlgorithm::Aes256Opaque,
+        ))
+        .kek(NewKek::new(
+            rd.clone(),
+            BackendId::Local,
+            dr_locator.clone(),
+            WrapAlgorithm::Aes256GcmDerived,
+        ))
+        .route(Route::new(rp).with_copy(rd))
+        .build()
+        .unwrap();
+    let ctx = common::ctx("acme", "docs", "o1", Classification::Confidential);
+    let sealed = env.seal(&ctx, b"tenant data").await.unwrap();
+    assert_eq!(env.open(&ctx, &sealed).await.unwrap(), b"tenant data");
+
+    // KMS out of reach: the reader falls through to the DR copy.
+    let unreachable = Arc::new(AwsKmsBackend::new(unreachable_config()).await.unwrap());
+    let cut_off = Envelope::builder()
+        .backend(unreachable)
+        .backend(dr_local.clone())
+        .kek(NewKek::new(
+            common::kref("acme", "docs", 1),
+            BackendId::AwsKms,
+            primary.clone(),
+            WrapAlgorithm::Aes256Opaque,
+        ))
+        .kek(NewKek::new(
+            common::kref("acme", "docs-dr", 1),
+            BackendId::Local,
+            dr_locator.clone(),
+            WrapAlgorithm::Aes256GcmDerived,
+        ))
+        .route(
+            Route::new(common::kref("acme", "docs", 1))
+                .with_copy(common::kref("acme", "docs-dr", 1)),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(cut_off.open(&ctx, &sealed).await.unwrap(), b"tenant data");
+
+    sdk(&env_var_kms(), "test", "test")
+        .disable_key()
+        .key_id(key_id(&primary))
+        .send()
+        .await
+        .unwrap();
+    let got = env.open(&ctx, &sealed).await;
+    assert!(
+        matches!(got, Err(Error::Backend(BackendError::KeyDisabled { .. }))),
+        "{got:?}"
+    );
+}
+
+fn env_var_kms() -> String {
+    env("KEKRING_TEST_KMS_ENDPOINT")
+}
