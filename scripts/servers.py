@@ -409,12 +409,12 @@ def start_openbao(run: Run, venv: pathlib.Path) -> dict[str, str]:
     addr = f"http://127.0.0.1:{port}"
     token = "kekring-root-" + secrets.token_hex(16)
     started = time.monotonic()
+    # The root token goes in the environment, not the command line (where `ps` shows it).
     proc = run.spawn("openbao", [
         str(bao), "server", "-dev",
-        f"-dev-root-token-id={token}",
         "-dev-no-store-token",
         f"-dev-listen-address=127.0.0.1:{port}",
-    ], run.private_env("openbao", {"BAO_ADDR": addr, "VAULT_ADDR": addr}))
+    ], run.private_env("openbao", {"BAO_ADDR": addr, "VAULT_ADDR": addr, "BAO_DEV_ROOT_TOKEN_ID": token}))
     run.wait_ready("openbao", proc, lambda: http("GET", f"{addr}/v1/sys/health", timeout=2.0)[0] == 200)
 
     vault(addr, token, "POST", "sys/mounts/transit", {"type": "transit"})
