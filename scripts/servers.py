@@ -13,7 +13,8 @@ XDG_CACHE_HOME under DIR and its output in DIR/<name>.log:
               set up with a `transit` mount and an AppRole role `kekring-test`.
 - localstack: LocalStack's KMS without Docker (symmetric keys, enforced key states).
 - fake-kms:   scripts/fake_kms.py, kekring's own fake of the KMS JSON protocol for ML-KEM
-              keys (Encapsulate / Decapsulate), which no local KMS server implements.
+              keys (Encapsulate / Decapsulate), which no local KMS server implements, and
+              RSA keys (RSA-OAEP Encrypt / Decrypt), which LocalStack does not do.
 
 DIR/env holds, shell-sourceable:
     KEKRING_TEST_VAULT_ADDR, KEKRING_TEST_VAULT_TOKEN (root token),

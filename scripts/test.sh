@@ -68,7 +68,7 @@ for f in remote tracing testing vault-transit aws-kms; do
   cargo clippy --quiet --lib --no-default-features --features "$f" -- -D warnings
 done
 
-step "test servers: OpenBao (Transit), LocalStack (KMS), the project's ML-KEM KMS fake"
+step "test servers: OpenBao (Transit), LocalStack (KMS), the project's KMS fake (ML-KEM and RSA keys)"
 # Debian's python3 needs python3-venv for `python3 -m venv`; the servers install into
 # virtualenvs cached by content under ~/.cache/kekring (about 40 s the first time).
 python3 -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
