@@ -25,6 +25,10 @@
 //! Tokens and secret ids live in the backend instance only, never in a locator, the
 //! key ring, an error or a trace.
 //!
+//! Timeouts: `vaultrs` gives its HTTP client one timeout per request, which is the
+//! [`CallPolicy`]'s attempt timeout; the policy's connect timeout is not used here (the
+//! attempt timeout bounds connecting too).
+//!
 //! The policy kekring needs: `update` on `{mount}/encrypt/*`, `{mount}/decrypt/*` and
 //! `{mount}/rewrap/*`, `read` on `{mount}/keys/*`; to create KEKs `create` and `update`
 //! on `{mount}/keys/*`, to rotate `update` on `{mount}/keys/*/rotate`, to raise the floor
