@@ -683,6 +683,63 @@ impl AwsKmsBackend {
             .collect()
     }
 
+    /// One KMS `Encrypt` under the resolved key, the answer's key checked: the
+    /// ciphertext blob.
+    async fn kms_encrypt(
+        client: &aws_sdk_kms::Client,
+        r: &Resolved,
+        locator: &KekLocator,
+        plaintext: &[u8],
+        algorithm: EncryptionAlgorithmSpec,
+        context: Option<HashMap<String, String>>,
+    ) -> Result<Vec<u8>, BackendError> {
+        let out = client
+            .encrypt()
+            .key_id(&r.arn)
+            .plaintext(Blob::new(plaintext.to_vec()))
+            .set_encryption_context(context)
+            .encryption_algorithm(algorithm)
+            .send()
+            .await
+            .map_err(|e| map_err(e, locator, "wrap"))?;
+        Self::check_answer(r, locator, out.key_id())?;
+        out.ciphertext_blob()
+            .map(|b| b.as_ref().to_vec())
+            .ok_or(BackendError::MalformedResponse {
+                what: "Encrypt answer",
+            })
+    }
+
+    /// One KMS `Decrypt` under the resolved key (always named: KMS must not pick the
+    /// key from the blob), the answer's key checked: the plaintext, zeroizing.
+    async fn kms_decrypt(
+        client: &aws_sdk_kms::Client,
+        r: &Resolved,
+        locator: &KekLocator,
+        ciphertext: &[u8],
+        algorithm: EncryptionAlgorithmSpec,
+        context: Option<HashMap<String, String>>,
+    ) -> Result<Zeroizing<Vec<u8>>, BackendError> {
+        let out = client
+            .decrypt()
+            .key_id(&r.arn)
+            .ciphertext_blob(Blob::new(ciphertext.to_vec()))
+            .set_encryption_context(context)
+            .encryption_algorithm(algorithm)
+            .send()
+            .await
+            .map_err(|e| map_err(e, locator, "unwrap"))?;
+        Self::check_answer(r, locator, out.key_id())?;
+        out.plaintext
+            .map(Blob::into_inner)
+            .map(Zeroizing::new)
+            .ok_or(BackendError::MalformedResponse {
+                what: "Decrypt answer",
+            })
+    }
+
+    /// Construction 1 with a symmetric key: the DEK encrypted by KMS with the binding as
+    /// encryption context.
     async fn encrypt(
         &self,
         locator: &KekLocator,
@@ -690,26 +747,16 @@ impl AwsKmsBackend {
         binding: &BindingContext,
     ) -> Result<WrapResponse, BackendError> {
         let (client, r) = self.prepare(locator, WrapAlgorithm::Aes256Opaque).await?;
-        let out = client
-            .encrypt()
-            .key_id(&r.arn)
-            .plaintext(Blob::new(dek.expose_secret().to_vec()))
-            .set_encryption_context(Some(Self::encryption_context(binding)))
-            .encryption_algorithm(EncryptionAlgorithmSpec::SymmetricDefault)
-            .send()
-            .await
-            .map_err(|e| map_err(e, locator, "wrap"))?;
-        Self::check_answer(&r, locator, out.key_id())?;
-        let blob = out
-            .ciphertext_blob()
-            .ok_or(BackendError::MalformedResponse {
-                what: "Encrypt answer",
-            })?;
-        Ok(WrapResponse::new(
-            locator.clone(),
-            Vec::new(),
-            blob.as_ref().to_vec(),
-        ))
+        let blob = Self::kms_encrypt(
+            &client,
+            &r,
+            locator,
+            dek.expose_secret(),
+            EncryptionAlgorithmSpec::SymmetricDefault,
+            Some(Self::encryption_context(binding)),
+        )
+        .await?;
+        Ok(WrapResponse::new(locator.clone(), Vec::new(), blob))
     }
 
     async fn decrypt(
@@ -719,23 +766,15 @@ impl AwsKmsBackend {
         binding: &BindingContext,
     ) -> Result<UnwrapResponse, BackendError> {
         let (client, r) = self.prepare(locator, WrapAlgorithm::Aes256Opaque).await?;
-        let out = client
-            .decrypt()
-            .key_id(&r.arn)
-            .ciphertext_blob(Blob::new(wrapped.to_vec()))
-            .set_encryption_context(Some(Self::encryption_context(binding)))
-            .encryption_algorithm(EncryptionAlgorithmSpec::SymmetricDefault)
-            .send()
-            .await
-            .map_err(|e| map_err(e, locator, "unwrap"))?;
-        Self::check_answer(&r, locator, out.key_id())?;
-        let plain = out
-            .plaintext
-            .map(Blob::into_inner)
-            .map(Zeroizing::new)
-            .ok_or(BackendError::MalformedResponse {
-                what: "Decrypt answer",
-            })?;
+        let plain = Self::kms_decrypt(
+            &client,
+            &r,
+            locator,
+            wrapped,
+            EncryptionAlgorithmSpec::SymmetricDefault,
+            Some(Self::encryption_context(binding)),
+        )
+        .await?;
         // A ciphertext of this key and context that holds no 32-byte key is not a wrap.
         let dek = DataKey::from_slice(&plain).map_err(|_| BackendError::Rejected)?;
         Ok(UnwrapResponse::new(locator.clone(), dek))
@@ -754,20 +793,15 @@ impl AwsKmsBackend {
     ) -> Result<WrapResponse, BackendError> {
         let (client, r) = self.prepare(locator, algorithm).await?;
         let ik = intermediate::fresh_key()?;
-        let out = client
-            .encrypt()
-            .key_id(&r.arn)
-            .plaintext(Blob::new(ik.to_vec()))
-            .encryption_algorithm(EncryptionAlgorithmSpec::RsaesOaepSha256)
-            .send()
-            .await
-            .map_err(|e| map_err(e, locator, "wrap"))?;
-        Self::check_answer(&r, locator, out.key_id())?;
-        let params = out.ciphertext_blob().map(|b| b.as_ref().to_vec()).ok_or(
-            BackendError::MalformedResponse {
-                what: "Encrypt answer",
-            },
-        )?;
+        let params = Self::kms_encrypt(
+            &client,
+            &r,
+            locator,
+            ik.as_slice(),
+            EncryptionAlgorithmSpec::RsaesOaepSha256,
+            None,
+        )
+        .await?;
         let wrapped = intermediate::seal_dek(self.crypto(), algorithm, &ik, binding, dek)?;
         Ok(WrapResponse::new(locator.clone(), params, wrapped))
     }
@@ -781,22 +815,15 @@ impl AwsKmsBackend {
         binding: &BindingContext,
     ) -> Result<UnwrapResponse, BackendError> {
         let (client, r) = self.prepare(locator, algorithm).await?;
-        let out = client
-            .decrypt()
-            .key_id(&r.arn)
-            .ciphertext_blob(Blob::new(params.to_vec()))
-            .encryption_algorithm(EncryptionAlgorithmSpec::RsaesOaepSha256)
-            .send()
-            .await
-            .map_err(|e| map_err(e, locator, "unwrap"))?;
-        Self::check_answer(&r, locator, out.key_id())?;
-        let ik = out
-            .plaintext
-            .map(Blob::into_inner)
-            .map(Zeroizing::new)
-            .ok_or(BackendError::MalformedResponse {
-                what: "Decrypt answer",
-            })?;
+        let ik = Self::kms_decrypt(
+            &client,
+            &r,
+            locator,
+            params,
+            EncryptionAlgorithmSpec::RsaesOaepSha256,
+            None,
+        )
+        .await?;
         // An RSA ciphertext of this key that holds no 32-byte key is not a wrap.
         let ik: &[u8; 32] = ik
             .as_slice()
