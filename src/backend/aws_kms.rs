@@ -49,7 +49,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use zeroize::Zeroizing;
 
 use super::kit::intermediate;
-use super::kit::kem::kem_unwrap;
+use super::kit::kem::{unwrap_with_ciphertext, wrap_with_ciphertext};
 use super::kit::{CallPolicy, unavailable};
 use super::local::MlKemKek;
 use super::{
@@ -910,9 +910,7 @@ impl AwsKmsBackend {
                         what: "Encapsulate ciphertext",
                     })?;
                 let ss = shared_secret(out.shared_secret)?;
-                let wrapped =
-                    super::kit::kem::kem_wrap(self.crypto(), algorithm, &ss, &[&ct], binding, dek)?;
-                (ct, wrapped)
+                wrap_with_ciphertext(self.crypto(), algorithm, ct, &ss, binding, dek)?
             }
         };
         Ok(WrapResponse::new(locator.clone(), params, wrapped))
@@ -944,7 +942,7 @@ impl AwsKmsBackend {
         let ss = shared_secret(out.shared_secret)?;
         // Implicit rejection: a tampered ciphertext gave an unrelated secret, and the
         // RFC 3394 check below refuses it.
-        let dek = kem_unwrap(self.crypto(), algorithm, &ss, &[params], binding, wrapped)?;
+        let dek = unwrap_with_ciphertext(self.crypto(), algorithm, params, &ss, binding, wrapped)?;
         Ok(UnwrapResponse::new(locator.clone(), dek))
     }
 }

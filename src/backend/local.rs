@@ -50,6 +50,7 @@ mod hybrid;
 pub mod keystore;
 mod mlkem;
 mod p256;
+mod pkcs8;
 #[cfg(feature = "local-rsa")]
 mod rsa;
 
@@ -88,6 +89,12 @@ trait LocalAlgorithm: Send + Sync {
 
 use crate::backend::kit::kem::{derive_wrapping_key, kem_unwrap, kem_wrap, kw_unwrap, kw_wrap};
 use crate::backend::kit::{internal, random};
+
+/// Imported key material that is malformed, of the wrong type or too weak (every local
+/// algorithm's import and export refusals).
+fn invalid(reason: &'static str) -> Error {
+    MisuseError::InvalidKey { reason }.into()
+}
 
 /// The locator for a KEK a local backend creates from `spec`: the name hint and a random
 /// suffix, `local:{hint}:{12 hex digits}`; refused when `info` does not offer the

@@ -88,3 +88,44 @@ pub(crate) fn kem_unwrap(
     let wk = derive_wrapping_key(crypto, algorithm, shared_secret, transcript, binding)?;
     kw_unwrap(crypto, &wk, wrapped)
 }
+
+/// The KEM wrap whose transcript is the KEM ciphertext alone (ML-KEM, the hybrid, an
+/// ML-KEM key a service holds): returns `(params, wrapped)`, `params` being the
+/// ciphertext.
+pub(crate) fn wrap_with_ciphertext(
+    crypto: &dyn Primitives,
+    algorithm: WrapAlgorithm,
+    ciphertext: Vec<u8>,
+    shared_secret: &[u8],
+    binding: &BindingContext,
+    dek: &DataKey,
+) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+    let wrapped = kem_wrap(
+        crypto,
+        algorithm,
+        shared_secret,
+        &[&ciphertext],
+        binding,
+        dek,
+    )?;
+    Ok((ciphertext, wrapped))
+}
+
+/// The inverse of [`wrap_with_ciphertext`], with the secret decapsulated from `ciphertext`.
+pub(crate) fn unwrap_with_ciphertext(
+    crypto: &dyn Primitives,
+    algorithm: WrapAlgorithm,
+    ciphertext: &[u8],
+    shared_secret: &[u8],
+    binding: &BindingContext,
+    wrapped: &[u8],
+) -> Result<DataKey, BackendError> {
+    kem_unwrap(
+        crypto,
+        algorithm,
+        shared_secret,
+        &[ciphertext],
+        binding,
+        wrapped,
+    )
+}

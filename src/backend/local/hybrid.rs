@@ -33,10 +33,11 @@ use zeroize::{Zeroize, Zeroizing};
 use super::fast::FastKey;
 use super::mlkem::{decaps768, degenerate, dk768_from_seed};
 use super::p256::{POINT_LEN, parse_point, sec1_uncompressed};
-use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
+use super::{LocalAlgorithm, internal, invalid, random};
 use crate::backend::BackendError;
+use crate::backend::kit::kem::{unwrap_with_ciphertext, wrap_with_ciphertext};
 use crate::crypto::{Primitives, RandomSource};
-use crate::error::{Error, MisuseError};
+use crate::error::Error;
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
 
@@ -78,10 +79,6 @@ impl fmt::Debug for HybridKek {
             .field("private", &self.private.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
-}
-
-fn invalid(reason: &'static str) -> Error {
-    MisuseError::InvalidKey { reason }.into()
 }
 
 /// The draft's RandomScalar for P-256: the first 32-byte big-endian chunk `k` of `seed`
@@ -342,15 +339,7 @@ impl LocalAlgorithm for HybridKek {
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
         let (ct, ss) = self.encapsulate(crypto)?;
-        let wrapped = kem_wrap(
-            crypto,
-            self.algorithm(),
-            ss.as_slice(),
-            &[&ct],
-            binding,
-            dek,
-        )?;
-        Ok((ct, wrapped))
+        wrap_with_ciphertext(crypto, self.algorithm(), ct, ss.as_slice(), binding, dek)
     }
 
     fn unwrap(
@@ -361,11 +350,11 @@ impl LocalAlgorithm for HybridKek {
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
         let ss = self.decapsulate(crypto, params)?;
-        kem_unwrap(
+        unwrap_with_ciphertext(
             crypto,
             self.algorithm(),
+            params,
             ss.as_slice(),
-            &[params],
             binding,
             wrapped,
         )

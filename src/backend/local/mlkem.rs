@@ -17,10 +17,11 @@ use zeroize::{Zeroize, Zeroizing};
 use super::fast::FastKey;
 #[cfg(feature = "aws-lc")]
 use super::internal;
-use super::{LocalAlgorithm, kem_unwrap, kem_wrap, random};
+use super::{LocalAlgorithm, invalid, random};
 use crate::backend::BackendError;
+use crate::backend::kit::kem::{unwrap_with_ciphertext, wrap_with_ciphertext};
 use crate::crypto::{Primitives, RandomSource};
-use crate::error::{Error, MisuseError};
+use crate::error::Error;
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
 
@@ -64,10 +65,6 @@ impl fmt::Debug for MlKemKek {
             .field("private", &self.can_unwrap().then_some("[REDACTED]"))
             .finish()
     }
-}
-
-fn invalid(reason: &'static str) -> Error {
-    MisuseError::InvalidKey { reason }.into()
 }
 
 /// Encapsulation with OS randomness and decapsulation for one parameter set; the
@@ -350,15 +347,7 @@ impl LocalAlgorithm for MlKemKek {
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
         let (ct, ss) = self.encapsulate(crypto)?;
-        let wrapped = kem_wrap(
-            crypto,
-            self.algorithm(),
-            ss.as_slice(),
-            &[&ct],
-            binding,
-            dek,
-        )?;
-        Ok((ct, wrapped))
+        wrap_with_ciphertext(crypto, self.algorithm(), ct, ss.as_slice(), binding, dek)
     }
 
     fn unwrap(
@@ -369,11 +358,11 @@ impl LocalAlgorithm for MlKemKek {
         binding: &BindingContext,
     ) -> Result<DataKey, BackendError> {
         let ss = self.decapsulate(crypto, params)?;
-        kem_unwrap(
+        unwrap_with_ciphertext(
             crypto,
             self.algorithm(),
+            params,
             ss.as_slice(),
-            &[params],
             binding,
             wrapped,
         )

@@ -5,17 +5,16 @@
 
 use std::fmt;
 
-use p256::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use p256::{PublicKey, SecretKey};
 use zeroize::Zeroizing;
 
 use super::fast::FastKey;
-use super::{LocalAlgorithm, internal, kem_unwrap, kem_wrap, random};
+use super::pkcs8;
+use super::{LocalAlgorithm, internal, invalid, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
 use crate::crypto::{Primitives, RandomSource};
-use crate::error::{Error, MisuseError};
+use crate::error::Error;
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
 
@@ -43,10 +42,6 @@ impl fmt::Debug for P256Kek {
             .field("secret", &self.secret.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
-}
-
-fn invalid(reason: &'static str) -> Error {
-    MisuseError::InvalidKey { reason }.into()
 }
 
 /// Uncompressed SEC1 encoding (`04 || X || Y`).
@@ -158,14 +153,7 @@ impl P256Kek {
     /// # Errors
     /// [`Error::Misuse`] for a public-only KEK.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let sk = self
-            .secret
-            .as_ref()
-            .ok_or_else(|| invalid("public-only KEK"))?;
-        let doc = sk
-            .to_pkcs8_der()
-            .map_err(|_| invalid("P-256 key cannot be encoded"))?;
-        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+        pkcs8::private_der(self.secret.as_ref(), "P-256 key cannot be encoded")
     }
 
     /// Exports the private key as PKCS#8 PEM.
@@ -173,14 +161,7 @@ impl P256Kek {
     /// # Errors
     /// [`Error::Misuse`] for a public-only KEK.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, Error> {
-        let sk = self
-            .secret
-            .as_ref()
-            .ok_or_else(|| invalid("public-only KEK"))?;
-        let pem = sk
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| invalid("P-256 key cannot be encoded"))?;
-        Ok(Zeroizing::new(pem.to_string()))
+        pkcs8::private_pem(self.secret.as_ref(), "P-256 key cannot be encoded")
     }
 
     /// The public key as SPKI DER.
@@ -188,11 +169,7 @@ impl P256Kek {
     /// # Errors
     /// [`Error::Misuse`] if the key cannot be encoded.
     pub fn public_key_der(&self) -> Result<Vec<u8>, Error> {
-        Ok(self
-            .public
-            .to_public_key_der()
-            .map_err(|_| invalid("P-256 key cannot be encoded"))?
-            .into_vec())
+        pkcs8::public_der(&self.public, "P-256 key cannot be encoded")
     }
 
     /// The public key as SPKI PEM.
@@ -200,9 +177,7 @@ impl P256Kek {
     /// # Errors
     /// [`Error::Misuse`] if the key cannot be encoded.
     pub fn public_key_pem(&self) -> Result<String, Error> {
-        self.public
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|_| invalid("P-256 key cannot be encoded"))
+        pkcs8::public_pem(&self.public, "P-256 key cannot be encoded")
     }
 
     /// The public key, uncompressed SEC1 (65 bytes).

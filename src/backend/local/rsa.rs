@@ -12,18 +12,17 @@
 
 use std::fmt;
 
-use rsa::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::fast::FastKey;
-use super::{LocalAlgorithm, internal};
+use super::pkcs8;
+use super::{LocalAlgorithm, internal, invalid};
 use crate::backend::BackendError;
 use crate::crypto::{Primitives, RandomSource};
-use crate::error::{Error, MisuseError};
+use crate::error::Error;
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
 
@@ -50,10 +49,6 @@ impl fmt::Debug for RsaKek {
             .field("private", &self.private.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
-}
-
-fn invalid(reason: &'static str) -> Error {
-    MisuseError::InvalidKey { reason }.into()
 }
 
 fn algorithm_for(public: &PublicKey) -> Result<WrapAlgorithm, Error> {
@@ -164,14 +159,7 @@ impl RsaKek {
     /// # Errors
     /// [`Error::Misuse`] for a public-only KEK.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let private = self
-            .private
-            .as_ref()
-            .ok_or_else(|| invalid("public-only KEK"))?;
-        let doc = private
-            .to_pkcs8_der()
-            .map_err(|_| invalid("RSA key cannot be encoded"))?;
-        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+        pkcs8::private_der(self.private.as_ref(), "RSA key cannot be encoded")
     }
 
     /// Exports the private key as PKCS#8 PEM.
@@ -179,14 +167,7 @@ impl RsaKek {
     /// # Errors
     /// [`Error::Misuse`] for a public-only KEK.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, Error> {
-        let private = self
-            .private
-            .as_ref()
-            .ok_or_else(|| invalid("public-only KEK"))?;
-        let pem = private
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| invalid("RSA key cannot be encoded"))?;
-        Ok(Zeroizing::new(pem.to_string()))
+        pkcs8::private_pem(self.private.as_ref(), "RSA key cannot be encoded")
     }
 
     /// The public key as SPKI DER.
@@ -194,11 +175,7 @@ impl RsaKek {
     /// # Errors
     /// [`Error::Misuse`] if the key cannot be encoded.
     pub fn public_key_der(&self) -> Result<Vec<u8>, Error> {
-        Ok(self
-            .public
-            .to_public_key_der()
-            .map_err(|_| invalid("RSA key cannot be encoded"))?
-            .into_vec())
+        pkcs8::public_der(&self.public, "RSA key cannot be encoded")
     }
 
     /// The public key as SPKI PEM.
@@ -206,9 +183,7 @@ impl RsaKek {
     /// # Errors
     /// [`Error::Misuse`] if the key cannot be encoded.
     pub fn public_key_pem(&self) -> Result<String, Error> {
-        self.public
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|_| invalid("RSA key cannot be encoded"))
+        pkcs8::public_pem(&self.public, "RSA key cannot be encoded")
     }
 
     /// A public-only copy (for a service that only seals).
@@ -226,12 +201,12 @@ impl RsaKek {
 impl RsaKek {
     /// The key in AWS-LC's form (through its DER encodings).
     fn prepare(&self) -> Option<Fast> {
-        let spki = self.public.to_public_key_der().ok()?;
+        let spki = self.public_key_der().ok()?;
         let pkcs8 = match &self.private {
-            Some(p) => Some(p.to_pkcs8_der().ok()?),
+            Some(_) => Some(self.to_pkcs8_der().ok()?),
             None => None,
         };
-        Fast::new(spki.as_bytes(), pkcs8.as_ref().map(|d| d.as_bytes())).ok()
+        Fast::new(&spki, pkcs8.as_ref().map(|d| d.as_slice())).ok()
     }
 }
 
