@@ -886,11 +886,10 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
         Command::Rotate { scope, to } => {
             let (tenant, purpose) = names(&scope)?;
             let next = match to.target()? {
-                // A remote KEK that exists: checked, then installed as the successor.
+                // A remote KEK that exists: checked, then installed as the successor (in
+                // its stable form: rotate_kek_to resolves an alias to its key).
                 Some(target) => {
-                    let backend = home.remote(target.backend)?;
-                    let target = remote::pinned(backend, target)?;
-                    remote::probe(backend, &target, &tenant, &purpose)?;
+                    remote::probe(home.remote(target.backend)?, &target, &tenant, &purpose)?;
                     block_on(env.rotate_kek_to(
                         &tenant,
                         &purpose,

@@ -62,14 +62,12 @@ impl Envelope {
         algorithm: WrapAlgorithm,
     ) -> Result<KekRef, Error> {
         let current = self.active_kek(tenant, purpose)?;
-        // Registered in the backend's stable form (an alias resolved to its key).
-        let instance = (backend == current.backend)
-            .then(|| current.instance.clone())
-            .flatten();
+        // The backend must be here and offer the algorithm before the ring names the
+        // key, which it does in the backend's stable form (an alias resolved to its key).
         let b = check_backend_parts(
             &self.inner.backends,
             backend,
-            instance.as_deref(),
+            successor_instance(&current, backend).as_deref(),
             algorithm,
         )?;
         let call = b.resolve_kek(&locator);
@@ -91,7 +89,8 @@ impl Envelope {
             })
     }
 
-    /// Registers `locator` as `current`'s successor (the next version of its scope).
+    /// Registers `locator` as `current`'s successor (the next version of its scope); the
+    /// caller has checked that its backend serves `algorithm`.
     fn install_successor(
         &self,
         current: &KekRecord,
@@ -108,19 +107,8 @@ impl Envelope {
         let mut new = NewKek::new(next.clone(), backend, locator, algorithm)
             .overlap_seconds(current.overlap_seconds)
             .inventory_scope(current.inventory_scope);
-        // The instance name selects a backend of the current KEK's kind; another kind is
-        // reached through its default instance.
-        if backend == current.backend {
-            new.instance = current.instance.clone();
-        }
+        new.instance = successor_instance(current, backend);
         new.cadence = current.cadence;
-        // The backend must be here and offer the algorithm before the ring names it.
-        check_backend_parts(
-            &self.inner.backends,
-            backend,
-            new.instance.as_deref(),
-            algorithm,
-        )?;
         let now = self.inner.clock.now();
         // Recorded by the ring's recorder (the audit log) before it takes effect.
         self.inner
@@ -150,4 +138,12 @@ impl Envelope {
         }
         Ok(out)
     }
+}
+
+/// The backend instance of `current`'s successor in `backend`: the same instance when the
+/// kind is the same, else that kind's default instance.
+fn successor_instance(current: &KekRecord, backend: BackendId) -> Option<String> {
+    (backend == current.backend)
+        .then(|| current.instance.clone())
+        .flatten()
 }
