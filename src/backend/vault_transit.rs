@@ -346,70 +346,13 @@ enum Op {
 /// a response body, which on a decrypt would hold the plaintext).
 fn map_err(e: ClientError, op: Op, kek: &KekLocator) -> BackendError {
     match e {
-        ClientError::APIError { code, errors } => {
-            let msg = errors.join("; ");
-            let lower = msg.to_ascii_lowercase();
-            // In a rewrap, the minimum *encryption* version concerns the target, which
-            // is a configuration error (below), not the source KEK being disabled.
-            let target_floor =
-                op == Op::Rewrap && lower.contains("less than the minimum encryption");
-            let disabled = !target_floor
-                && (lower.contains("disallowed by policy")
-                    || lower.contains("less than the minimum")
-                    || lower.contains("too old"));
-            let missing = lower.contains("not found") || lower.contains("no existing key");
-            match code {
-                401 => BackendError::Credentials { message: msg },
-                403 if op == Op::Auth
-                    || lower.contains("invalid token")
-                    || lower.contains("token expired")
-                    || lower.contains("invalid secret id")
-                    || lower.contains("invalid role or secret id") =>
-                {
-                    BackendError::Credentials { message: msg }
-                }
-                403 => BackendError::PermissionDenied {
-                    kek: kek.clone(),
-                    message: msg,
-                },
-                404 => BackendError::KeyNotFound(kek.clone()),
-                400 | 409 if disabled => BackendError::KeyDisabled {
-                    kek: kek.clone(),
-                    state: msg,
-                },
-                400 if missing => BackendError::KeyNotFound(kek.clone()),
-                400 if op == Op::Rewrap
-                    && (lower.contains("less than the minimum encryption")
-                        || lower.contains("invalid key version")
-                        || lower.contains("requested version")) =>
-                {
-                    BackendError::InvalidRequest {
-                        message: format!("Transit refused the target version: {msg}"),
-                    }
-                }
-                400 if matches!(op, Op::Decrypt | Op::Rewrap) => BackendError::Rejected,
-                400 if op == Op::Auth => BackendError::Credentials { message: msg },
-                429 => BackendError::Throttled { message: msg },
-                412 | 500..=599 => unavailable(format!("Vault answered {code}: {msg}")),
-                _ => BackendError::InvalidRequest {
-                    message: format!("Vault answered {code}: {msg}"),
-                },
-            }
-        }
+        ClientError::APIError { code, errors } => map_status(code, &errors.join("; "), op, kek),
         ClientError::RestClientError { source } => match source {
-            rustify::errors::ClientError::ServerResponseError { code, .. } => match code {
-                429 => BackendError::Throttled {
-                    message: "Vault answered 429".into(),
-                },
-                401 | 403 => BackendError::Credentials {
-                    message: format!("Vault answered {code}"),
-                },
-                400 if matches!(op, Op::Decrypt | Op::Rewrap) => BackendError::Rejected,
-                c if c >= 500 => unavailable(format!("Vault answered {c}")),
-                c => BackendError::InvalidRequest {
-                    message: format!("Vault answered {c}"),
-                },
-            },
+            // An error status whose body is not Vault's `errors` list (a proxy, a load
+            // balancer): the same rules, with no message to go on.
+            rustify::errors::ClientError::ServerResponseError { code, .. } => {
+                map_status(code, "", op, kek)
+            }
             rustify::errors::ClientError::ResponseParseError { .. }
             | rustify::errors::ClientError::ResponseConversionError { .. } => {
                 BackendError::MalformedResponse {
@@ -417,21 +360,68 @@ fn map_err(e: ClientError, op: Op, kek: &KekLocator) -> BackendError {
                 }
             }
             // Connection refused or reset, TLS, the client's own timeout.
-            other => BackendError::Unavailable {
-                message: format!("Vault request failed: {other}"),
-                source: None,
-            },
+            other => unavailable(format!("Vault request failed: {other}")),
         },
-        ClientError::ResponseEmptyError | ClientError::ResponseDataEmptyError => {
-            BackendError::MalformedResponse {
-                what: "Vault response",
-            }
-        }
-        ClientError::JsonParseError { .. } => BackendError::MalformedResponse {
+        ClientError::ResponseEmptyError
+        | ClientError::ResponseDataEmptyError
+        | ClientError::JsonParseError { .. } => BackendError::MalformedResponse {
             what: "Vault response",
         },
         other => BackendError::InvalidRequest {
             message: format!("Vault client: {other}"),
+        },
+    }
+}
+
+/// Maps an HTTP error status and Vault's message (Transit answers 400 for most refusals,
+/// so the message and the operation decide between them).
+fn map_status(code: u16, msg: &str, op: Op, kek: &KekLocator) -> BackendError {
+    let msg = msg.to_owned();
+    let lower = msg.to_ascii_lowercase();
+    // In a rewrap, the minimum *encryption* version concerns the target, which is a
+    // configuration error (below), not the source KEK being disabled.
+    let target_floor = op == Op::Rewrap && lower.contains("less than the minimum encryption");
+    let disabled = !target_floor
+        && (lower.contains("disallowed by policy")
+            || lower.contains("less than the minimum")
+            || lower.contains("too old"));
+    let missing = lower.contains("not found") || lower.contains("no existing key");
+    match code {
+        401 => BackendError::Credentials { message: msg },
+        403 if op == Op::Auth
+            || lower.contains("invalid token")
+            || lower.contains("token expired")
+            || lower.contains("invalid secret id")
+            || lower.contains("invalid role or secret id") =>
+        {
+            BackendError::Credentials { message: msg }
+        }
+        // Vault answers 403 for an expired token too: `classify` tells the two apart.
+        403 => BackendError::PermissionDenied {
+            kek: kek.clone(),
+            message: msg,
+        },
+        404 => BackendError::KeyNotFound(kek.clone()),
+        400 | 409 if disabled => BackendError::KeyDisabled {
+            kek: kek.clone(),
+            state: msg,
+        },
+        400 if missing => BackendError::KeyNotFound(kek.clone()),
+        400 if op == Op::Rewrap
+            && (target_floor
+                || lower.contains("invalid key version")
+                || lower.contains("requested version")) =>
+        {
+            BackendError::InvalidRequest {
+                message: format!("Transit refused the target version: {msg}"),
+            }
+        }
+        400 if matches!(op, Op::Decrypt | Op::Rewrap) => BackendError::Rejected,
+        400 if op == Op::Auth => BackendError::Credentials { message: msg },
+        429 => BackendError::Throttled { message: msg },
+        412 | 500..=599 => unavailable(format!("Vault answered {code}: {msg}")),
+        _ => BackendError::InvalidRequest {
+            message: format!("Vault answered {code}: {msg}"),
         },
     }
 }
@@ -957,6 +947,55 @@ mod tests {
         ] {
             assert!(TransitKey::parse(&KekLocator::new(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn statuses_map_to_the_typed_errors_with_or_without_a_message() {
+        let k = KekLocator::new("transit/k@v1");
+        let m = |code, msg: &str, op| map_status(code, msg, op, &k);
+        assert!(matches!(
+            m(403, "", Op::Decrypt),
+            BackendError::PermissionDenied { .. }
+        ));
+        assert!(matches!(
+            m(403, "invalid token", Op::Decrypt),
+            BackendError::Credentials { .. }
+        ));
+        assert!(matches!(
+            m(401, "", Op::Encrypt),
+            BackendError::Credentials { .. }
+        ));
+        assert!(matches!(
+            m(429, "", Op::Encrypt),
+            BackendError::Throttled { .. }
+        ));
+        assert!(m(503, "", Op::Encrypt).is_transient());
+        assert!(m(412, "", Op::Decrypt).is_transient());
+        assert!(matches!(m(400, "", Op::Decrypt), BackendError::Rejected));
+        assert!(matches!(
+            m(400, "", Op::Encrypt),
+            BackendError::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            m(
+                400,
+                "ciphertext or signature version is disallowed by policy (too old)",
+                Op::Decrypt
+            ),
+            BackendError::KeyDisabled { .. }
+        ));
+        assert!(matches!(
+            m(
+                400,
+                "requested version for encryption is less than the minimum encryption key version",
+                Op::Rewrap
+            ),
+            BackendError::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            m(400, "encryption key not found", Op::Encrypt),
+            BackendError::KeyNotFound(_)
+        ));
     }
 
     #[test]
