@@ -11,8 +11,8 @@ use crate::backend::BackendError;
 use crate::format::{BackendId, WrapAlgorithm};
 use crate::locator::KekLocator;
 
-/// Runs one backend call inside a span named `kekring.backend`.
-#[cfg(feature = "tracing")]
+/// Runs one backend call inside a span named `kekring.backend` (with feature `tracing`;
+/// without it, the bare call).
 pub(crate) async fn traced<T, Fut>(
     backend: BackendId,
     operation: &'static str,
@@ -23,42 +23,35 @@ pub(crate) async fn traced<T, Fut>(
 where
     Fut: Future<Output = Result<T, BackendError>>,
 {
-    use tracing::Instrument;
-    let span = tracing::info_span!(
-        "kekring.backend",
-        backend = %backend,
-        operation,
-        kek = %kek.redacted(),
-        algorithm = algorithm.map(WrapAlgorithm::name).unwrap_or("-"),
-        outcome = tracing::field::Empty,
-        latency_us = tracing::field::Empty,
-    );
-    let start = std::time::Instant::now();
-    let result = call.instrument(span.clone()).await;
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(e) => e.kind(),
-    };
-    let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-    span.record("outcome", outcome);
-    span.record("latency_us", latency_us);
-    tracing::debug!(parent: &span, outcome, latency_us, "backend call finished");
-    result
-}
-
-/// Runs one backend call (feature `tracing` is off: no span).
-#[cfg(not(feature = "tracing"))]
-pub(crate) async fn traced<T, Fut>(
-    _backend: BackendId,
-    _operation: &'static str,
-    _kek: &KekLocator,
-    _algorithm: Option<WrapAlgorithm>,
-    call: Fut,
-) -> Result<T, BackendError>
-where
-    Fut: Future<Output = Result<T, BackendError>>,
-{
-    call.await
+    #[cfg(feature = "tracing")]
+    {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "kekring.backend",
+            backend = %backend,
+            operation,
+            kek = %kek.redacted(),
+            algorithm = algorithm.map(WrapAlgorithm::name).unwrap_or("-"),
+            outcome = tracing::field::Empty,
+            latency_us = tracing::field::Empty,
+        );
+        let start = std::time::Instant::now();
+        let result = call.instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        span.record("outcome", outcome);
+        span.record("latency_us", latency_us);
+        tracing::debug!(parent: &span, outcome, latency_us, "backend call finished");
+        result
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = (backend, operation, kek, algorithm);
+        call.await
+    }
 }
 
 /// Records that a remote call is retried after a transient failure.
