@@ -95,7 +95,45 @@ impl Report {
     pub fn checks(&self) -> &[String] {
         &self.checks
     }
+
+    /// Of `checks`, those that did not run: for each of `algorithms`, or for any
+    /// algorithm when `algorithms` is empty (the checks without one: `unknown-key`,
+    /// `server-down`). Empty when everything a backend's test promised ran.
+    pub fn missing(&self, checks: &[&str], algorithms: &[WrapAlgorithm]) -> Vec<String> {
+        let mut out = Vec::new();
+        for check in checks {
+            if algorithms.is_empty() {
+                if !self.ran(check) {
+                    out.push((*check).to_owned());
+                }
+                continue;
+            }
+            for alg in algorithms {
+                let name = format!("{check}/{alg}");
+                if !self.checks.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
 }
+
+/// The checks that run for every algorithm of every backend, with no hook from the
+/// test.
+/// (`tampered-params` runs only for algorithms that have parameters.)
+pub const CORE_CHECKS: [&str; 10] = [
+    "create",
+    "successor",
+    "round-trip",
+    "wrong-binding",
+    "tampered-wrapped",
+    "other-kek",
+    "wrong-algorithm",
+    "concurrent",
+    "envelope",
+    "answer-names-another-key",
+];
 
 /// A check that failed: which, for which algorithm, and what was seen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -635,5 +673,32 @@ impl KeyBackend for Misnaming {
 
     async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
         self.0.create_kek(spec).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_names_each_check_not_run_for_each_algorithm() {
+        let report = Report {
+            checks: vec!["round-trip/ml-kem-768".into(), "unknown-key".into()],
+        };
+        let algs = [WrapAlgorithm::MlKem768, WrapAlgorithm::MlKem1024];
+        assert_eq!(
+            report.missing(&["round-trip", "envelope"], &algs),
+            vec![
+                "round-trip/ml-kem-1024",
+                "envelope/ml-kem-768",
+                "envelope/ml-kem-1024"
+            ]
+        );
+        assert!(
+            report
+                .missing(&["unknown-key", "round-trip"], &[])
+                .is_empty()
+        );
+        assert_eq!(report.missing(&["server-down"], &[]), vec!["server-down"]);
     }
 }
