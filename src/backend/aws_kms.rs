@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -282,11 +282,13 @@ impl AwsKmsConfig {
     }
 }
 
-/// What the backend learned about a key: its ARN and algorithm (they never change).
-#[derive(Clone, Debug)]
+/// A KEK made ready for calls, once per locator: its key's ARN and algorithm (from
+/// `DescribeKey`; they never change) and the client of its region and role.
+#[derive(Debug)]
 struct Resolved {
     arn: String,
     algorithm: WrapAlgorithm,
+    client: aws_sdk_kms::Client,
 }
 
 /// AWS KMS KEKs in any region and account the credentials reach. See the module docs.
@@ -298,7 +300,7 @@ pub struct AwsKmsBackend {
     call: CallPolicy,
     encapsulate: EncapsulateMode,
     clients: tokio::sync::Mutex<HashMap<(String, Option<String>), aws_sdk_kms::Client>>,
-    resolved: Mutex<HashMap<AwsKmsKek, Resolved>>,
+    resolved: RwLock<HashMap<KekLocator, Arc<Resolved>>>,
     public: Mutex<HashMap<String, (Instant, Arc<MlKemKek>)>>,
 }
 
@@ -525,7 +527,7 @@ impl AwsKmsBackend {
             call: config.call,
             encapsulate: config.encapsulate,
             clients: tokio::sync::Mutex::new(HashMap::new()),
-            resolved: Mutex::new(HashMap::new()),
+            resolved: RwLock::new(HashMap::new()),
             public: Mutex::new(HashMap::new()),
         })
     }
@@ -570,16 +572,12 @@ impl AwsKmsBackend {
         AwsKmsKek::parse(locator).map_err(|_| BackendError::KeyNotFound(locator.clone()))
     }
 
-    /// The key's ARN and algorithm, from `DescribeKey` once per KEK.
-    async fn resolve(
-        &self,
+    /// The key's ARN (checked against the locator) and algorithm, from `DescribeKey`.
+    async fn describe(
         client: &aws_sdk_kms::Client,
         kek: &AwsKmsKek,
         locator: &KekLocator,
-    ) -> Result<Resolved, BackendError> {
-        if let Some(r) = self.resolved.lock().ok().and_then(|m| m.get(kek).cloned()) {
-            return Ok(r);
-        }
+    ) -> Result<(String, WrapAlgorithm), BackendError> {
         let out = client
             .describe_key()
             .key_id(&kek.key)
@@ -627,35 +625,45 @@ impl AwsKmsBackend {
                 });
             }
         };
-        let r = Resolved { arn, algorithm };
-        if let Ok(mut m) = self.resolved.lock() {
-            m.insert(kek.clone(), r.clone());
-        }
-        Ok(r)
+        Ok((arn, algorithm))
     }
 
-    /// Resolves and checks that the KEK's key spec is the algorithm asked for.
+    /// The KEK ready for calls (resolved once per locator; afterwards one read lock),
+    /// checked to be of the algorithm asked for.
     async fn prepare(
         &self,
         locator: &KekLocator,
         algorithm: WrapAlgorithm,
-    ) -> Result<(aws_sdk_kms::Client, Resolved), BackendError> {
-        if !self.info.offers(algorithm) {
-            return Err(BackendError::UnsupportedAlgorithm {
-                kek: locator.clone(),
-                algorithm,
-            });
-        }
-        let kek = Self::parse(locator)?;
-        let client = self.client(&kek).await;
-        let r = self.resolve(&client, &kek, locator).await?;
+    ) -> Result<Arc<Resolved>, BackendError> {
+        let cached = self
+            .resolved
+            .read()
+            .ok()
+            .and_then(|m| m.get(locator).cloned());
+        let r = match cached {
+            Some(r) => r,
+            None => {
+                let kek = Self::parse(locator)?;
+                let client = self.client(&kek).await;
+                let (arn, algorithm) = Self::describe(&client, &kek, locator).await?;
+                let r = Arc::new(Resolved {
+                    arn,
+                    algorithm,
+                    client,
+                });
+                if let Ok(mut m) = self.resolved.write() {
+                    m.insert(locator.clone(), r.clone());
+                }
+                r
+            }
+        };
         if r.algorithm != algorithm {
             return Err(BackendError::UnsupportedAlgorithm {
                 kek: locator.clone(),
                 algorithm,
             });
         }
-        Ok((client, r))
+        Ok(r)
     }
 
     fn check_answer(
@@ -686,14 +694,14 @@ impl AwsKmsBackend {
     /// One KMS `Encrypt` under the resolved key, the answer's key checked: the
     /// ciphertext blob.
     async fn kms_encrypt(
-        client: &aws_sdk_kms::Client,
         r: &Resolved,
         locator: &KekLocator,
         plaintext: &[u8],
         algorithm: EncryptionAlgorithmSpec,
         context: Option<HashMap<String, String>>,
     ) -> Result<Vec<u8>, BackendError> {
-        let out = client
+        let out = r
+            .client
             .encrypt()
             .key_id(&r.arn)
             .plaintext(Blob::new(plaintext.to_vec()))
@@ -713,14 +721,14 @@ impl AwsKmsBackend {
     /// One KMS `Decrypt` under the resolved key (always named: KMS must not pick the
     /// key from the blob), the answer's key checked: the plaintext, zeroizing.
     async fn kms_decrypt(
-        client: &aws_sdk_kms::Client,
         r: &Resolved,
         locator: &KekLocator,
         ciphertext: &[u8],
         algorithm: EncryptionAlgorithmSpec,
         context: Option<HashMap<String, String>>,
     ) -> Result<Zeroizing<Vec<u8>>, BackendError> {
-        let out = client
+        let out = r
+            .client
             .decrypt()
             .key_id(&r.arn)
             .ciphertext_blob(Blob::new(ciphertext.to_vec()))
@@ -746,9 +754,8 @@ impl AwsKmsBackend {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<WrapResponse, BackendError> {
-        let (client, r) = self.prepare(locator, WrapAlgorithm::Aes256Opaque).await?;
+        let r = self.prepare(locator, WrapAlgorithm::Aes256Opaque).await?;
         let blob = Self::kms_encrypt(
-            &client,
             &r,
             locator,
             dek.expose_secret(),
@@ -765,9 +772,8 @@ impl AwsKmsBackend {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<UnwrapResponse, BackendError> {
-        let (client, r) = self.prepare(locator, WrapAlgorithm::Aes256Opaque).await?;
+        let r = self.prepare(locator, WrapAlgorithm::Aes256Opaque).await?;
         let plain = Self::kms_decrypt(
-            &client,
             &r,
             locator,
             wrapped,
@@ -791,10 +797,9 @@ impl AwsKmsBackend {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<WrapResponse, BackendError> {
-        let (client, r) = self.prepare(locator, algorithm).await?;
+        let r = self.prepare(locator, algorithm).await?;
         let ik = intermediate::fresh_key()?;
         let params = Self::kms_encrypt(
-            &client,
             &r,
             locator,
             ik.as_slice(),
@@ -814,9 +819,8 @@ impl AwsKmsBackend {
         wrapped: &[u8],
         binding: &BindingContext,
     ) -> Result<UnwrapResponse, BackendError> {
-        let (client, r) = self.prepare(locator, algorithm).await?;
+        let r = self.prepare(locator, algorithm).await?;
         let ik = Self::kms_decrypt(
-            &client,
             &r,
             locator,
             params,
@@ -836,7 +840,6 @@ impl AwsKmsBackend {
     /// The KEK's public key, fetched by `GetPublicKey` and kept for the TTL.
     async fn public_key(
         &self,
-        client: &aws_sdk_kms::Client,
         r: &Resolved,
         locator: &KekLocator,
         ttl: Duration,
@@ -850,7 +853,8 @@ impl AwsKmsBackend {
         if let Some((_, k)) = cached {
             return Ok(k);
         }
-        let out = client
+        let out = r
+            .client
             .get_public_key()
             .key_id(&r.arn)
             .send()
@@ -887,14 +891,15 @@ impl AwsKmsBackend {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<WrapResponse, BackendError> {
-        let (client, r) = self.prepare(locator, algorithm).await?;
+        let r = self.prepare(locator, algorithm).await?;
         let (params, wrapped) = match self.encapsulate {
             EncapsulateMode::Local { ttl } => {
-                let key = self.public_key(&client, &r, locator, ttl).await?;
+                let key = self.public_key(&r, locator, ttl).await?;
                 key.encapsulate_and_wrap(self.crypto(), dek, binding)?
             }
             EncapsulateMode::Service => {
-                let out = client
+                let out = r
+                    .client
                     .encapsulate()
                     .key_id(&r.arn)
                     .encapsulation_algorithm(EncapsulationAlgorithmSpec::MlKem)
@@ -929,8 +934,9 @@ impl AwsKmsBackend {
         if Some(params.len()) != kem_ciphertext_len(algorithm) {
             return Err(BackendError::Rejected);
         }
-        let (client, r) = self.prepare(locator, algorithm).await?;
-        let out = client
+        let r = self.prepare(locator, algorithm).await?;
+        let out = r
+            .client
             .decapsulate()
             .key_id(&r.arn)
             .shared_secret_ciphertext_blob(Blob::new(params.to_vec()))
@@ -1067,11 +1073,11 @@ impl KeyBackend for AwsKmsBackend {
     async fn resolve_kek(&self, locator: &KekLocator) -> Result<KekLocator, BackendError> {
         let kek = Self::parse(locator)?;
         let client = self.client(&kek).await;
-        let r = self
+        let (arn, _) = self
             .call
-            .run("resolve_kek", || self.resolve(&client, &kek, locator))
+            .run("resolve_kek", || Self::describe(&client, &kek, locator))
             .await?;
-        AwsKmsKek::new(&r.arn, &kek.region, kek.role.as_deref())
+        AwsKmsKek::new(&arn, &kek.region, kek.role.as_deref())
             .map(|k| k.locator())
             .map_err(|_| BackendError::MalformedResponse {
                 what: "DescribeKey ARN",
@@ -1084,16 +1090,16 @@ impl KeyBackend for AwsKmsBackend {
     async fn destroy_kek(&self, locator: &KekLocator) -> Result<(), BackendError> {
         let kek = Self::parse(locator)?;
         let client = self.client(&kek).await;
-        let r = self
+        let (arn, _) = self
             .call
-            .run("destroy_kek", || self.resolve(&client, &kek, locator))
+            .run("destroy_kek", || Self::describe(&client, &kek, locator))
             .await?;
         let scheduled = self
             .call
             .run("destroy_kek", || async {
                 client
                     .schedule_key_deletion()
-                    .key_id(&r.arn)
+                    .key_id(&arn)
                     .pending_window_in_days(7)
                     .send()
                     .await
@@ -1108,7 +1114,7 @@ impl KeyBackend for AwsKmsBackend {
                     .run("destroy_kek", || async {
                         client
                             .describe_key()
-                            .key_id(&r.arn)
+                            .key_id(&arn)
                             .send()
                             .await
                             .map_err(|e| map_err(e, locator, "destroy_kek"))
