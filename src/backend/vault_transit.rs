@@ -433,17 +433,24 @@ impl VaultTransitBackend {
     /// [`ConfigError::Backend`] for an address that is not an `http://` or `https://`
     /// URL.
     pub fn new(config: VaultTransitConfig) -> Result<Self, Error> {
-        let parsed = url::Url::parse(&config.address).map_err(|_| ConfigError::Backend {
-            reason: format!("not a URL: {}", config.address),
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-            return Err(ConfigError::Backend {
-                reason: format!(
-                    "the Vault address must be http(s)://host: {}",
-                    config.address
-                ),
+        // The address is not echoed in these refusals: a malformed one may hold anything.
+        let refuse = |reason: &str| -> Error {
+            ConfigError::Backend {
+                reason: reason.to_owned(),
             }
-            .into());
+            .into()
+        };
+        let parsed = url::Url::parse(&config.address)
+            .map_err(|_| refuse("the Vault address is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(refuse("the Vault address must be http(s)://host[:port]"));
+        }
+        // Vault takes no credentials in its URL; one there would print wherever the
+        // address does (this backend's Debug among them).
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(refuse(
+                "the Vault address must not carry a user or password",
+            ));
         }
         let mut info = BackendInfo::new(
             BackendId::VaultTransit,
@@ -1018,10 +1025,18 @@ mod tests {
 
     #[test]
     fn an_address_that_is_not_http_is_refused() {
-        for bad in ["", "127.0.0.1:8200", "ftp://host", "http://"] {
+        for bad in [
+            "",
+            "127.0.0.1:8200",
+            "ftp://host",
+            "http://",
+            "http://user:hunter2@127.0.0.1:8200",
+            "hunter2",
+        ] {
             let cfg =
                 VaultTransitConfig::new(bad, VaultAuth::Token(SecretString::from("t".to_owned())));
-            assert!(VaultTransitBackend::new(cfg).is_err(), "{bad}");
+            let err = VaultTransitBackend::new(cfg).unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{bad}: {err}");
         }
     }
 }
