@@ -487,12 +487,25 @@ impl AwsKmsBackend {
     /// backend. No KMS call is made until the first wrap.
     ///
     /// # Errors
-    /// [`ConfigError::Backend`] for an empty endpoint URL.
+    /// [`ConfigError::Backend`] for an endpoint that is not an http(s) URL or carries a
+    /// user or password.
     pub async fn new(config: AwsKmsConfig) -> Result<Self, Error> {
-        if config.endpoint_url.as_deref().is_some_and(|u| {
-            !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 10
-        }) {
-            return Err(config_err("the KMS endpoint must be an http(s) URL".into()));
+        // An endpoint with a user or password in it would print wherever it does (this
+        // configuration's Debug among them); KMS takes none there.
+        let bad_endpoint = |u: &str| {
+            let Some(rest) = u
+                .strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"))
+            else {
+                return true;
+            };
+            let authority = rest.split('/').next().unwrap_or_default();
+            authority.len() < 3 || authority.contains('@')
+        };
+        if config.endpoint_url.as_deref().is_some_and(bad_endpoint) {
+            return Err(config_err(
+                "the KMS endpoint must be an http(s)://host[:port] URL without credentials".into(),
+            ));
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(r) = &config.region {
@@ -1205,7 +1218,12 @@ mod tests {
         assert!(!format!("{cfg:?}").contains("very-secret"));
         let b = AwsKmsBackend::new(cfg.clone()).await.unwrap();
         assert!(!format!("{b:?}").contains("very-secret"));
-        for bad in ["", "localhost:4566", "http://"] {
+        for bad in [
+            "",
+            "localhost:4566",
+            "http://",
+            "http://user:secret@127.0.0.1:4566",
+        ] {
             assert!(
                 AwsKmsBackend::new(cfg.clone().endpoint_url(bad))
                     .await
