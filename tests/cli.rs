@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 #[path = "common/cli.rs"]
 mod cli_support;
 
-use cli_support::Cli;
+use cli_support::{Cli, object_args};
 
 impl Cli {
     /// Runs a command that a debug build stops, as a crash would, between saving the
@@ -278,6 +278,7 @@ fn exit_codes_distinguish_failures() {
         home: c.home.clone(),
         work: c.work.clone(),
         secret: "not the right master secret!",
+        env: Vec::new(),
     };
     assert_eq!(wrong.code(&["inventory"]), 6);
     assert_eq!(std::fs::read(c.home.join("keys.kks")).unwrap(), before);
@@ -308,23 +309,6 @@ fn restore(home: &Path, files: &[(PathBuf, Vec<u8>)]) {
     for (p, b) in files {
         std::fs::write(p, b).unwrap();
     }
-}
-
-/// `verb` (`seal` or `open`) of object `obj` of scope `s`, from `input` to `output`.
-fn object_args(
-    verb: &str,
-    s: &[&str],
-    obj: &str,
-    class: &str,
-    input: &str,
-    output: &str,
-) -> Vec<String> {
-    let mut v = vec![verb];
-    v.extend_from_slice(s);
-    v.extend_from_slice(&[
-        "--object", obj, "--class", class, "--in", input, "--out", output,
-    ]);
-    v.into_iter().map(str::to_owned).collect()
 }
 
 /// Issue 10, item 2: the CLI's state cannot be edited or rolled back without the master

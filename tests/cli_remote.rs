@@ -12,103 +12,52 @@
 #[path = "common/cli.rs"]
 mod cli_support;
 
-use std::process::Command;
-
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use cli_support::Cli;
+use cli_support::{Cli, object_args};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"))
 }
 
-/// Where the CLI's remote backends find their servers and credentials: the services'
-/// own environment variables.
-fn with_servers(mut cmd: Command, kms_endpoint: &str, access_key: &str, secret: &str) -> Command {
-    cmd.env("VAULT_ADDR", env("KEKRING_TEST_VAULT_ADDR"))
-        .env("VAULT_TOKEN", env("KEKRING_TEST_VAULT_TOKEN"))
-        .env("AWS_ENDPOINT_URL_KMS", kms_endpoint)
-        .env("AWS_REGION", env("KEKRING_TEST_AWS_REGION"))
-        .env("AWS_ACCESS_KEY_ID", access_key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN");
-    cmd
+/// The CLI with its remote backends' servers and credentials in the services' own
+/// environment variables.
+fn remote_cli(name: &str, kms_endpoint: &str, access_key: &str, secret: &str) -> Cli {
+    let cli = Cli::new(name)
+        .with_env("VAULT_ADDR", &env("KEKRING_TEST_VAULT_ADDR"))
+        .with_env("VAULT_TOKEN", &env("KEKRING_TEST_VAULT_TOKEN"))
+        .with_env("AWS_ENDPOINT_URL_KMS", kms_endpoint)
+        .with_env("AWS_REGION", &env("KEKRING_TEST_AWS_REGION"))
+        .with_env("AWS_ACCESS_KEY_ID", access_key)
+        .with_env("AWS_SECRET_ACCESS_KEY", secret)
+        .without_env("AWS_PROFILE")
+        .without_env("AWS_SESSION_TOKEN");
+    std::fs::write(cli.work.join("plain.txt"), b"tenant data").unwrap();
+    cli
 }
 
-struct Remote<'a> {
-    cli: &'a Cli,
-    kms_endpoint: String,
-    access_key: &'static str,
-    secret: &'static str,
+fn seal(cli: &Cli, purpose: &str, object: &str, class: &str) {
+    let out = cli.path(&format!("objs/{object}"));
+    let scope = ["--tenant", "acme", "--purpose", purpose];
+    cli.ok(&object_args(
+        "seal",
+        &scope,
+        object,
+        class,
+        "plain.txt",
+        &out,
+    ));
 }
 
-impl Remote<'_> {
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        with_servers(
-            self.cli.command(args),
-            &self.kms_endpoint,
-            self.access_key,
-            self.secret,
-        )
-        .output()
-        .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kekring {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn code(&self, args: &[&str]) -> i32 {
-        self.run(args).status.code().unwrap()
-    }
-
-    fn seal(&self, purpose: &str, object: &str, class: &str) {
-        let out = self.cli.path(&format!("objs/{object}"));
-        self.ok(&[
-            "seal",
-            "--tenant",
-            "acme",
-            "--purpose",
-            purpose,
-            "--object",
-            object,
-            "--class",
-            class,
-            "--in",
-            "plain.txt",
-            "--out",
-            &out,
-        ]);
-    }
-
-    fn open(&self, purpose: &str, object: &str, class: &str) -> Vec<u8> {
-        let input = self.cli.path(&format!("objs/{object}"));
-        let out = self.cli.path(&format!("{object}.out"));
-        self.ok(&[
-            "open",
-            "--tenant",
-            "acme",
-            "--purpose",
-            purpose,
-            "--object",
-            object,
-            "--class",
-            class,
-            "--in",
-            &input,
-            "--out",
-            &out,
-        ]);
-        std::fs::read(out).unwrap()
-    }
+fn open(cli: &Cli, purpose: &str, object: &str, class: &str) -> Vec<u8> {
+    let (input, out) = (
+        cli.path(&format!("objs/{object}")),
+        cli.path(&format!("{object}.out")),
+    );
+    let scope = ["--tenant", "acme", "--purpose", purpose];
+    cli.ok(&object_args("open", &scope, object, class, &input, &out));
+    std::fs::read(out).unwrap()
 }
 
 fn kms_client(endpoint: &str, ak: &str, sk: &str) -> aws_sdk_kms::Client {
@@ -138,14 +87,8 @@ async fn kms_key(endpoint: &str, ak: &str, sk: &str, spec: KeySpec, usage: KeyUs
 
 #[tokio::test]
 async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered() {
-    let cli = Cli::new("remote");
-    std::fs::write(cli.work.join("plain.txt"), b"tenant data").unwrap();
-    let r = Remote {
-        cli: &cli,
-        kms_endpoint: env("KEKRING_TEST_KMS_ENDPOINT"),
-        access_key: "test",
-        secret: "test",
-    };
+    let kms_endpoint = env("KEKRING_TEST_KMS_ENDPOINT");
+    let r = remote_cli("remote", &kms_endpoint, "test", "test");
     r.ok(&[
         "keygen",
         "--tenant",
@@ -155,7 +98,7 @@ async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered()
         "--algorithm",
         "aes256-gcm-derived",
     ]);
-    r.seal("docs", "a", "confidential");
+    seal(&r, "docs", "a", "confidential");
 
     // The tenant's Transit key (derived, as kekring needs), made by its operator.
     let admin = VaultClient::new(
@@ -197,9 +140,9 @@ async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered()
         &transit_key,
     ]);
     assert!(out.contains("v2 active"), "{out}");
-    r.seal("docs", "b", "confidential");
-    assert_eq!(r.open("docs", "a", "confidential"), b"tenant data");
-    assert_eq!(r.open("docs", "b", "confidential"), b"tenant data");
+    seal(&r, "docs", "b", "confidential");
+    assert_eq!(open(&r, "docs", "a", "confidential"), b"tenant data");
+    assert_eq!(open(&r, "docs", "b", "confidential"), b"tenant data");
     r.ok(&[
         "rewrap",
         "--tenant",
@@ -207,17 +150,17 @@ async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered()
         "--purpose",
         "docs",
         "--dir",
-        &cli.path("objs"),
+        &r.path("objs"),
     ]);
     for object in ["a", "b"] {
-        let inspect = r.ok(&["inspect", "--json", &cli.path(&format!("objs/{object}"))]);
+        let inspect = r.ok(&["inspect", "--json", &r.path(&format!("objs/{object}"))]);
         assert!(inspect.contains("vault-transit"), "{object}: {inspect}");
-        assert_eq!(r.open("docs", object, "confidential"), b"tenant data");
+        assert_eq!(open(&r, "docs", object, "confidential"), b"tenant data");
     }
 
     // A customer's KMS key registered as a new scope's KEK.
     let arn = kms_key(
-        &r.kms_endpoint,
+        &kms_endpoint,
         "test",
         "test",
         KeySpec::SymmetricDefault,
@@ -236,21 +179,21 @@ async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered()
         "--aws-region",
         &region,
     ]);
-    r.seal("kms", "c", "restricted");
-    assert_eq!(r.open("kms", "c", "restricted"), b"tenant data");
+    seal(&r, "kms", "c", "restricted");
+    assert_eq!(open(&r, "kms", "c", "restricted"), b"tenant data");
 
     // A disabled key is refused at registration (backend failure, exit 5); a
     // registration without a key is bad usage (exit 2); so is a second KEK for a scope
     // (the key ring refuses: exit 4, as for keygen).
     let disabled = kms_key(
-        &r.kms_endpoint,
+        &kms_endpoint,
         "test",
         "test",
         KeySpec::SymmetricDefault,
         KeyUsageType::EncryptDecrypt,
     )
     .await;
-    kms_client(&r.kms_endpoint, "test", "test")
+    kms_client(&kms_endpoint, "test", "test")
         .disable_key()
         .key_id(&disabled)
         .send()
@@ -290,15 +233,11 @@ async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered()
     );
     // Without Vault's address the home's Transit KEKs cannot be reached: a configuration
     // error (exit 2), before any state changes.
-    let out = with_servers(
-        cli.command(&["rotate", "--tenant", "acme", "--purpose", "docs"]),
-        &r.kms_endpoint,
-        "test",
-        "test",
-    )
-    .env_remove("VAULT_ADDR")
-    .output()
-    .unwrap();
+    let out = r
+        .command(&["rotate", "--tenant", "acme", "--purpose", "docs"])
+        .env_remove("VAULT_ADDR")
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -309,17 +248,11 @@ async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered()
 
 #[tokio::test]
 async fn an_ml_kem_kms_key_protects_restricted_files() {
-    let cli = Cli::new("remote-pq");
-    std::fs::write(cli.work.join("plain.txt"), b"tenant data").unwrap();
     let (ak, sk) = ("AKIDKEKRINGTEST", "kekring-test-secret");
-    let r = Remote {
-        cli: &cli,
-        kms_endpoint: env("KEKRING_TEST_KMS_PQ_ENDPOINT"),
-        access_key: ak,
-        secret: sk,
-    };
+    let kms_endpoint = env("KEKRING_TEST_KMS_PQ_ENDPOINT");
+    let r = remote_cli("remote-pq", &kms_endpoint, ak, sk);
     let arn = kms_key(
-        &r.kms_endpoint,
+        &kms_endpoint,
         ak,
         sk,
         KeySpec::MlKem768,
@@ -339,8 +272,8 @@ async fn an_ml_kem_kms_key_protects_restricted_files() {
         "--remote-algorithm",
         "ml-kem-768",
     ]);
-    r.seal("secrets", "s", "restricted");
-    assert_eq!(r.open("secrets", "s", "restricted"), b"tenant data");
+    seal(&r, "secrets", "s", "restricted");
+    assert_eq!(open(&r, "secrets", "s", "restricted"), b"tenant data");
     // The same key named with the wrong algorithm is refused by the probe.
     assert_eq!(
         r.code(&[

@@ -10,6 +10,8 @@ pub struct Cli {
     pub home: PathBuf,
     pub work: PathBuf,
     pub secret: &'static str,
+    /// Variables set (`Some`) or removed (`None`) for every command, after the defaults.
+    pub env: Vec<(String, Option<String>)>,
 }
 
 impl Cli {
@@ -21,7 +23,20 @@ impl Cli {
             home: work.join("home"),
             work,
             secret: "a master secret for the CLI tests",
+            env: Vec::new(),
         }
+    }
+
+    /// Every command runs with `name` set to `value`.
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), Some(value.to_owned())));
+        self
+    }
+
+    /// Every command runs without `name`.
+    pub fn without_env(mut self, name: &str) -> Self {
+        self.env.push((name.to_owned(), None));
+        self
     }
 
     pub fn command<S: AsRef<str>>(&self, args: &[S]) -> Command {
@@ -31,6 +46,12 @@ impl Cli {
             .env("KEKRING_MASTER_SECRET", self.secret)
             .env_remove("KEKRING_MASTER_SECRET_FILE")
             .current_dir(&self.work);
+        for (name, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
         cmd
     }
 
@@ -55,4 +76,21 @@ impl Cli {
     pub fn path(&self, p: &str) -> String {
         self.work.join(p).to_str().unwrap().to_owned()
     }
+}
+
+/// `verb` (`seal` or `open`) of object `obj` of scope `s`, from `input` to `output`.
+pub fn object_args(
+    verb: &str,
+    s: &[&str],
+    obj: &str,
+    class: &str,
+    input: &str,
+    output: &str,
+) -> Vec<String> {
+    let mut v = vec![verb];
+    v.extend_from_slice(s);
+    v.extend_from_slice(&[
+        "--object", obj, "--class", class, "--in", input, "--out", output,
+    ]);
+    v.into_iter().map(str::to_owned).collect()
 }
