@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::env;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,12 +29,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FAKE_AK: &str = "AKIDKEKRINGTEST";
 const FAKE_SK: &str = "kekring-test-secret";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run scripts/test.sh, or `python3 scripts/servers.py start DIR` and source DIR/env")
-    })
-}
 
 fn region() -> String {
     env("KEKRING_TEST_AWS_REGION")

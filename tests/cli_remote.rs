@@ -9,6 +9,10 @@
     clippy::panic
 )]
 
+mod common;
+
+use common::env;
+
 #[path = "common/cli.rs"]
 mod cli_support;
 
@@ -16,10 +20,6 @@ use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use cli_support::{Cli, object_args};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"))
-}
 
 /// The CLI with its remote backends' servers and credentials in the services' own
 /// environment variables.

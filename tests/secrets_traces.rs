@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::env;
+
 use common::encodings;
 
 use std::io::Write;
@@ -39,10 +41,6 @@ impl Write for Capture {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"))
 }
 
 /// Seals, opens, hands out a data key, and opens under the wrong context, through one

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::env;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -26,12 +28,6 @@ use kekring::{
 };
 use secrecy::SecretString;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run scripts/test.sh, or `python3 scripts/servers.py start DIR` and source DIR/env")
-    })
-}
 
 fn addr() -> String {
     env("KEKRING_TEST_VAULT_ADDR")

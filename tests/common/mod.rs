@@ -59,3 +59,14 @@ pub fn encodings(key: &[u8]) -> Vec<String> {
     }
     out
 }
+
+/// A test server's setting from the environment `scripts/test.sh` exports (from
+/// `scripts/servers.py`); a test without it fails, it never skips.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run scripts/test.sh, or `python3 scripts/servers.py start DIR` \
+             and source DIR/env"
+        )
+    })
+}
