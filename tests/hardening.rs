@@ -112,6 +112,17 @@ fn env_on(backend: Arc<dyn KeyBackend>, ring: &SharedKeyRing) -> Envelope {
 
 /// `entry`'s wrapped key under another KEK's name (what an attacker, or a careless
 /// migration, can write into a header).
+/// Creates `docs` v2 of `alg` in `local` and rotates the ring to it at `now` (v1 is
+/// deprecated).
+async fn rotate_to_new(local: &LocalBackend, ring: &SharedKeyRing, alg: WrapAlgorithm, now: u64) {
+    let d = local
+        .create_kek(&KekSpec::new(alg, "docs-2"))
+        .await
+        .unwrap();
+    let next = NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), alg);
+    ring.apply(|r| r.rotate(next, now)).unwrap();
+}
+
 fn relabelled(entry: &WrappedEntry, kek: KekRef) -> WrappedEntry {
     WrappedEntry::new(
         entry.algorithm(),
@@ -323,17 +334,7 @@ async fn a_break_glass_read_is_recorded_where_it_is_granted() {
     let c = ctx("docs", "o", Classification::Confidential);
     let sealed = env.seal(&c, b"payload").await.unwrap();
     // A successor to migrate to (registered directly: v1 stays active until revoked).
-    let d = local
-        .create_kek(&KekSpec::new(alg, "docs-2"))
-        .await
-        .unwrap();
-    ring.apply(|r| {
-        r.rotate(
-            NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), alg),
-            T0 + 1,
-        )
-    })
-    .unwrap();
+    rotate_to_new(&local, &ring, alg, T0 + 1).await;
     clock.armed.store(true, Ordering::SeqCst);
     let got = env
         .danger_break_glass_rewrap(
@@ -371,23 +372,7 @@ async fn a_refused_rewrap_calls_no_backend() {
     let c = ctx("docs", "o", Classification::Restricted);
     let dk = env.generate_data_key(&c).await.unwrap();
     // The scope rotates to a classical KEK, which the profile refuses for Restricted data.
-    let d = counting
-        .inner
-        .create_kek(&KekSpec::new(classical, "docs-2"))
-        .await
-        .unwrap();
-    ring.apply(|r| {
-        r.rotate(
-            NewKek::new(
-                kref("docs", 2),
-                BackendId::Local,
-                d.locator.as_str(),
-                classical,
-            ),
-            T0 + 1,
-        )
-    })
-    .unwrap();
+    rotate_to_new(&counting.inner, &ring, classical, T0 + 1).await;
     let before = counting.calls();
     let got = env.rewrap_dek(&c, &dk.wrapped).await;
     assert!(matches!(got, Err(Error::Policy(_))), "{got:?}");
@@ -618,17 +603,7 @@ async fn retirement_verifies_objects_open_without_the_retired_kek() {
         .unwrap();
     let c = ctx("docs", "o", Classification::Internal);
     let sealed = env.seal(&c, b"payload").await.unwrap();
-    let d = local
-        .create_kek(&KekSpec::new(alg, "docs-2"))
-        .await
-        .unwrap();
-    ring.apply(|r| {
-        r.rotate(
-            NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), alg),
-            T0 + 2,
-        )
-    })
-    .unwrap();
+    rotate_to_new(&local, &ring, alg, T0 + 2).await;
     // Relabel the v1 copy as v2: the header now claims the current KEK.
     let (h, n) = kekring::format::SealedHeader::decode_prefix(&sealed).unwrap();
     let v2 = relabelled(&h.wrapped_dek().entries()[0], kref("docs", 2));
