@@ -40,7 +40,7 @@
 //! derived, is not AES-256-GCM, or can leave Transit (exportable, plaintext backup), but
 //! only a policy closes that door for good.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -294,10 +294,6 @@ impl VaultTransitConfig {
     }
 }
 
-/// What the backend learned about a Transit key (type and derivation never change).
-#[derive(Clone, Copy, Debug)]
-struct KeyFacts;
-
 struct Session {
     client: Arc<VaultClient>,
     /// When to renew or log in again (`None`: the token does not expire).
@@ -315,7 +311,11 @@ pub struct VaultTransitBackend {
     auth: VaultAuth,
     call: CallPolicy,
     session: tokio::sync::Mutex<Option<Session>>,
-    checked: Mutex<HashMap<(String, String), KeyFacts>>,
+    /// The keys (`mount/name`) already checked, once per backend instance, to be derived
+    /// AES-256-GCM keys that cannot leave Transit. Type and derivation never change;
+    /// `exportable` can be turned on later, which this check does not see again: keep
+    /// `update` on `{mount}/keys/*/config` away from anyone who should not (README).
+    checked: Mutex<HashSet<String>>,
 }
 
 impl fmt::Debug for VaultTransitBackend {
@@ -466,7 +466,7 @@ impl VaultTransitBackend {
             auth: config.auth,
             call: config.call,
             session: tokio::sync::Mutex::new(None),
-            checked: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashSet::new()),
         })
     }
 
@@ -616,11 +616,11 @@ impl VaultTransitBackend {
         key: &TransitKey,
         kek: &KekLocator,
     ) -> Result<(), BackendError> {
-        let id = (key.mount.clone(), key.name.clone());
+        let id = format!("{}/{}", key.mount, key.name);
         if self
             .checked
             .lock()
-            .map(|m| m.contains_key(&id))
+            .map(|m| m.contains(&id))
             .unwrap_or(false)
         {
             return Ok(());
@@ -645,7 +645,7 @@ impl VaultTransitBackend {
             });
         }
         if let Ok(mut m) = self.checked.lock() {
-            m.insert(id, KeyFacts);
+            m.insert(id);
         }
         Ok(())
     }

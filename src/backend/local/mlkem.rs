@@ -317,11 +317,6 @@ impl MlKemKek {
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
         LocalAlgorithm::wrap(self, crypto, RandomSource::OperatingSystem, dek, binding)
     }
-
-    /// The algorithm (ML-KEM-768 or ML-KEM-1024).
-    pub fn wrap_algorithm(&self) -> WrapAlgorithm {
-        LocalAlgorithm::algorithm(self)
-    }
 }
 
 impl LocalAlgorithm for MlKemKek {
