@@ -284,7 +284,7 @@ impl AwsKmsConfig {
 
 /// A KEK made ready for calls, once per locator: its key's ARN and algorithm (from
 /// `DescribeKey`; they never change) and the client of its region and role.
-#[derive(Debug)]
+// No Debug: the SDK client's would print its configuration.
 struct Resolved {
     arn: String,
     algorithm: WrapAlgorithm,

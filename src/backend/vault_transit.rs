@@ -128,11 +128,18 @@ impl VaultAuth {
 }
 
 /// A Transit KEK: mount, key name, pinned version.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TransitKey {
     mount: String,
     name: String,
     version: u64,
+}
+
+impl fmt::Debug for TransitKey {
+    // As every locator: the last 12 characters only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransitKey({:?})", self.locator())
+    }
 }
 
 impl TransitKey {
@@ -942,6 +949,8 @@ mod tests {
         );
         assert_eq!(k.locator().as_str(), "transit/acme-docs@v3");
         let nested = TransitKey::parse(&KekLocator::new("team/transit/k@v12")).unwrap();
+        let long = TransitKey::parse(&KekLocator::new("transit/tenant-acme-payroll@v3")).unwrap();
+        assert!(!format!("{long:?}").contains("tenant-acme"), "{long:?}");
         assert_eq!(nested.mount, "team/transit");
         for bad in [
             "transit/k",
