@@ -217,7 +217,7 @@ async fn round_trip(b: &VaultTransitBackend, kek: &KekLocator) -> Result<(), Bac
 async fn short_token(renewable: bool) -> SecretString {
     let mut opts = vaultrs::api::token::requests::CreateTokenRequestBuilder::default();
     opts.policies(vec!["kekring-test".into()])
-        .ttl("3s")
+        .ttl("4s")
         .explicit_max_ttl("60s")
         .renewable(renewable);
     SecretString::from(
@@ -235,22 +235,24 @@ async fn a_renewable_token_is_renewed_before_it_expires() {
         .await
         .unwrap()
         .locator;
-    // Every 0.75 s for 7.5 s under a 3 s token: only renewal keeps it alive.
+    // Every 0.5 s for 8 s under a 4 s token: only renewal keeps it alive. The backend
+    // renews after two thirds of the TTL, so a call lands in the last third (1.33 s)
+    // with about 0.8 s to spare for a slow machine.
     let b = backend(VaultAuth::Token(short_token(true).await));
-    for _ in 0..10 {
+    for _ in 0..16 {
         round_trip(&b, &kek).await.expect("the token was renewed");
-        tokio::time::sleep(Duration::from_millis(750)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // The same schedule with a token that cannot be renewed fails once it expires:
     // the check above can fail.
     let b = backend(VaultAuth::Token(short_token(false).await));
     let mut failed = None;
-    for _ in 0..10 {
+    for _ in 0..16 {
         if let Err(e) = round_trip(&b, &kek).await {
             failed = Some(e);
             break;
         }
-        tokio::time::sleep(Duration::from_millis(750)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(
         matches!(failed, Some(BackendError::Credentials { .. })),
