@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every test. Installs what it needs by itself.
-#   scripts/test.sh                 # everything (about 15 minutes on 2 cores from a fresh clone)
+#   scripts/test.sh                 # everything (about 19 minutes on 2 cores from a fresh clone)
 #   FUZZ_SECONDS=0 scripts/test.sh  # skip the fuzzing smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
