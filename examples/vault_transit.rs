@@ -1,8 +1,8 @@
 //! Seal, rotate and re-wrap through a Vault / OpenBao Transit KEK, configured from the
 //! environment.
 //!
-//! - `VAULT_ADDR`, and `VAULT_TOKEN` or `VAULT_ROLE_ID` + `VAULT_SECRET_ID` (AppRole);
-//!   `VAULT_NAMESPACE` if any.
+//! - `VAULT_ADDR`, and `VAULT_TOKEN` or `VAULT_ROLE_ID` + `VAULT_SECRET_ID` (AppRole) or
+//!   the Vault CLI's `~/.vault-token`; `VAULT_NAMESPACE` if any.
 //! - `KEKRING_TRANSIT_KEY`: the KEK, `MOUNT/NAME@vVERSION` of a derived `aes256-gcm96`
 //!   key. Unset: the example creates one on `KEKRING_TRANSIT_MOUNT` (default `transit`).
 //!

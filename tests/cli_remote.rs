@@ -158,6 +158,34 @@ async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered()
         assert_eq!(open(&r, "docs", object, "confidential"), b"tenant data");
     }
 
+    // Without VAULT_TOKEN the CLI takes the token `vault login` keeps in ~/.vault-token;
+    // with neither, Transit cannot be reached: a configuration error (exit 2).
+    let vault_home = r.work.join("vault-home");
+    std::fs::create_dir_all(&vault_home).unwrap();
+    let logged_in = Cli {
+        home: r.home.clone(),
+        work: r.work.clone(),
+        secret: r.secret,
+        env: r.env.clone(),
+    }
+    .without_env("VAULT_TOKEN")
+    .without_env("VAULT_ROLE_ID")
+    .without_env("VAULT_SECRET_ID")
+    .with_env("HOME", vault_home.to_str().unwrap());
+    let scope = ["--tenant", "acme", "--purpose", "docs"];
+    let (input, out) = (r.path("objs/a"), r.path("a.out"));
+    let args = object_args("open", &scope, "a", "confidential", &input, &out);
+    assert_eq!(logged_in.code(&args), 2);
+    std::fs::write(
+        vault_home.join(".vault-token"),
+        format!("{}\n", env("KEKRING_TEST_VAULT_TOKEN")),
+    )
+    .unwrap();
+    assert_eq!(
+        open(&logged_in, "docs", "a", "confidential"),
+        b"tenant data"
+    );
+
     // A customer's KMS key registered as a new scope's KEK.
     let arn = kms_key(
         &kms_endpoint,

@@ -161,11 +161,7 @@ async fn bad_credentials_and_missing_permissions_are_typed() {
     assert!(matches!(got, BackendError::Credentials { .. }), "{got:?}");
 
     // A valid token whose policies do not reach Transit.
-    let kek = backend(VaultAuth::Token(root()))
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "perm"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = root_kek("perm").await;
     let mut opts = vaultrs::api::token::requests::CreateTokenRequestBuilder::default();
     opts.policies(vec!["default".into()]).ttl("5m");
     let weak = vaultrs::token::new(&admin(), Some(&mut opts))
@@ -188,6 +184,15 @@ async fn bad_credentials_and_missing_permissions_are_typed() {
     );
     // Access withdrawn by the key's owner stops an open: no fall-through to another copy.
     assert!(!got.try_next_copy() && !got.is_transient());
+}
+
+/// A new Transit KEK, made with the root token.
+async fn root_kek(name: &str) -> KekLocator {
+    backend(VaultAuth::Token(root()))
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, name))
+        .await
+        .unwrap()
+        .locator
 }
 
 async fn round_trip(b: &VaultTransitBackend, kek: &KekLocator) -> Result<(), BackendError> {
@@ -214,27 +219,26 @@ async fn round_trip(b: &VaultTransitBackend, kek: &KekLocator) -> Result<(), Bac
     Ok(())
 }
 
-async fn short_token(renewable: bool) -> SecretString {
+/// A token with the test policy, `ttl` to live.
+async fn policy_token(ttl: &str, renewable: bool) -> String {
     let mut opts = vaultrs::api::token::requests::CreateTokenRequestBuilder::default();
     opts.policies(vec!["kekring-test".into()])
-        .ttl("4s")
-        .explicit_max_ttl("60s")
+        .ttl(ttl)
+        .explicit_max_ttl("10m")
         .renewable(renewable);
-    SecretString::from(
-        vaultrs::token::new(&admin(), Some(&mut opts))
-            .await
-            .unwrap()
-            .client_token,
-    )
+    vaultrs::token::new(&admin(), Some(&mut opts))
+        .await
+        .unwrap()
+        .client_token
+}
+
+async fn short_token(renewable: bool) -> SecretString {
+    SecretString::from(policy_token("4s", renewable).await)
 }
 
 #[tokio::test]
 async fn a_renewable_token_is_renewed_before_it_expires() {
-    let kek = backend(VaultAuth::Token(root()))
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "renew"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = root_kek("renew").await;
     // Every 0.5 s for 8 s under a 4 s token: only renewal keeps it alive. The backend
     // renews after two thirds of the TTL, so a call lands in the last third (1.33 s)
     // with about 0.8 s to spare for a slow machine.
@@ -258,6 +262,54 @@ async fn a_renewable_token_is_renewed_before_it_expires() {
         matches!(failed, Some(BackendError::Credentials { .. })),
         "{failed:?}"
     );
+}
+
+/// A Vault Agent sink: the agent writes a new token to the file when it authenticates
+/// again, and the old one stops working. The backend reads the file again when Vault
+/// refuses the token it holds; a plain token in the same situation cannot recover.
+#[tokio::test]
+async fn a_token_file_is_read_again_when_vault_stops_accepting_its_token() {
+    let kek = root_kek("sink").await;
+    let dir = std::env::temp_dir().join(format!("kekring-vault-sink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sink = dir.join("token");
+    let first = policy_token("5m", true).await;
+    std::fs::write(&sink, format!("{first}\n")).unwrap();
+    let from_file = backend(VaultAuth::TokenFile(sink.clone()));
+    let plain = backend(VaultAuth::Token(SecretString::from(first.clone())));
+    round_trip(&from_file, &kek).await.unwrap();
+    round_trip(&plain, &kek).await.unwrap();
+
+    // The agent authenticates again: a new token in the file, the old one revoked. The
+    // call that finds its token refused reads the file again and succeeds.
+    let second = policy_token("5m", true).await;
+    std::fs::write(&sink, &second).unwrap();
+    vaultrs::token::revoke(&admin(), &first).await.unwrap();
+    round_trip(&from_file, &kek)
+        .await
+        .expect("the new token in the file is used");
+    let got = round_trip(&plain, &kek).await.unwrap_err();
+    assert!(matches!(got, BackendError::Credentials { .. }), "{got:?}");
+
+    // The file's token revoked too: read again, refused again, and typed.
+    vaultrs::token::revoke(&admin(), &second).await.unwrap();
+    let got = round_trip(&from_file, &kek).await.unwrap_err();
+    assert!(matches!(got, BackendError::Credentials { .. }), "{got:?}");
+    std::fs::write(&sink, policy_token("5m", true).await).unwrap();
+    round_trip(&from_file, &kek).await.unwrap();
+
+    std::fs::remove_file(&sink).unwrap();
+    // The held token still works: a missing file matters only at the next login.
+    round_trip(&from_file, &kek).await.unwrap();
+    let missing = backend(VaultAuth::TokenFile(sink.clone()))
+        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, BackendError::Credentials { message } if message.contains("token")),
+        "{missing:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]

@@ -16,12 +16,15 @@
 //! `min_decryption_version` (or, for wraps, `min_encryption_version`) answers
 //! [`BackendError::KeyDisabled`]; that is how an operator disables old versions.
 //!
-//! Authentication: a token ([`VaultAuth::Token`]) or AppRole ([`VaultAuth::AppRole`]).
+//! Authentication: a token ([`VaultAuth::Token`]), a token file ([`VaultAuth::TokenFile`]:
+//! a Vault Agent sink, or the CLI's `~/.vault-token`) or AppRole ([`VaultAuth::AppRole`]).
 //! The backend looks the token up once; on the first call after two thirds of its TTL
-//! have passed it renews a renewable token, or logs in again (AppRole; a plain token is
-//! looked up again). The backend spawns no task: a service that may stay idle longer
-//! than a third of its token's TTL calls [`VaultTransitBackend::refresh`] from its own
-//! timer, or uses AppRole, which can always log in again.
+//! have passed it renews a renewable token, or logs in again (AppRole logs in, a token
+//! file is read again, a plain token is looked up again). A token Vault no longer
+//! accepts is replaced the same way within the call that found it, when it can be. The
+//! backend spawns no task: a service that may stay idle longer than a third of its
+//! token's TTL calls [`VaultTransitBackend::refresh`] from its own timer, or uses AppRole
+//! or a token file kept fresh by Vault Agent.
 //! Tokens and secret ids live in the backend instance only, never in a locator, the
 //! key ring, an error or a trace.
 //!
@@ -42,6 +45,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,6 +76,10 @@ use crate::secret::DataKey;
 pub enum VaultAuth {
     /// A token (renewed when renewable).
     Token(SecretString),
+    /// A file holding a token, read at every login: when the token expires or Vault
+    /// stops accepting it, the file is read again. For a Vault Agent sink, which the
+    /// agent rewrites when it authenticates again, and for the CLI's `~/.vault-token`.
+    TokenFile(PathBuf),
     /// AppRole: a role id and a secret id, logged in at `mount` (usually `approle`).
     AppRole {
         /// The auth mount.
@@ -87,6 +95,7 @@ impl fmt::Debug for VaultAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VaultAuth::Token(_) => f.write_str("VaultAuth::Token([REDACTED])"),
+            VaultAuth::TokenFile(path) => write!(f, "VaultAuth::TokenFile({path:?})"),
             VaultAuth::AppRole { mount, .. } => {
                 write!(f, "VaultAuth::AppRole {{ mount: {mount:?}, .. }}")
             }
@@ -95,12 +104,13 @@ impl fmt::Debug for VaultAuth {
 }
 
 impl VaultAuth {
-    /// From the environment, as Vault's own tools read it: `VAULT_TOKEN`, or else
+    /// From the environment, as Vault's own tools read it: `VAULT_TOKEN`; or else
     /// `VAULT_ROLE_ID` and `VAULT_SECRET_ID` (AppRole at `VAULT_APPROLE_MOUNT`, default
-    /// `approle`).
+    /// `approle`); or else the file `$HOME/.vault-token` where the Vault CLI's default
+    /// token helper keeps the token of `vault login`, if it exists.
     ///
     /// # Errors
-    /// [`ConfigError::Backend`] when neither is set.
+    /// [`ConfigError::Backend`] when none is set.
     pub fn from_env() -> Result<Self, Error> {
         if let Ok(t) = std::env::var("VAULT_TOKEN")
             && !t.is_empty()
@@ -119,12 +129,54 @@ impl VaultAuth {
                     secret_id: SecretString::from(secret_id),
                 })
             }
-            _ => Err(ConfigError::Backend {
-                reason: "set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID".into(),
-            }
-            .into()),
+            _ => match std::env::var_os("HOME") {
+                Some(home) if !home.is_empty() => {
+                    let path = PathBuf::from(home).join(".vault-token");
+                    if path.is_file() {
+                        Ok(VaultAuth::TokenFile(path))
+                    } else {
+                        Err(no_credentials())
+                    }
+                }
+                _ => Err(no_credentials()),
+            },
         }
     }
+
+    /// Whether a token Vault no longer accepts can be replaced without the operator.
+    fn can_log_in_again(&self) -> bool {
+        match self {
+            VaultAuth::Token(_) => false,
+            VaultAuth::TokenFile(_) | VaultAuth::AppRole { .. } => true,
+        }
+    }
+}
+
+fn no_credentials() -> Error {
+    ConfigError::Backend {
+        reason: "set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID, or log in with the \
+                 Vault CLI (~/.vault-token)"
+            .into(),
+    }
+    .into()
+}
+
+/// Reads a token file: the token is the file's content without surrounding whitespace.
+/// A file that cannot be read or is empty is [`BackendError::Credentials`], naming the
+/// file (the path is not secret; the content never appears).
+async fn read_token_file(path: &std::path::Path) -> Result<Zeroizing<String>, BackendError> {
+    let text = Zeroizing::new(tokio::fs::read_to_string(path).await.map_err(|e| {
+        BackendError::Credentials {
+            message: format!("Vault token file {}: {}", path.display(), e.kind()),
+        }
+    })?);
+    let token = Zeroizing::new(text.trim().to_owned());
+    if token.is_empty() {
+        return Err(BackendError::Credentials {
+            message: format!("Vault token file {} is empty", path.display()),
+        });
+    }
+    Ok(token)
 }
 
 /// A Transit KEK: mount, key name, pinned version.
@@ -541,21 +593,11 @@ impl VaultTransitBackend {
 
     async fn login(&self) -> Result<Session, BackendError> {
         let locator = KekLocator::new("auth");
-        match &self.auth {
-            VaultAuth::Token(token) => {
-                let client = Arc::new(self.client(token.expose_secret())?);
-                let me = vaultrs::token::lookup_self(client.as_ref())
-                    .await
-                    .map_err(|e| map_err(e, Op::Auth, &locator))?;
-                if me.ttl == 0 {
-                    return Ok(Session {
-                        client,
-                        refresh_at: None,
-                        expires_at: None,
-                        renewable: false,
-                    });
-                }
-                Ok(Self::timed(client, me.ttl, me.renewable.unwrap_or(false)))
+        let (client, ttl, renewable) = match &self.auth {
+            VaultAuth::Token(token) => self.look_up(token.expose_secret(), &locator).await?,
+            VaultAuth::TokenFile(path) => {
+                let token = read_token_file(path).await?;
+                self.look_up(&token, &locator).await?
             }
             VaultAuth::AppRole {
                 mount,
@@ -569,17 +611,31 @@ impl VaultTransitBackend {
                         .map_err(|e| map_err(e, Op::Auth, &locator))?;
                 let token = Zeroizing::new(auth.client_token);
                 let client = Arc::new(self.client(&token)?);
-                if auth.lease_duration == 0 {
-                    return Ok(Session {
-                        client,
-                        refresh_at: None,
-                        expires_at: None,
-                        renewable: false,
-                    });
-                }
-                Ok(Self::timed(client, auth.lease_duration, auth.renewable))
+                (client, auth.lease_duration, auth.renewable)
             }
+        };
+        if ttl == 0 {
+            return Ok(Session {
+                client,
+                refresh_at: None,
+                expires_at: None,
+                renewable: false,
+            });
         }
+        Ok(Self::timed(client, ttl, renewable))
+    }
+
+    /// A client for `token`, with the token's remaining TTL and whether it is renewable.
+    async fn look_up(
+        &self,
+        token: &str,
+        locator: &KekLocator,
+    ) -> Result<(Arc<VaultClient>, u64, bool), BackendError> {
+        let client = Arc::new(self.client(token)?);
+        let me = vaultrs::token::lookup_self(client.as_ref())
+            .await
+            .map_err(|e| map_err(e, Op::Auth, locator))?;
+        Ok((client, me.ttl, me.renewable.unwrap_or(false)))
     }
 
     /// Vault answers 403 "permission denied" both for a token without the policy and
@@ -589,9 +645,10 @@ impl VaultTransitBackend {
     ///
     /// Only a 403 from the lookup itself condemns the token (a network failure leaves the
     /// error as it was). The session is dropped only if it still holds this client (a
-    /// sibling call may have logged in already). Under AppRole the next attempt logs in
-    /// again, so the failure is reported as transient and the call retried; a plain
-    /// token cannot be replaced, so it is [`BackendError::Credentials`].
+    /// sibling call may have logged in already). Under AppRole or a token file the next
+    /// attempt logs in again (or reads the file again), so the failure is reported as
+    /// transient and the call retried; a plain token cannot be replaced, so it is
+    /// [`BackendError::Credentials`].
     async fn classify(&self, client: &Arc<VaultClient>, err: BackendError) -> BackendError {
         let BackendError::PermissionDenied { message, .. } = &err else {
             return err;
@@ -606,9 +663,10 @@ impl VaultTransitBackend {
                     *session = None;
                 }
                 let message = format!("{message} (the token is no longer valid)");
-                match self.auth {
-                    VaultAuth::AppRole { .. } => unavailable(message),
-                    VaultAuth::Token(_) => BackendError::Credentials { message },
+                if self.auth.can_log_in_again() {
+                    unavailable(message)
+                } else {
+                    BackendError::Credentials { message }
                 }
             }
             _ => err,
@@ -1030,6 +1088,37 @@ mod tests {
             !shown.contains("5678") && !shown.contains("1234"),
             "{shown}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_file_is_trimmed_and_a_bad_one_is_a_credentials_error() {
+        let dir = std::env::temp_dir().join(format!("kekring-token-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "  s.file-token-4711\n").unwrap();
+        assert_eq!(
+            read_token_file(&path).await.unwrap().as_str(),
+            "s.file-token-4711"
+        );
+        let shown = format!("{:?}", VaultAuth::TokenFile(path.clone()));
+        assert!(
+            shown.contains("token") && !shown.contains("4711"),
+            "{shown}"
+        );
+
+        std::fs::write(&path, " \n").unwrap();
+        let empty = read_token_file(&path).await.unwrap_err();
+        assert!(
+            matches!(&empty, BackendError::Credentials { message } if message.contains("empty")),
+            "{empty:?}"
+        );
+        let missing = read_token_file(&dir.join("absent")).await.unwrap_err();
+        assert!(
+            matches!(&missing, BackendError::Credentials { message } if message.contains("absent")),
+            "{missing:?}"
+        );
+        assert!(!missing.is_transient() && !missing.try_next_copy());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! from a local one. Credentials come from each service's environment, never from the
 //! command line: the AWS SDK's chain (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, profiles, roles;
 //! `AWS_ENDPOINT_URL_KMS` for another endpoint) and Vault's (`VAULT_ADDR`, then
-//! `VAULT_TOKEN`, or `VAULT_ROLE_ID` and `VAULT_SECRET_ID` for AppRole).
+//! `VAULT_TOKEN`, or `VAULT_ROLE_ID` and `VAULT_SECRET_ID` for AppRole, or the token
+//! `vault login` keeps in `~/.vault-token`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
