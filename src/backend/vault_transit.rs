@@ -364,11 +364,7 @@ struct Session {
 /// Transit KEKs on one Vault / OpenBao server. See the module docs.
 pub struct VaultTransitBackend {
     info: BackendInfo,
-    address: String,
-    namespace: Option<String>,
-    mount: String,
-    auth: VaultAuth,
-    call: CallPolicy,
+    config: VaultTransitConfig,
     session: tokio::sync::Mutex<Option<Session>>,
     /// The keys (`mount/name`) already checked, once per backend instance, to be derived
     /// AES-256-GCM keys that cannot leave Transit. Type and derivation never change;
@@ -380,11 +376,7 @@ pub struct VaultTransitBackend {
 impl fmt::Debug for VaultTransitBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultTransitBackend")
-            .field("address", &self.address)
-            .field("namespace", &self.namespace)
-            .field("mount", &self.mount)
-            .field("auth", &self.auth)
-            .field("call", &self.call)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -519,11 +511,7 @@ impl VaultTransitBackend {
         info.hardware_backed = false;
         Ok(Self {
             info,
-            address: config.address,
-            namespace: config.namespace,
-            mount: config.mount,
-            auth: config.auth,
-            call: config.call,
+            config,
             session: tokio::sync::Mutex::new(None),
             checked: Mutex::new(HashSet::new()),
         })
@@ -531,10 +519,10 @@ impl VaultTransitBackend {
 
     fn client(&self, token: &str) -> Result<VaultClient, BackendError> {
         let mut s = VaultClientSettingsBuilder::default();
-        s.address(&self.address)
+        s.address(&self.config.address)
             .token(token)
-            .timeout(Some(self.call.attempt()));
-        if let Some(ns) = &self.namespace {
+            .timeout(Some(self.config.call.attempt()));
+        if let Some(ns) = &self.config.namespace {
             s.set_namespace(ns.clone());
         }
         let settings = s.build().map_err(|e| BackendError::InvalidRequest {
@@ -593,7 +581,7 @@ impl VaultTransitBackend {
 
     async fn login(&self) -> Result<Session, BackendError> {
         let locator = KekLocator::new("auth");
-        let (client, ttl, renewable) = match &self.auth {
+        let (client, ttl, renewable) = match &self.config.auth {
             VaultAuth::Token(token) => self.look_up(token.expose_secret(), &locator).await?,
             VaultAuth::TokenFile(path) => {
                 let token = read_token_file(path).await?;
@@ -663,7 +651,7 @@ impl VaultTransitBackend {
                     *session = None;
                 }
                 let message = format!("{message} (the token is no longer valid)");
-                if self.auth.can_log_in_again() {
+                if self.config.auth.can_log_in_again() {
                     unavailable(message)
                 } else {
                     BackendError::Credentials { message }
@@ -822,7 +810,8 @@ impl KeyBackend for VaultTransitBackend {
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
         Self::check_algorithm(req.kek, req.algorithm)?;
         let key = Self::parse(req.kek)?;
-        self.call
+        self.config
+            .call
             .run("wrap", || {
                 self.wrap_once(&key, req.kek, req.dek, req.binding)
             })
@@ -833,7 +822,8 @@ impl KeyBackend for VaultTransitBackend {
         Self::check_algorithm(req.kek, req.algorithm)?;
         let key = Self::parse(req.kek)?;
         let ciphertext = key.pinned(req.params, req.wrapped)?;
-        self.call
+        self.config
+            .call
             .run("unwrap", || {
                 self.unwrap_once(&key, req.kek, ciphertext, req.binding)
             })
@@ -852,7 +842,8 @@ impl KeyBackend for VaultTransitBackend {
             });
         }
         let ciphertext = from.pinned(req.params, req.wrapped)?;
-        self.call
+        self.config
+            .call
             .run("rewrap", || async {
                 let client = self.session().await?;
                 let mut opts = RewrapDataRequestBuilder::default();
@@ -889,7 +880,8 @@ impl KeyBackend for VaultTransitBackend {
     /// floor where it is (the key ring refuses it regardless).
     async fn retire_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
         let key = Self::parse(kek)?;
-        self.call
+        self.config
+            .call
             .run("retire_kek", || async {
                 let client = self.session().await?;
                 let read = vaultrs::transit::key::read(client.as_ref(), &key.mount, &key.name)
@@ -923,6 +915,7 @@ impl KeyBackend for VaultTransitBackend {
             // Not retried: a rotate that timed out may have happened; a second would skip
             // a version. The version is read back after it.
             let rotated = self
+                .config
                 .call
                 .clone()
                 .no_retries()
@@ -961,13 +954,15 @@ impl KeyBackend for VaultTransitBackend {
             })
             .take(64)
             .collect();
-        let key = TransitKey::new(&self.mount, &format!("{base}-{hex}"), 1).map_err(|_| {
-            BackendError::InvalidRequest {
-                message: format!("cannot name a Transit key after {:?}", spec.name_hint),
-            }
-        })?;
+        let key =
+            TransitKey::new(&self.config.mount, &format!("{base}-{hex}"), 1).map_err(|_| {
+                BackendError::InvalidRequest {
+                    message: format!("cannot name a Transit key after {:?}", spec.name_hint),
+                }
+            })?;
         let kek = key.locator();
-        self.call
+        self.config
+            .call
             .run("create_kek", || async {
                 let client = self.session().await?;
                 let mut opts = CreateKeyRequestBuilder::default();
