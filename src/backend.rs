@@ -201,43 +201,22 @@ impl UnwrapResponse {
 }
 
 /// A request to re-wrap a data key inside the backend, from one of its KEKs to another,
-/// without the data key leaving it (Transit `rewrap`, KMS `ReEncrypt`). The binding
-/// stays the same.
+/// without the data key leaving it (Transit `rewrap`, KMS `ReEncrypt`): the current
+/// wrap, as it would be unwrapped, and the KEK to wrap under instead. The binding and
+/// the algorithm stay the same.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct RewrapRequest<'a> {
-    /// The KEK the data key is wrapped under now.
-    pub from: &'a KekLocator,
+    /// The current wrap: its KEK, algorithm, parameters, wrapped key and binding.
+    pub from: UnwrapRequest<'a>,
     /// The KEK to wrap it under.
     pub to: &'a KekLocator,
-    /// The algorithm of both.
-    pub algorithm: WrapAlgorithm,
-    /// The algorithm-specific parameters of the current wrap.
-    pub params: &'a [u8],
-    /// The current wrap.
-    pub wrapped: &'a [u8],
-    /// The context both wraps are bound to.
-    pub binding: &'a BindingContext,
 }
 
 impl<'a> RewrapRequest<'a> {
     /// Builds a request.
-    pub fn new(
-        from: &'a KekLocator,
-        to: &'a KekLocator,
-        algorithm: WrapAlgorithm,
-        params: &'a [u8],
-        wrapped: &'a [u8],
-        binding: &'a BindingContext,
-    ) -> Self {
-        Self {
-            from,
-            to,
-            algorithm,
-            params,
-            wrapped,
-            binding,
-        }
+    pub fn new(from: UnwrapRequest<'a>, to: &'a KekLocator) -> Self {
+        Self { from, to }
     }
 }
 

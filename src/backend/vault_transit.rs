@@ -834,20 +834,20 @@ impl KeyBackend for VaultTransitBackend {
     /// and encrypted again under `req.to`'s version inside Vault, with the same
     /// derivation context (the binding). Other pairs are unsupported.
     async fn rewrap(&self, req: RewrapRequest<'_>) -> Result<WrapResponse, BackendError> {
-        Self::check_algorithm(req.to, req.algorithm)?;
-        let (from, to) = (Self::parse(req.from)?, Self::parse(req.to)?);
+        Self::check_algorithm(req.to, req.from.algorithm)?;
+        let (from, to) = (Self::parse(req.from.kek)?, Self::parse(req.to)?);
         if from.mount != to.mount || from.name != to.name {
             return Err(BackendError::Unsupported {
                 operation: "rewrap across Transit keys",
             });
         }
-        let ciphertext = from.pinned(req.params, req.wrapped)?;
+        let ciphertext = from.pinned(req.from.params, req.from.wrapped)?;
         self.config
             .call
             .run("rewrap", || async {
                 let client = self.session().await?;
                 let mut opts = RewrapDataRequestBuilder::default();
-                opts.context(Self::context(req.binding))
+                opts.context(Self::context(req.from.binding))
                     .key_version(to.version);
                 let resp = match vaultrs::transit::data::rewrap(
                     client.as_ref(),
@@ -860,7 +860,7 @@ impl KeyBackend for VaultTransitBackend {
                 {
                     Ok(r) => r,
                     Err(e) => {
-                        let e = map_err(e, Op::Rewrap, req.from);
+                        let e = map_err(e, Op::Rewrap, req.from.kek);
                         return Err(self.classify(&client, e).await);
                     }
                 };

@@ -14,7 +14,7 @@ use super::plan::Planned;
 use super::unwrap::{Access, Admission};
 use crate::audit::AuditEvent;
 use crate::backend::kit::trace::traced;
-use crate::backend::{BackendError, RewrapRequest};
+use crate::backend::{BackendError, RewrapRequest, UnwrapRequest};
 use crate::context::Context;
 use crate::error::{Error, MisuseError};
 use crate::format::{SealedHeader, WrappedDek};
@@ -314,12 +314,14 @@ impl Envelope {
             return Ok(None);
         }
         let req = RewrapRequest::new(
-            &from.locator,
+            UnwrapRequest::new(
+                &from.locator,
+                from.record.algorithm,
+                old.params(),
+                old.wrapped(),
+                ctx.binding(),
+            ),
             &to.locator,
-            to.algorithm,
-            old.params(),
-            old.wrapped(),
-            ctx.binding(),
         );
         let call = to.backend.rewrap(req);
         let resp = match traced(
