@@ -253,11 +253,7 @@ async fn ml_kem_kms_keys_conform_against_the_fake_with_kms_encapsulation() {
 #[tokio::test]
 async fn implicit_rejection_kms_answers_a_tampered_ciphertext_and_kekring_refuses_it() {
     let b = fake(EncapsulateMode::default()).await;
-    let kek = b
-        .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "ir"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = common::new_kek(b.as_ref(), WrapAlgorithm::MlKem768, "ir").await;
     let dek = DataKey::generate().unwrap();
     let ctx = binding("o1");
     let w = b
@@ -293,33 +289,33 @@ async fn implicit_rejection_kms_answers_a_tampered_ciphertext_and_kekring_refuse
     assert!(matches!(got, Err(BackendError::Rejected)), "{got:?}");
 }
 
+/// The promise: the default profile (which also admits AES-256 KEKs for
+/// Restricted data) and the strict post-quantum one (ML-KEM or the hybrid only) both let
+/// a KMS ML-KEM KEK protect Restricted data.
 #[tokio::test]
 async fn restricted_data_may_be_wrapped_under_a_kms_ml_kem_kek_by_default() {
     let b = fake(EncapsulateMode::default()).await;
-    let kek = b
-        .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "acme-secrets"))
-        .await
-        .unwrap()
-        .locator;
-    let env = Envelope::builder()
-        .backend(b.clone())
-        .kek(NewKek::new(
+    let kek = common::new_kek(b.as_ref(), WrapAlgorithm::MlKem768, "acme-secrets").await;
+    for profile in [None, Some(Profile::strict_post_quantum())] {
+        let mut builder = Envelope::builder().backend(b.clone()).kek(NewKek::new(
             common::kref("acme", "secrets", 1),
             BackendId::AwsKms,
-            kek,
+            kek.clone(),
             WrapAlgorithm::MlKem768,
-        ))
-        .profile(Profile::strict_post_quantum())
-        .build()
-        .unwrap();
-    let ctx = common::ctx("acme", "secrets", "s1", Classification::Restricted);
-    let sealed = env.seal(&ctx, b"root credentials").await.unwrap();
-    assert_eq!(env.open(&ctx, &sealed).await.unwrap(), b"root credentials");
-    let other = common::ctx("acme", "secrets", "s2", Classification::Restricted);
-    assert!(matches!(
-        env.open(&other, &sealed).await,
-        Err(Error::Crypto)
-    ));
+        ));
+        if let Some(p) = profile {
+            builder = builder.profile(p);
+        }
+        let env = builder.build().unwrap();
+        let ctx = common::ctx("acme", "secrets", "s1", Classification::Restricted);
+        let sealed = env.seal(&ctx, b"root credentials").await.unwrap();
+        assert_eq!(env.open(&ctx, &sealed).await.unwrap(), b"root credentials");
+        let other = common::ctx("acme", "secrets", "s2", Classification::Restricted);
+        assert!(matches!(
+            env.open(&other, &sealed).await,
+            Err(Error::Crypto)
+        ));
+    }
 }
 
 #[tokio::test]
@@ -327,11 +323,7 @@ async fn an_answer_naming_another_key_is_refused() {
     for mode in [EncapsulateMode::default(), EncapsulateMode::Service] {
         // No retries: the fault is one answer long.
         let b = fake_with(FAKE_AK, mode, quick().no_retries()).await;
-        let kek = b
-            .create_kek(&KekSpec::new(WrapAlgorithm::MlKem768, "misname"))
-            .await
-            .unwrap()
-            .locator;
+        let kek = common::new_kek(b.as_ref(), WrapAlgorithm::MlKem768, "misname").await;
         let dek = DataKey::generate().unwrap();
         let ctx = binding("o1");
         // Resolve the key and fetch its public key first, so the next answer is the one
@@ -419,11 +411,7 @@ async fn credentials_permissions_and_throttling_are_typed() {
 #[tokio::test]
 async fn aliases_resolve_to_the_key_arn_and_pending_deletion_fails_closed() {
     let b = localstack().await;
-    let kek = b
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "alias"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "alias").await;
     let client = sdk(&env("KEKRING_TEST_KMS_ENDPOINT"), "test", "test");
     let alias = format!("alias/kekring-{}", std::process::id());
     client
@@ -467,11 +455,7 @@ async fn aliases_resolve_to_the_key_arn_and_pending_deletion_fails_closed() {
 #[tokio::test]
 async fn a_symmetric_kms_kek_rotates_to_a_new_key_through_the_envelope() {
     let b = localstack().await;
-    let v1 = b
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "acme-docs"))
-        .await
-        .unwrap()
-        .locator;
+    let v1 = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "acme-docs").await;
     let env = Envelope::builder()
         .backend(b.clone())
         .kek(NewKek::new(
@@ -509,11 +493,7 @@ async fn a_symmetric_kms_kek_rotates_to_a_new_key_through_the_envelope() {
 #[tokio::test]
 async fn a_role_that_cannot_be_assumed_is_a_credentials_error_not_an_outage() {
     let b = localstack().await;
-    let kek = b
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "role"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "role").await;
     // The same key through a role in another account: STS refuses (or cannot be
     // reached from here); either way no credentials come back.
     let through_role = AwsKmsKek::new(
@@ -549,11 +529,7 @@ async fn a_role_that_cannot_be_assumed_is_a_credentials_error_not_an_outage() {
 async fn a_key_disabled_by_its_owner_stops_the_open_and_is_not_bypassed_by_a_copy() {
     use kekring::envelope::Route;
     let kms = localstack().await;
-    let primary = kms
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "owner"))
-        .await
-        .unwrap()
-        .locator;
+    let primary = common::new_kek(kms.as_ref(), WrapAlgorithm::Aes256Opaque, "owner").await;
     let dr_local = Arc::new(kekring::LocalBackend::new());
     let dr_locator = dr_local
         .generate_aes256("dr", WrapAlgorithm::Aes256GcmDerived)

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig};
 use kekring::backend::kit::CallPolicy;
 use kekring::backend::vault_transit::{VaultAuth, VaultTransitBackend, VaultTransitConfig};
-use kekring::backend::{KekSpec, UnwrapRequest, WrapRequest};
+use kekring::backend::{UnwrapRequest, WrapRequest};
 use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, RewrapOutcome};
 use kekring::format::BindingContext;
 use kekring::lifecycle::NewKek;
@@ -259,20 +259,12 @@ async fn backends() -> Vec<(
     )> = Vec::new();
     let p = Proxy::start(env("KEKRING_TEST_VAULT_ADDR")).await;
     let b: Arc<dyn KeyBackend> = transit_via(&p, policy());
-    let kek = b
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "faults"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "faults").await;
     round_trip(b.as_ref(), &kek).await.unwrap();
     out.push(("transit", p, b, kek));
     let p = Proxy::start(env("KEKRING_TEST_KMS_ENDPOINT")).await;
     let b: Arc<dyn KeyBackend> = kms_via(&p, policy()).await;
-    let kek = b
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "faults"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "faults").await;
     round_trip(b.as_ref(), &kek).await.unwrap();
     out.push(("kms", p, b, kek));
     out
@@ -362,11 +354,7 @@ async fn a_bulk_rewrap_cut_off_half_way_loses_nothing_and_completes_when_resumed
         .total_timeout(Duration::from_secs(1))
         .max_attempts(2);
     let transit = transit_via(&proxy, call);
-    let v1 = transit
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "cutoff"))
-        .await
-        .unwrap()
-        .locator;
+    let v1 = common::new_kek(transit.as_ref(), WrapAlgorithm::Aes256Opaque, "cutoff").await;
     let env = Envelope::builder()
         .backend(transit.clone())
         .kek(NewKek::new(

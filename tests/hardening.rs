@@ -11,14 +11,10 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
 use kekring::audit::{AuditEvent, AuditLog, AuditSink, MemorySink};
-use kekring::backend::{
-    BackendError, BackendInfo, KekDescriptor, KekSpec, UnwrapRequest, UnwrapResponse, WrapRequest,
-    WrapResponse,
-};
+use kekring::backend::{BackendError, KekSpec, UnwrapRequest, WrapRequest};
 use kekring::format::{WrappedDek, WrappedEntry};
 use kekring::lifecycle::{KekState, KeyRing, NewKek, SharedKeyRing};
 use kekring::{
@@ -36,45 +32,6 @@ fn kref(purpose: &str, v: u32) -> KekRef {
 
 fn ctx(purpose: &str, object: &str, class: Classification) -> Context {
     common::ctx("acme", purpose, object, class)
-}
-
-/// A local backend that counts wraps and unwraps.
-#[derive(Debug)]
-struct Counting {
-    inner: LocalBackend,
-    wraps: AtomicUsize,
-    unwraps: AtomicUsize,
-}
-
-impl Counting {
-    fn new() -> Self {
-        Self {
-            inner: LocalBackend::new(),
-            wraps: AtomicUsize::new(0),
-            unwraps: AtomicUsize::new(0),
-        }
-    }
-    fn calls(&self) -> usize {
-        self.wraps.load(Ordering::SeqCst) + self.unwraps.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl KeyBackend for Counting {
-    fn info(&self) -> &BackendInfo {
-        self.inner.info()
-    }
-    async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
-        self.wraps.fetch_add(1, Ordering::SeqCst);
-        self.inner.wrap(req).await
-    }
-    async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
-        self.unwraps.fetch_add(1, Ordering::SeqCst);
-        self.inner.unwrap(req).await
-    }
-    async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
-        self.inner.create_kek(spec).await
-    }
 }
 
 /// A ring with one KEK per (purpose, algorithm), all generated in `local`.
@@ -364,7 +321,7 @@ async fn a_break_glass_read_is_recorded_where_it_is_granted() {
 /// plaintext DEK).
 #[tokio::test]
 async fn a_refused_rewrap_calls_no_backend() {
-    let counting = Arc::new(Counting::new());
+    let counting = Arc::new(common::Counting::new(Arc::new(LocalBackend::new())));
     let aes = WrapAlgorithm::Aes256Kw;
     let classical = WrapAlgorithm::P256EcdhEs;
     let ring = ring_with(&counting.inner, &[("docs", 1, aes)]).await;
@@ -373,12 +330,12 @@ async fn a_refused_rewrap_calls_no_backend() {
     let dk = env.generate_data_key(&c).await.unwrap();
     // The scope rotates to a classical KEK, which the profile refuses for Restricted data.
     rotate_to_new(&counting.inner, &ring, classical, T0 + 1).await;
-    let before = counting.calls();
+    counting.counts();
     let got = env.rewrap_dek(&c, &dk.wrapped).await;
     assert!(matches!(got, Err(Error::Policy(_))), "{got:?}");
     assert_eq!(
-        counting.calls(),
-        before,
+        counting.counts(),
+        (0, 0, 0),
         "a refused re-wrap called the backend"
     );
 }

@@ -21,7 +21,6 @@ use common::encodings;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use kekring::backend::KekSpec;
 use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig, EncapsulateMode};
 use kekring::backend::local::{Aes256Kek, LocalKek};
 use kekring::backend::vault_transit::{VaultAuth, VaultTransitBackend, VaultTransitConfig};
@@ -113,11 +112,7 @@ async fn no_key_material_in_any_span_or_event() {
         ))
         .unwrap(),
     );
-    let kek = transit
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "traces"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = common::new_kek(transit.as_ref(), WrapAlgorithm::Aes256Opaque, "traces").await;
     let e = envelope(
         transit,
         "transit",
@@ -139,11 +134,7 @@ async fn no_key_material_in_any_span_or_event() {
         ))
         .unwrap(),
     );
-    let kek = approle
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "traces"))
-        .await
-        .unwrap()
-        .locator;
+    let kek = common::new_kek(approle.as_ref(), WrapAlgorithm::Aes256Opaque, "traces").await;
     let e = envelope(
         approle,
         "approle",
@@ -178,11 +169,7 @@ async fn no_key_material_in_any_span_or_event() {
             .credentials(ak, sk)
             .encapsulate(mode);
         let kms = Arc::new(AwsKmsBackend::new(cfg).await.unwrap());
-        let kek = kms
-            .create_kek(&KekSpec::new(alg, "traces"))
-            .await
-            .unwrap()
-            .locator;
+        let kek = common::new_kek(kms.as_ref(), alg, "traces").await;
         let tenant = format!("kms-{}", alg.name());
         let e = envelope(kms, &tenant, BackendId::AwsKms, kek.as_str(), alg);
         secrets.push(exercise(&e, &tenant).await);

@@ -8,16 +8,13 @@ mod common;
 use common::env;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kekring::backend::kit::CallPolicy;
 use kekring::backend::vault_transit::{
     TransitKey, VaultAuth, VaultTransitBackend, VaultTransitConfig,
 };
-use kekring::backend::{
-    KekDescriptor, KekSpec, RewrapRequest, UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
-};
+use kekring::backend::{KekSpec, UnwrapRequest, WrapRequest};
 use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, ManualClock, RetireOptions};
 use kekring::format::BindingContext;
 use kekring::lifecycle::NewKek;
@@ -188,11 +185,8 @@ async fn bad_credentials_and_missing_permissions_are_typed() {
 
 /// A new Transit KEK, made with the root token.
 async fn root_kek(name: &str) -> KekLocator {
-    backend(VaultAuth::Token(root()))
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, name))
-        .await
-        .unwrap()
-        .locator
+    let b = backend(VaultAuth::Token(root()));
+    common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, name).await
 }
 
 async fn round_trip(b: &VaultTransitBackend, kek: &KekLocator) -> Result<(), BackendError> {
@@ -315,11 +309,7 @@ async fn a_token_file_is_read_again_when_vault_stops_accepting_its_token() {
 #[tokio::test]
 async fn rotation_makes_the_next_transit_version_and_both_open() {
     let transit = backend(VaultAuth::Token(root()));
-    let v1 = transit
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "acme-docs"))
-        .await
-        .unwrap()
-        .locator;
+    let v1 = common::new_kek(transit.as_ref(), WrapAlgorithm::Aes256Opaque, "acme-docs").await;
     assert!(v1.as_str().ends_with("@v1"), "{v1:?}");
     let env = Envelope::builder()
         .backend(transit.clone())
@@ -360,11 +350,7 @@ async fn rotation_makes_the_next_transit_version_and_both_open() {
 #[tokio::test]
 async fn a_wrap_under_another_version_is_refused_before_transit_sees_it() {
     let transit = backend(VaultAuth::Token(root()));
-    let v1 = transit
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "pin"))
-        .await
-        .unwrap()
-        .locator;
+    let v1 = common::new_kek(transit.as_ref(), WrapAlgorithm::Aes256Opaque, "pin").await;
     let v2 = transit
         .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "pin").successor_of(&v1))
         .await
@@ -396,67 +382,11 @@ async fn a_wrap_under_another_version_is_refused_before_transit_sees_it() {
     assert!(matches!(got, Err(BackendError::Rejected)), "{got:?}");
 }
 
-/// Counts the calls that reach a backend.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn KeyBackend>,
-    wraps: AtomicU32,
-    unwraps: AtomicU32,
-    rewraps: AtomicU32,
-}
-
-impl Counting {
-    fn new(inner: Arc<dyn KeyBackend>) -> Self {
-        Self {
-            inner,
-            wraps: AtomicU32::new(0),
-            unwraps: AtomicU32::new(0),
-            rewraps: AtomicU32::new(0),
-        }
-    }
-    fn counts(&self) -> (u32, u32, u32) {
-        (
-            self.wraps.swap(0, Ordering::SeqCst),
-            self.unwraps.swap(0, Ordering::SeqCst),
-            self.rewraps.swap(0, Ordering::SeqCst),
-        )
-    }
-}
-
-#[async_trait::async_trait]
-impl KeyBackend for Counting {
-    fn info(&self) -> &kekring::BackendInfo {
-        self.inner.info()
-    }
-    async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
-        self.wraps.fetch_add(1, Ordering::SeqCst);
-        self.inner.wrap(req).await
-    }
-    async fn unwrap(&self, req: UnwrapRequest<'_>) -> Result<UnwrapResponse, BackendError> {
-        self.unwraps.fetch_add(1, Ordering::SeqCst);
-        self.inner.unwrap(req).await
-    }
-    async fn rewrap(&self, req: RewrapRequest<'_>) -> Result<WrapResponse, BackendError> {
-        self.rewraps.fetch_add(1, Ordering::SeqCst);
-        self.inner.rewrap(req).await
-    }
-    async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
-        self.inner.create_kek(spec).await
-    }
-    async fn retire_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
-        self.inner.retire_kek(kek).await
-    }
-}
-
 #[tokio::test]
 async fn bulk_rewrap_runs_inside_transit_and_retirement_raises_its_floor() {
     let transit = backend(VaultAuth::Token(root()));
-    let counting = Arc::new(Counting::new(transit.clone()));
-    let v1 = transit
-        .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, "bulk"))
-        .await
-        .unwrap()
-        .locator;
+    let counting = Arc::new(common::Counting::new(transit.clone()));
+    let v1 = common::new_kek(transit.as_ref(), WrapAlgorithm::Aes256Opaque, "bulk").await;
     let clock = Arc::new(ManualClock::new(1_700_000_000));
     let env = Envelope::builder()
         .backend(counting.clone())

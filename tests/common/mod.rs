@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use kekring::lifecycle::NewKek;
 use kekring::{BackendId, Classification, Context, Envelope, KekRef, LocalBackend, WrapAlgorithm};
@@ -11,6 +12,19 @@ use kekring::{BackendId, Classification, Context, Envelope, KekRef, LocalBackend
 /// `tenant/purpose/v{version}`.
 pub fn kref(tenant: &str, purpose: &str, version: u32) -> KekRef {
     KekRef::new(tenant, purpose, version).unwrap()
+}
+
+/// A new KEK of `algorithm` made by `backend` (the backends' own tests and faults).
+pub async fn new_kek(
+    backend: &(impl kekring::KeyBackend + ?Sized),
+    algorithm: WrapAlgorithm,
+    name: &str,
+) -> kekring::KekLocator {
+    backend
+        .create_kek(&kekring::backend::KekSpec::new(algorithm, name))
+        .await
+        .unwrap()
+        .locator
 }
 
 /// A context with no associated data.
@@ -69,4 +83,70 @@ pub fn env(name: &str) -> String {
              and source DIR/env"
         )
     })
+}
+
+/// A backend that counts the wraps, unwraps and in-backend re-wraps made through it.
+#[derive(Debug)]
+pub struct Counting<B: ?Sized> {
+    pub inner: Arc<B>,
+    wraps: AtomicU32,
+    unwraps: AtomicU32,
+    rewraps: AtomicU32,
+}
+
+impl<B: kekring::KeyBackend + ?Sized> Counting<B> {
+    pub fn new(inner: Arc<B>) -> Self {
+        Self {
+            inner,
+            wraps: AtomicU32::new(0),
+            unwraps: AtomicU32::new(0),
+            rewraps: AtomicU32::new(0),
+        }
+    }
+
+    /// (wraps, unwraps, re-wraps) since the last call, which resets them.
+    pub fn counts(&self) -> (u32, u32, u32) {
+        (
+            self.wraps.swap(0, Ordering::SeqCst),
+            self.unwraps.swap(0, Ordering::SeqCst),
+            self.rewraps.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: kekring::KeyBackend + ?Sized> kekring::KeyBackend for Counting<B> {
+    fn info(&self) -> &kekring::BackendInfo {
+        self.inner.info()
+    }
+    async fn wrap(
+        &self,
+        req: kekring::backend::WrapRequest<'_>,
+    ) -> Result<kekring::backend::WrapResponse, kekring::BackendError> {
+        self.wraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.wrap(req).await
+    }
+    async fn unwrap(
+        &self,
+        req: kekring::backend::UnwrapRequest<'_>,
+    ) -> Result<kekring::backend::UnwrapResponse, kekring::BackendError> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.unwrap(req).await
+    }
+    async fn rewrap(
+        &self,
+        req: kekring::backend::RewrapRequest<'_>,
+    ) -> Result<kekring::backend::WrapResponse, kekring::BackendError> {
+        self.rewraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.rewrap(req).await
+    }
+    async fn create_kek(
+        &self,
+        spec: &kekring::backend::KekSpec,
+    ) -> Result<kekring::backend::KekDescriptor, kekring::BackendError> {
+        self.inner.create_kek(spec).await
+    }
+    async fn retire_kek(&self, kek: &kekring::KekLocator) -> Result<(), kekring::BackendError> {
+        self.inner.retire_kek(kek).await
+    }
 }
