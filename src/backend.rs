@@ -4,7 +4,11 @@
 //!
 //! | module | feature | KEKs |
 //! |---|---|---|
-//! | [`local`] | `local` (default) | software AES-256, P-256, ML-KEM and hybrid KEKs in process memory (RSA-OAEP with `local-rsa`); [`local::keystore`] persists them (`keystore`, default) |
+//! | `local` | `local` (default) | software AES-256, P-256, ML-KEM and hybrid KEKs in process memory (RSA-OAEP with `local-rsa`); `local::keystore` persists them (`keystore`, default) |
+//! | `aws_kms` | `aws-kms` | AWS KMS keys: symmetric, RSA and ML-KEM |
+//! | `vault_transit` | `vault-transit` | Vault / OpenBao Transit key versions |
+//!
+//! [`kit`] holds what the remote backends are built from.
 //!
 //! Backends make no policy decisions: the [`Envelope`](crate::Envelope) checks the
 //! classification profile, the caller's context and the KEK claim before it calls one.

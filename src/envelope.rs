@@ -11,7 +11,9 @@
 //! | file | what it owns |
 //! |---|---|
 //! | `envelope.rs` | the API: seal / open (whole objects, in place, detached), generate / unwrap data keys |
-//! | `envelope/builder.rs` | [`EnvelopeBuilder`], [`Route`], checking backends against the KEKs they serve |
+//! | `envelope/builder.rs` | [`EnvelopeBuilder`], [`Route`] |
+//! | `envelope/state.rs` | the shared state every handle of an envelope reads |
+//! | `envelope/calls.rs` | the one door to the backends: which instance serves a KEK, traces, answer checks |
 //! | `envelope/plan.rs` | which KEKs wrap for a context (wrap plans), resolving KEKs for unwrap, counters, caches |
 //! | `envelope/unwrap.rs` | the claims check and the unwrap rules |
 //! | `envelope/object.rs` | from a context to a header and payload cipher, and back |
@@ -39,6 +41,7 @@ use crate::secret::DataKey;
 
 mod builder;
 mod cache;
+mod calls;
 mod clock;
 mod denials;
 mod object;
@@ -46,6 +49,7 @@ mod plan;
 mod retire;
 mod rewrap;
 mod rotate;
+mod state;
 mod stream;
 #[cfg(feature = "tokio")]
 mod stream_tokio;
@@ -62,7 +66,7 @@ pub use stream::{OpenReader, SealWriter, SeekableOpenReader};
 #[cfg(feature = "tokio")]
 pub use stream_tokio::{AsyncOpenReader, AsyncSealWriter};
 
-use builder::Inner;
+use state::Inner;
 
 /// Per-KEK usage counters an `Envelope` keeps (the caller may persist them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

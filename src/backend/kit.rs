@@ -10,7 +10,7 @@
 //! | intermediate key | `kit/intermediate.rs` (feature `aws-kms`, for now its one user) | for services that cannot bind a context (construction 2, §11.3): KMS RSA keys; Azure `wrapKey` and PKCS#11 `C_WrapKey` next |
 //! | remote KEM | `kit/kem.rs` | the service decapsulates; the DEK is wrapped locally (construction 3, §11.4) |
 //! | calls | [`CallPolicy`] (feature `remote`) | connect and per-attempt timeouts, retries of transient failures with backoff and jitter, a bounded total |
-//! | traces | `kit/trace.rs` (feature `tracing`) | one span per backend call: backend, redacted KEK, algorithm, outcome, latency |
+//! | traces | the envelope's one door to the backends (feature `tracing`) | one span per backend call: backend, redacted KEK, algorithm, outcome, latency; an event per retry |
 //! | conformance | [`testing`](crate::testing) (feature `testing`) | the suite every backend passes |
 //!
 //! Credentials come from each service's own chain (the AWS SDK's, a Vault token or
@@ -27,7 +27,6 @@ mod call;
 pub(crate) mod intermediate;
 #[cfg(feature = "local")]
 pub(crate) mod kem;
-pub(crate) mod trace;
 
 #[cfg(feature = "remote")]
 pub use call::CallPolicy;

@@ -1,6 +1,5 @@
 //! [`EnvelopeBuilder`]: backends, KEKs, routes, profile, key ring, clock, audit log,
-//! cache and providers, checked into the [`Envelope`]'s shared state. Also the check that
-//! a backend instance can serve a KEK, used again for KEKs registered after the build.
+//! cache and providers, checked into the [`Envelope`]'s shared state.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,14 +7,15 @@ use std::sync::{Arc, RwLock};
 
 use super::Envelope;
 use super::cache::{CacheConfig, DekCache};
+use super::calls::{Backends, backend_for, served};
 use super::clock::{Clock, SystemClock};
 use super::denials::Denials;
-use super::plan::{Counters, PlanCache, Resolved};
+use super::state::Inner;
 use crate::audit::{AuditError, AuditLog};
 use crate::backend::KeyBackend;
-use crate::crypto::{CryptoProvider, Primitives, RandomSource};
+use crate::crypto::{CryptoProvider, RandomSource};
 use crate::error::{ConfigError, Error};
-use crate::format::{BackendId, KekRef, Name, WrapAlgorithm};
+use crate::format::{KekRef, Name};
 use crate::lifecycle::{
     KekRecord, LifecycleError, LifecycleEvent, NewKek, SharedKeyRing, TransitionRecorder,
 };
@@ -237,7 +237,7 @@ impl EnvelopeBuilder {
     /// the audit log cannot record one.
     pub fn build(self) -> Result<Envelope, Error> {
         self.random.check(self.crypto)?;
-        let mut backends: HashMap<String, Arc<dyn KeyBackend>> = HashMap::new();
+        let mut backends: Backends = HashMap::new();
         for (name, b) in self.backends {
             if backends.contains_key(&name) {
                 return Err(ConfigError::DuplicateBackend(name).into());
@@ -248,7 +248,7 @@ impl EnvelopeBuilder {
         let now = self.clock.now();
         // Validate everything before touching the (possibly shared) ring.
         for k in &self.keks {
-            check_backend_parts(&backends, k.backend, k.instance.as_deref(), k.algorithm)?;
+            backend_for(&backends, k.backend, k.instance.as_deref(), k.algorithm)?;
         }
         if let Some(audit) = &self.audit {
             // A ring that already has a recorder keeps it (another envelope's log).
@@ -268,7 +268,7 @@ impl EnvelopeBuilder {
         let records: Vec<KekRecord> = ring.read(|r| r.records().cloned().collect());
         for rec in &records {
             if !rec.state.has_ended() {
-                check_backend(&backends, rec)?;
+                served(&backends, rec)?;
             }
         }
         let mut copies = HashMap::new();
@@ -346,85 +346,5 @@ struct RingAudit {
 impl TransitionRecorder for RingAudit {
     fn record(&self, events: &[LifecycleEvent]) -> Result<(), AuditError> {
         self.log.append_lifecycle(self.clock.now(), events.to_vec())
-    }
-}
-
-pub(super) fn check_backend<'a>(
-    backends: &'a HashMap<String, Arc<dyn KeyBackend>>,
-    rec: &KekRecord,
-) -> Result<&'a Arc<dyn KeyBackend>, Error> {
-    check_backend_parts(
-        backends,
-        rec.backend,
-        rec.instance.as_deref(),
-        rec.algorithm,
-    )
-}
-
-/// The backend serving a KEK, checked: the instance exists, is of the KEK's kind and
-/// offers its algorithm.
-pub(super) fn check_backend_parts<'a>(
-    backends: &'a HashMap<String, Arc<dyn KeyBackend>>,
-    kind: BackendId,
-    instance: Option<&str>,
-    algorithm: WrapAlgorithm,
-) -> Result<&'a Arc<dyn KeyBackend>, Error> {
-    let default = kind.to_string();
-    let name = instance.unwrap_or(&default);
-    let backend = backends.get(name).ok_or_else(|| match instance {
-        Some(name) => ConfigError::NoBackendInstance(name.to_owned()),
-        None => ConfigError::NoBackend(kind),
-    })?;
-    if backend.info().id != kind {
-        return Err(ConfigError::BackendKind {
-            instance: name.to_owned(),
-            expected: kind,
-            found: backend.info().id,
-        }
-        .into());
-    }
-    if !backend.info().offers(algorithm) {
-        return Err(ConfigError::AlgorithmNotOffered {
-            backend: kind,
-            algorithm,
-        }
-        .into());
-    }
-    Ok(backend)
-}
-
-pub(super) struct Inner {
-    pub(super) backends: HashMap<String, Arc<dyn KeyBackend>>,
-    pub(super) ring: SharedKeyRing,
-    /// Per tenant and purpose: the scopes whose active KEKs get a copy of every DEK.
-    pub(super) copies: HashMap<(Name, Name), Vec<(Name, Name)>>,
-    /// Per tenant and purpose: further purposes (same tenant) whose copies are accepted
-    /// at open ([`EnvelopeBuilder::accept_copies`]).
-    pub(super) accepted: HashMap<(Name, Name), Vec<Name>>,
-    pub(super) profile: Profile,
-    pub(super) crypto: &'static dyn Primitives,
-    pub(super) random: RandomSource,
-    pub(super) clock: Arc<dyn Clock>,
-    pub(super) audit: Option<AuditLog>,
-    pub(super) usage: RwLock<HashMap<KekRef, Arc<Counters>>>,
-    /// Per tenant and purpose: the wrap plan computed at a key-ring version. Each thread
-    /// shard fills its own copy, so a seal touches no cache line another thread writes.
-    pub(super) plans: Sharded<PlanCache>,
-    /// KEKs resolved for unwrapping, each with the key-ring version it was read at (per
-    /// thread shard, as `plans`).
-    pub(super) resolved: Sharded<HashMap<KekRef, (u64, Arc<Resolved>)>>,
-    pub(super) cache: Option<DekCache>,
-    pub(super) denials: Denials,
-}
-
-impl Drop for Inner {
-    /// Writes the denial counts still pending (best effort: a failing sink cannot be
-    /// reported from here; call [`Envelope::flush_audit`] to see the error).
-    fn drop(&mut self) {
-        if let Some(log) = &self.audit {
-            let _ = self
-                .denials
-                .flush(log, self.clock.now(), self.profile.name());
-        }
     }
 }

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Envelope;
-use super::builder::check_backend;
+use super::calls::{self, Target, served};
 use crate::audit::AuditEvent;
-use crate::backend::kit::trace::traced;
-use crate::backend::{BackendError, KeyBackend, WrapRequest, WrapResponse};
+use crate::backend::{BackendError, KeyBackend, WrapResponse};
 use crate::context::Context;
 use crate::error::{Error, KeyStateError};
 use crate::format::{BackendId, KekRef, Name, WrapAlgorithm, WrappedDek, WrappedEntry};
@@ -62,16 +61,18 @@ pub(super) struct Planned {
 }
 
 impl Planned {
-    /// The wrapped copy a backend's answer makes under this KEK (counted), refused when
-    /// the answer names another key or has the wrong shape for the algorithm.
-    pub(super) fn entry(&self, resp: WrapResponse) -> Result<WrappedEntry, Error> {
-        if resp.kek != self.locator {
-            return Err(BackendError::KeyMismatch {
-                asked: self.locator.clone(),
-                answered: resp.kek,
-            }
-            .into());
+    /// This KEK as a backend call names it.
+    pub(super) fn target(&self) -> Target<'_> {
+        Target {
+            backend: self.backend.as_ref(),
+            locator: &self.locator,
+            algorithm: self.algorithm,
         }
+    }
+
+    /// The wrapped copy a backend's answer (checked by the call to name this KEK) makes
+    /// under this KEK (counted), refused when it has the wrong shape for the algorithm.
+    pub(super) fn entry(&self, resp: WrapResponse) -> Result<WrappedEntry, Error> {
         let entry = WrappedEntry::new(
             self.algorithm,
             self.backend_id,
@@ -139,7 +140,7 @@ impl Envelope {
             .read_versioned(|r| (r.revocation_epoch(), r.get(kek).cloned()));
         let record = record?;
         let resolved = Arc::new(Resolved {
-            backend: check_backend(&self.inner.backends, &record).ok().cloned(),
+            backend: served(&self.inner.backends, &record).ok().cloned(),
             locator: record.locator.clone(),
             counters: self.counters(&record.reference),
             epoch,
@@ -255,19 +256,7 @@ impl Envelope {
     ) -> Result<WrappedDek, Error> {
         let mut entries = Vec::with_capacity(plan.len());
         for kek in plan.iter() {
-            let resp = traced(
-                kek.backend.info().id,
-                "wrap",
-                &kek.locator,
-                Some(kek.algorithm),
-                kek.backend.wrap(WrapRequest::new(
-                    &kek.locator,
-                    kek.algorithm,
-                    dek,
-                    ctx.binding(),
-                )),
-            )
-            .await?;
+            let resp = calls::wrap(kek.target(), dek, ctx.binding()).await?;
             entries.push(kek.entry(resp)?);
         }
         Ok(WrappedDek::new(ctx.classification().clone(), entries)?)
@@ -275,6 +264,6 @@ impl Envelope {
 
     pub(super) fn backend(&self, kek: &KekRecord) -> Result<&Arc<dyn KeyBackend>, Error> {
         // KEKs registered after `build` (rotation successors) are checked here.
-        check_backend(&self.inner.backends, kek)
+        served(&self.inner.backends, kek)
     }
 }

@@ -12,8 +12,8 @@
 use futures_util::stream::{self, StreamExt};
 
 use super::Envelope;
+use super::calls::{self, Target};
 use super::unwrap::Access;
-use crate::backend::kit::trace::traced;
 use crate::error::{Error, KeyStateError, MisuseError};
 use crate::format::{KekRef, SealedHeader, WrappedDek};
 use crate::lifecycle::{KekRecord, KekState};
@@ -277,11 +277,7 @@ impl Envelope {
         let mut check = check;
         let record = self.kek_record(kek)?;
         if let Ok(backend) = self.backend(&record) {
-            let call = backend.retire_kek(&record.locator);
-            check.backend_error =
-                traced(backend.info().id, "retire_kek", &record.locator, None, call)
-                    .await
-                    .err();
+            check.backend_error = calls::retire_kek(Target::of(backend, &record)).await.err();
         }
         Ok(check)
     }
@@ -376,16 +372,7 @@ impl Envelope {
             .into());
         }
         let backend = self.backend(&record)?;
-        let call = backend.destroy_kek(&record.locator);
-        match traced(
-            backend.info().id,
-            "destroy_kek",
-            &record.locator,
-            None,
-            call,
-        )
-        .await
-        {
+        match calls::destroy_kek(Target::of(backend, &record)).await {
             // Already gone (a repeat after a crash): the destruction is complete.
             Ok(()) | Err(crate::backend::BackendError::KeyNotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),

@@ -10,11 +10,10 @@ use subtle::ConstantTimeEq;
 use std::sync::Arc;
 
 use super::Envelope;
+use super::calls::{self, Target};
 use super::plan::Planned;
 use super::unwrap::{Access, Admission};
 use crate::audit::AuditEvent;
-use crate::backend::kit::trace::traced;
-use crate::backend::{BackendError, RewrapRequest, UnwrapRequest};
 use crate::context::Context;
 use crate::error::{Error, MisuseError};
 use crate::format::{SealedHeader, WrappedDek};
@@ -306,37 +305,31 @@ impl Envelope {
             Admission::Refused(err) => return Err(err),
             Admission::Skip => return Ok(None),
         };
-        let same_backend = from
+        let Some(backend) = from
             .backend
             .as_ref()
-            .is_some_and(|b| Arc::ptr_eq(b, &to.backend));
-        if !same_backend || from.record.algorithm != to.algorithm {
+            .filter(|b| Arc::ptr_eq(b, &to.backend))
+        else {
+            return Ok(None);
+        };
+        if from.record.algorithm != to.algorithm {
             return Ok(None);
         }
-        let req = RewrapRequest::new(
-            UnwrapRequest::new(
-                &from.locator,
-                from.record.algorithm,
-                old.params(),
-                old.wrapped(),
-                ctx.binding(),
-            ),
-            &to.locator,
-        );
-        let call = to.backend.rewrap(req);
-        let resp = match traced(
-            to.backend_id,
-            "rewrap",
-            &to.locator,
-            Some(to.algorithm),
-            call,
+        let source = Target {
+            backend: backend.as_ref(),
+            locator: &from.locator,
+            algorithm: from.record.algorithm,
+        };
+        let rewrapped = calls::rewrap(
+            source,
+            to.target(),
+            old.params(),
+            old.wrapped(),
+            ctx.binding(),
         )
-        .await
-        {
-            Ok(r) => r,
-            Err(BackendError::Unsupported { .. }) => return Ok(None),
-            Err(BackendError::Rejected) => return Err(Error::Crypto),
-            Err(e) => return Err(e.into()),
+        .await?;
+        let Some(resp) = rewrapped else {
+            return Ok(None);
         };
         let entry = to.entry(resp)?;
         from.counters.unwrapped();

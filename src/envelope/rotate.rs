@@ -3,9 +3,8 @@
 //! scheduled by cadence (`rotate_due`).
 
 use super::Envelope;
-use super::builder::check_backend_parts;
+use super::calls::{self, Target, backend_for};
 use crate::backend::KekSpec;
-use crate::backend::kit::trace::traced;
 use crate::error::{Error, KeyStateError};
 use crate::format::{BackendId, WrapAlgorithm};
 use crate::format::{KekRef, Name};
@@ -26,14 +25,7 @@ impl Envelope {
         let backend = self.backend(&current)?;
         let spec = KekSpec::new(current.algorithm, format!("{tenant}-{purpose}"))
             .successor_of(&current.locator);
-        let created = traced(
-            backend.info().id,
-            "create_kek",
-            &current.locator,
-            Some(current.algorithm),
-            backend.create_kek(&spec),
-        )
-        .await?;
+        let created = calls::create_kek(Target::of(backend, &current), &spec).await?;
         self.install_successor(
             &current,
             current.backend,
@@ -64,14 +56,18 @@ impl Envelope {
         let current = self.active_kek(tenant, purpose)?;
         // The backend must be here and offer the algorithm before the ring names the
         // key, which it does in the backend's stable form (an alias resolved to its key).
-        let b = check_backend_parts(
+        let b = backend_for(
             &self.inner.backends,
             backend,
             successor_instance(&current, backend).as_deref(),
             algorithm,
         )?;
-        let call = b.resolve_kek(&locator);
-        let locator = traced(backend, "resolve_kek", &locator, Some(algorithm), call).await?;
+        let target = Target {
+            backend: b.as_ref(),
+            locator: &locator,
+            algorithm,
+        };
+        let locator = calls::resolve_kek(target).await?;
         self.install_successor(&current, backend, locator, algorithm)
     }
 

@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use super::Envelope;
+use super::calls::{self, Target};
 use super::denials::Denied;
 use super::plan::Resolved;
 use crate::audit::AuditEvent;
-use crate::backend::kit::trace::traced;
-use crate::backend::{BackendError, UnwrapRequest};
 use crate::context::Context;
 use crate::error::{ContextError, Error, KeyStateError};
 use crate::format::{KekRef, Name, WrappedDek, WrappedEntry};
@@ -199,7 +198,7 @@ impl Envelope {
     /// 3. the first known copy decides: its header claim must match the ring, its state
     ///    must allow the unwrap (break-glass access reads under a revoked KEK, recorded
     ///    before the read), and its backend's answer must name its key; only a failure
-    ///    the error calls [`try_next_copy`](BackendError::try_next_copy) (a backend that
+    ///    the error calls [`try_next_copy`](crate::BackendError::try_next_copy) (a backend that
     ///    is down, slow or throttling, no longer holds the key or holds only its public
     ///    half) falls through to the next copy.
     pub(super) async fn unwrap_dek_as(
@@ -237,45 +236,25 @@ impl Envelope {
                 Some(b) => b,
                 None => self.backend(kek)?,
             };
-            let locator = &resolved.locator;
-            let req = UnwrapRequest::new(
-                locator,
-                kek.algorithm,
-                e.params(),
-                e.wrapped(),
-                ctx.binding(),
-            );
-            let call = backend.unwrap(req);
-            match traced(
-                backend.info().id,
-                "unwrap",
-                locator,
-                Some(kek.algorithm),
-                call,
-            )
-            .await
-            {
-                Ok(resp) if &resp.kek == locator => {
+            let target = Target {
+                backend: backend.as_ref(),
+                locator: &resolved.locator,
+                algorithm: kek.algorithm,
+            };
+            match calls::unwrap(target, e.params(), e.wrapped(), ctx.binding()).await {
+                Ok(dek) => {
                     resolved.counters.unwrapped();
                     if let Some(cache) = &self.inner.cache
                         && access == Access::Normal
                     {
-                        cache.put(e, ctx, &resp.dek, kek.reference.clone(), now, epoch);
+                        cache.put(e, ctx, &dek, kek.reference.clone(), now, epoch);
                     }
-                    return Ok(resp.dek);
+                    return Ok(dek);
                 }
-                Ok(resp) => {
-                    return Err(BackendError::KeyMismatch {
-                        asked: locator.clone(),
-                        answered: resp.kek,
-                    }
-                    .into());
-                }
-                Err(BackendError::Rejected) => return Err(Error::Crypto),
                 // The next copy may live elsewhere: that is what copies are for. The rule
                 // of which failures fall through is the error's own.
-                Err(err) if err.try_next_copy() => last_err = Some(err.into()),
-                Err(err) => return Err(err.into()),
+                Err(Error::Backend(err)) if err.try_next_copy() => last_err = Some(err.into()),
+                Err(err) => return Err(err),
             }
         }
         Err(last_err.unwrap_or_else(|| KeyStateError::UnknownKek(primary.kek().clone()).into()))

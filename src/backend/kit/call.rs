@@ -161,10 +161,25 @@ impl CallPolicy {
             if Instant::now() + wait >= deadline {
                 return Err(err);
             }
-            super::trace::retrying(operation, attempt, &err, wait);
+            retrying(operation, attempt, &err, wait);
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// Records that a call is retried after a transient failure (feature `tracing`): the
+/// operation, the attempt that failed, the error's kind and the wait. Nothing else.
+fn retrying(operation: &'static str, attempt: u32, err: &BackendError, wait: Duration) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        operation,
+        attempt,
+        error = err.kind(),
+        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        "retrying a backend call after a transient failure"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (operation, attempt, err, wait);
 }
 
 #[cfg(test)]
