@@ -17,6 +17,11 @@ use crate::error::Error;
 pub(crate) mod awslc;
 #[cfg(test)]
 mod kat_tests;
+#[cfg(any(feature = "local", feature = "aws-kms"))]
+pub(crate) mod mlkem;
+pub(crate) mod prepared;
+#[cfg(feature = "local-rsa")]
+pub(crate) mod rsa;
 pub(crate) mod rustcrypto;
 
 /// One opaque failure of a primitive (authentication failed, bad length). Deliberately

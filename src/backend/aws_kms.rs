@@ -49,13 +49,13 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use zeroize::Zeroizing;
 
 use super::kit::intermediate;
-use super::kit::kem::{unwrap_with_ciphertext, wrap_with_ciphertext};
+use super::kit::kem::{encapsulate_and_wrap, unwrap_with_ciphertext, wrap_with_ciphertext};
 use super::kit::{CallPolicy, unavailable};
-use super::local::MlKemKek;
 use super::{
     BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
     UnwrapResponse, WrapRequest, WrapResponse,
 };
+use crate::crypto::mlkem::MlKemPublicKey;
 use crate::crypto::{self, Primitives};
 use crate::error::{ConfigError, Error};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
@@ -301,7 +301,7 @@ pub struct AwsKmsBackend {
     encapsulate: EncapsulateMode,
     clients: tokio::sync::Mutex<HashMap<(String, Option<String>), aws_sdk_kms::Client>>,
     resolved: RwLock<HashMap<KekLocator, Arc<Resolved>>>,
-    public: Mutex<HashMap<String, (Instant, Arc<MlKemKek>)>>,
+    public: Mutex<HashMap<String, (Instant, Arc<MlKemPublicKey>)>>,
 }
 
 impl fmt::Debug for AwsKmsBackend {
@@ -453,11 +453,7 @@ fn is_rsa(algorithm: WrapAlgorithm) -> bool {
 
 /// The KEM ciphertext length of an ML-KEM wrap algorithm.
 fn kem_ciphertext_len(algorithm: WrapAlgorithm) -> Option<usize> {
-    match algorithm {
-        WrapAlgorithm::MlKem768 => Some(1088),
-        WrapAlgorithm::MlKem1024 => Some(1568),
-        _ => None,
-    }
+    crate::crypto::mlkem::lengths(algorithm).map(|(_, ct)| ct)
 }
 
 /// A 32-byte shared secret from an Encapsulate or Decapsulate answer, kept zeroizing.
@@ -856,7 +852,7 @@ impl AwsKmsBackend {
         r: &Resolved,
         locator: &KekLocator,
         ttl: Duration,
-    ) -> Result<Arc<MlKemKek>, BackendError> {
+    ) -> Result<Arc<MlKemPublicKey>, BackendError> {
         let cached = self
             .public
             .lock()
@@ -885,7 +881,7 @@ impl AwsKmsBackend {
                 what: "public key of another ML-KEM parameter set",
             });
         }
-        let key = MlKemKek::from_encapsulation_key(algorithm, ek).map_err(|_| {
+        let key = MlKemPublicKey::from_bytes(algorithm, ek).map_err(|_| {
             BackendError::MalformedResponse {
                 what: "ML-KEM public key",
             }
@@ -908,7 +904,7 @@ impl AwsKmsBackend {
         let (params, wrapped) = match self.encapsulate {
             EncapsulateMode::Local { ttl } => {
                 let key = self.public_key(&r, locator, ttl).await?;
-                key.encapsulate_and_wrap(self.crypto(), dek, binding)?
+                encapsulate_and_wrap(self.crypto(), &key, binding, dek)?
             }
             EncapsulateMode::Service => {
                 let out = r
@@ -1234,7 +1230,7 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "local"))]
 mod spki_tests {
     use super::*;
 
@@ -1244,7 +1240,9 @@ mod spki_tests {
             (WrapAlgorithm::MlKem768, 1184usize),
             (WrapAlgorithm::MlKem1024, 1568),
         ] {
-            let ek = MlKemKek::generate(alg).unwrap().encapsulation_key();
+            let ek = crate::backend::local::MlKemKek::generate(alg)
+                .unwrap()
+                .encapsulation_key();
             assert_eq!(ek.len(), len);
             let head: &[u8] = if alg == WrapAlgorithm::MlKem768 {
                 &[

@@ -25,7 +25,7 @@ use crate::crypto;
 mod call;
 #[cfg(feature = "aws-kms")]
 pub(crate) mod intermediate;
-#[cfg(feature = "local")]
+#[cfg(any(feature = "local", feature = "aws-kms"))]
 pub(crate) mod kem;
 
 #[cfg(feature = "remote")]

@@ -44,7 +44,6 @@ use crate::sharded::Sharded;
 use zeroize::Zeroizing;
 
 mod aes;
-mod fast;
 mod hybrid;
 #[cfg(feature = "keystore")]
 pub mod keystore;

@@ -16,6 +16,8 @@ use zeroize::Zeroizing;
 use super::internal;
 use crate::backend::BackendError;
 use crate::crypto::Primitives;
+#[cfg(feature = "aws-kms")]
+use crate::crypto::mlkem::MlKemPublicKey;
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::{DataKey, KEY_LEN};
 
@@ -128,4 +130,20 @@ pub(crate) fn unwrap_with_ciphertext(
         binding,
         wrapped,
     )
+}
+
+/// Encapsulates to `public` on `crypto` and wraps `dek` as [`wrap_with_ciphertext`]
+/// does: the wrap of a remote ML-KEM KEK whose service holds the private half, the same
+/// bytes a local ML-KEM KEK makes. Returns `(params, wrapped)`.
+#[cfg(feature = "aws-kms")]
+pub(crate) fn encapsulate_and_wrap(
+    crypto: &dyn Primitives,
+    public: &MlKemPublicKey,
+    binding: &BindingContext,
+    dek: &DataKey,
+) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+    let (ct, ss) = public
+        .encapsulate(crypto)
+        .map_err(|_| internal("ML-KEM encapsulation"))?;
+    wrap_with_ciphertext(crypto, public.algorithm(), ct, ss.as_slice(), binding, dek)
 }

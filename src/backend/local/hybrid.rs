@@ -30,12 +30,12 @@ use sha3::{Digest, Sha3_256};
 use shake::{ExtendableOutput, Shake256, Update, XofReader};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::fast::FastKey;
 use super::mlkem::{decaps768, degenerate, dk768_from_seed};
 use super::p256::{POINT_LEN, parse_point, sec1_uncompressed};
 use super::{LocalAlgorithm, internal, invalid, random};
 use crate::backend::BackendError;
 use crate::backend::kit::kem::{unwrap_with_ciphertext, wrap_with_ciphertext};
+use crate::crypto::prepared::FastKey;
 use crate::crypto::{Primitives, RandomSource};
 use crate::error::Error;
 use crate::format::{BindingContext, WrapAlgorithm};

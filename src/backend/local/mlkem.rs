@@ -10,16 +10,15 @@
 
 use std::fmt;
 
-use ml_kem::kem::{Decapsulate, KeyExport};
-use ml_kem::{B32, MlKem768, MlKem1024, Seed};
+use ml_kem::kem::Decapsulate;
+use ml_kem::{MlKem768, MlKem1024, Seed};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::fast::FastKey;
-#[cfg(feature = "aws-lc")]
-use super::internal;
-use super::{LocalAlgorithm, invalid, random};
+use super::{LocalAlgorithm, internal, invalid};
 use crate::backend::BackendError;
 use crate::backend::kit::kem::{unwrap_with_ciphertext, wrap_with_ciphertext};
+use crate::crypto::mlkem::{Encaps, MlKemPublicKey};
+use crate::crypto::prepared::FastKey;
 use crate::crypto::{Primitives, RandomSource};
 use crate::error::Error;
 use crate::format::{BindingContext, WrapAlgorithm};
@@ -28,26 +27,21 @@ use crate::secret::DataKey;
 /// Length of the FIPS 203 seed (`d || z`).
 pub const MLKEM_SEED_LEN: usize = 64;
 
-type Ek768 = ml_kem::EncapsulationKey<MlKem768>;
 type Dk768 = ml_kem::DecapsulationKey<MlKem768>;
-type Ek1024 = ml_kem::EncapsulationKey<MlKem1024>;
 type Dk1024 = ml_kem::DecapsulationKey<MlKem1024>;
 
-enum Keys {
-    K768 {
-        ek: Box<Ek768>,
-        dk: Option<Box<Dk768>>,
-    },
-    K1024 {
-        ek: Box<Ek1024>,
-        dk: Option<Box<Dk1024>>,
-    },
+/// The private half, when present.
+enum Private {
+    K768(Box<Dk768>),
+    K1024(Box<Dk1024>),
 }
 
 /// A local ML-KEM-768 or ML-KEM-1024 KEK; public-only when imported from an
-/// encapsulation key.
+/// encapsulation key. The public half (and encapsulation) is the crate's shared
+/// [`MlKemPublicKey`], the one every remote ML-KEM KEK encapsulates with too.
 pub struct MlKemKek {
-    keys: Keys,
+    public: MlKemPublicKey,
+    private: Option<Private>,
     // Read only by the aws-lc provider.
     #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
     fast: FastKey<Fast>,
@@ -67,21 +61,10 @@ impl fmt::Debug for MlKemKek {
     }
 }
 
-/// Encapsulation with OS randomness and decapsulation for one parameter set; the
-/// randomness and shared secrets are wiped. (The crate's parameter-set trait is private,
-/// so the two sets cannot share a generic function.)
-macro_rules! kem_ops {
-    ($encaps:ident, $decaps:ident, $ek:ty, $dk:ty, $ct:ty) => {
-        /// Encapsulates to `ek`; returns the ciphertext and the zeroizing shared secret.
-        pub(super) fn $encaps(ek: &$ek) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
-            let mut m = B32::from(*random::<32>()?);
-            let (ct, mut ss) = ek.encapsulate_deterministic(&m);
-            m.as_mut_slice().zeroize();
-            let out = Zeroizing::new(<[u8; 32]>::from(ss));
-            ss.as_mut_slice().zeroize();
-            Ok((ct.to_vec(), out))
-        }
-
+/// Decapsulation for one parameter set; the shared secret is wiped. (The crate's
+/// parameter-set trait is private, so the two sets cannot share a generic function.)
+macro_rules! decaps_op {
+    ($decaps:ident, $dk:ty, $ct:ty) => {
         /// Decapsulates (implicit rejection: a bad ciphertext gives a random-looking
         /// secret, which then fails the key unwrap).
         pub(super) fn $decaps(dk: &$dk, ct: &[u8]) -> Result<Zeroizing<[u8; 32]>, BackendError> {
@@ -94,20 +77,8 @@ macro_rules! kem_ops {
     };
 }
 
-kem_ops!(
-    encaps768,
-    decaps768,
-    Ek768,
-    Dk768,
-    ml_kem::ml_kem_768::Ciphertext
-);
-kem_ops!(
-    encaps1024,
-    decaps1024,
-    Ek1024,
-    Dk1024,
-    ml_kem::ml_kem_1024::Ciphertext
-);
+decaps_op!(decaps768, Dk768, ml_kem::ml_kem_768::Ciphertext);
+decaps_op!(decaps1024, Dk1024, ml_kem::ml_kem_1024::Ciphertext);
 
 pub(super) fn dk768_from_seed(seed: &[u8]) -> Result<Dk768, Error> {
     let mut seed = Seed::try_from(seed).map_err(|_| invalid("ML-KEM seed must be 64 bytes"))?;
@@ -141,28 +112,29 @@ impl MlKemKek {
         if degenerate(seed) {
             return Err(invalid("degenerate ML-KEM seed"));
         }
-        let keys = match algorithm {
+        let (ek, private) = match algorithm {
             WrapAlgorithm::MlKem768 => {
                 let dk = dk768_from_seed(seed)?;
-                Keys::K768 {
-                    ek: Box::new(dk.encapsulation_key().clone()),
-                    dk: Some(Box::new(dk)),
-                }
+                (
+                    Encaps::K768(Box::new(dk.encapsulation_key().clone())),
+                    Private::K768(Box::new(dk)),
+                )
             }
             WrapAlgorithm::MlKem1024 => {
                 let mut seed =
                     Seed::try_from(seed).map_err(|_| invalid("ML-KEM seed must be 64 bytes"))?;
                 let dk = Dk1024::from_seed(seed);
                 seed.as_mut_slice().zeroize();
-                Keys::K1024 {
-                    ek: Box::new(dk.encapsulation_key().clone()),
-                    dk: Some(Box::new(dk)),
-                }
+                (
+                    Encaps::K1024(Box::new(dk.encapsulation_key().clone())),
+                    Private::K1024(Box::new(dk)),
+                )
             }
             _ => return Err(invalid("not an ML-KEM algorithm")),
         };
         Ok(Self {
-            keys,
+            public: MlKemPublicKey::new(ek),
+            private: Some(private),
             fast: FastKey::default(),
         })
     }
@@ -173,29 +145,16 @@ impl MlKemKek {
     /// # Errors
     /// [`Error::Misuse`] for a wrong length or a key that fails the check.
     pub fn from_encapsulation_key(algorithm: WrapAlgorithm, ek: &[u8]) -> Result<Self, Error> {
-        let keys = match algorithm {
-            WrapAlgorithm::MlKem768 => {
-                let arr = ml_kem::array::Array::try_from(ek)
-                    .map_err(|_| invalid("ML-KEM-768 encapsulation key must be 1184 bytes"))?;
-                Keys::K768 {
-                    ek: Box::new(Ek768::new(&arr).map_err(|_| invalid("invalid ML-KEM-768 key"))?),
-                    dk: None,
-                }
-            }
-            WrapAlgorithm::MlKem1024 => {
-                let arr = ml_kem::array::Array::try_from(ek)
-                    .map_err(|_| invalid("ML-KEM-1024 encapsulation key must be 1568 bytes"))?;
-                Keys::K1024 {
-                    ek: Box::new(
-                        Ek1024::new(&arr).map_err(|_| invalid("invalid ML-KEM-1024 key"))?,
-                    ),
-                    dk: None,
-                }
-            }
+        let public = match algorithm {
+            WrapAlgorithm::MlKem768 => MlKemPublicKey::from_bytes(algorithm, ek)
+                .map_err(|_| invalid("invalid ML-KEM-768 encapsulation key (1184 bytes)"))?,
+            WrapAlgorithm::MlKem1024 => MlKemPublicKey::from_bytes(algorithm, ek)
+                .map_err(|_| invalid("invalid ML-KEM-1024 encapsulation key (1568 bytes)"))?,
             _ => return Err(invalid("not an ML-KEM algorithm")),
         };
         Ok(Self {
-            keys,
+            public,
+            private: None,
             fast: FastKey::default(),
         })
     }
@@ -205,10 +164,10 @@ impl MlKemKek {
     /// # Errors
     /// [`Error::Misuse`] for a public-only KEK.
     pub fn to_seed(&self) -> Result<Zeroizing<[u8; MLKEM_SEED_LEN]>, Error> {
-        let mut seed = match &self.keys {
-            Keys::K768 { dk: Some(dk), .. } => dk.to_seed(),
-            Keys::K1024 { dk: Some(dk), .. } => dk.to_seed(),
-            _ => None,
+        let mut seed = match &self.private {
+            Some(Private::K768(dk)) => dk.to_seed(),
+            Some(Private::K1024(dk)) => dk.to_seed(),
+            None => None,
         }
         .ok_or_else(|| invalid("public-only KEK"))?;
         let out = Zeroizing::new(<[u8; MLKEM_SEED_LEN]>::from(seed));
@@ -218,26 +177,14 @@ impl MlKemKek {
 
     /// The encapsulation key (the public half).
     pub fn encapsulation_key(&self) -> Vec<u8> {
-        match &self.keys {
-            Keys::K768 { ek, .. } => ek.to_bytes().to_vec(),
-            Keys::K1024 { ek, .. } => ek.to_bytes().to_vec(),
-        }
+        self.public.to_bytes()
     }
 
     /// A public-only copy.
     pub fn public_only(&self) -> Self {
-        let keys = match &self.keys {
-            Keys::K768 { ek, .. } => Keys::K768 {
-                ek: ek.clone(),
-                dk: None,
-            },
-            Keys::K1024 { ek, .. } => Keys::K1024 {
-                ek: ek.clone(),
-                dk: None,
-            },
-        };
         Self {
-            keys,
+            public: MlKemPublicKey::new(self.public.rust_crypto().clone()),
+            private: None,
             fast: FastKey::default(),
         }
     }
@@ -245,46 +192,22 @@ impl MlKemKek {
 
 #[cfg(feature = "aws-lc")]
 impl MlKemKek {
-    /// The key in AWS-LC's form. AWS-LC cannot import the FIPS 203 seed, so the seed is
-    /// expanded here (RustCrypto, once per key) into the expanded decapsulation key.
+    /// The private key in AWS-LC's form. AWS-LC cannot import the FIPS 203 seed, so the
+    /// seed is expanded here (RustCrypto, once per key) into the expanded decapsulation
+    /// key.
     #[allow(deprecated)] // the expanded encoding is what AWS-LC imports
     fn prepare(&self) -> Option<Fast> {
         use ml_kem::ExpandedKeyEncoding;
         let ek = self.encapsulation_key();
-        match &self.keys {
-            Keys::K768 { dk, .. } => {
-                let expanded = dk
-                    .as_ref()
-                    .map(|d| Zeroizing::new(d.to_expanded_bytes().to_vec()));
-                Fast::new(false, &ek, expanded.as_ref().map(|e| e.as_slice())).ok()
-            }
-            Keys::K1024 { dk, .. } => {
-                let expanded = dk
-                    .as_ref()
-                    .map(|d| Zeroizing::new(d.to_expanded_bytes().to_vec()));
-                Fast::new(true, &ek, expanded.as_ref().map(|e| e.as_slice())).ok()
-            }
-        }
+        let (level1024, expanded) = match self.private.as_ref()? {
+            Private::K768(dk) => (false, Zeroizing::new(dk.to_expanded_bytes().to_vec())),
+            Private::K1024(dk) => (true, Zeroizing::new(dk.to_expanded_bytes().to_vec())),
+        };
+        Fast::new(level1024, &ek, Some(expanded.as_slice())).ok()
     }
 }
 
 impl MlKemKek {
-    /// Encapsulates to the KEK with the backend's provider.
-    fn encapsulate(
-        &self,
-        crypto: &dyn Primitives,
-    ) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackendError> {
-        #[cfg(feature = "aws-lc")]
-        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
-            return k?.encapsulate().map_err(|_| internal("ML-KEM"));
-        }
-        let _ = crypto;
-        match &self.keys {
-            Keys::K768 { ek, .. } => encaps768(ek),
-            Keys::K1024 { ek, .. } => encaps1024(ek),
-        }
-    }
-
     /// Decapsulates with the backend's provider (implicit rejection either way).
     fn decapsulate(
         &self,
@@ -292,46 +215,27 @@ impl MlKemKek {
         ct: &[u8],
     ) -> Result<Zeroizing<[u8; 32]>, BackendError> {
         #[cfg(feature = "aws-lc")]
-        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
+        if self.private.is_some()
+            && let Some(k) = self.fast.for_provider(crypto, || self.prepare())
+        {
             return k?.decapsulate(ct).map_err(|_| BackendError::Rejected);
         }
         let _ = crypto;
-        match &self.keys {
-            Keys::K768 { dk: Some(dk), .. } => decaps768(dk, ct),
-            Keys::K1024 { dk: Some(dk), .. } => decaps1024(dk, ct),
-            _ => Err(BackendError::Rejected),
+        match &self.private {
+            Some(Private::K768(dk)) => decaps768(dk, ct),
+            Some(Private::K1024(dk)) => decaps1024(dk, ct),
+            None => Err(BackendError::Rejected),
         }
-    }
-}
-
-impl MlKemKek {
-    /// Encapsulates to this key and wraps `dek` exactly as a local ML-KEM KEK does: the
-    /// KEM construction a remote ML-KEM KEK uses with the public key it fetched, so that
-    /// only decapsulation needs the service. Returns `(params, wrapped)`.
-    #[cfg_attr(not(feature = "aws-kms"), allow(dead_code))]
-    pub(crate) fn encapsulate_and_wrap(
-        &self,
-        crypto: &dyn Primitives,
-        dek: &DataKey,
-        binding: &BindingContext,
-    ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
-        LocalAlgorithm::wrap(self, crypto, RandomSource::OperatingSystem, dek, binding)
     }
 }
 
 impl LocalAlgorithm for MlKemKek {
     fn algorithm(&self) -> WrapAlgorithm {
-        match self.keys {
-            Keys::K768 { .. } => WrapAlgorithm::MlKem768,
-            Keys::K1024 { .. } => WrapAlgorithm::MlKem1024,
-        }
+        self.public.algorithm()
     }
 
     fn can_unwrap(&self) -> bool {
-        match &self.keys {
-            Keys::K768 { dk, .. } => dk.is_some(),
-            Keys::K1024 { dk, .. } => dk.is_some(),
-        }
+        self.private.is_some()
     }
 
     fn wrap(
@@ -341,7 +245,10 @@ impl LocalAlgorithm for MlKemKek {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
-        let (ct, ss) = self.encapsulate(crypto)?;
+        let (ct, ss) = self
+            .public
+            .encapsulate(crypto)
+            .map_err(|_| internal("ML-KEM encapsulation"))?;
         wrap_with_ciphertext(crypto, self.algorithm(), ct, ss.as_slice(), binding, dek)
     }
 

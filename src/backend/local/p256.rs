@@ -9,10 +9,10 @@ use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use p256::{PublicKey, SecretKey};
 use zeroize::Zeroizing;
 
-use super::fast::FastKey;
 use super::pkcs8;
 use super::{LocalAlgorithm, internal, invalid, kem_unwrap, kem_wrap, random};
 use crate::backend::BackendError;
+use crate::crypto::prepared::FastKey;
 use crate::crypto::{Primitives, RandomSource};
 use crate::error::Error;
 use crate::format::{BindingContext, WrapAlgorithm};

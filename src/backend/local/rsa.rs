@@ -13,23 +13,24 @@
 use std::fmt;
 
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-use super::fast::FastKey;
 use super::pkcs8;
 use super::{LocalAlgorithm, internal, invalid};
 use crate::backend::BackendError;
+use crate::crypto::prepared::FastKey;
+use crate::crypto::rsa::RsaOaepPublicKey;
 use crate::crypto::{Primitives, RandomSource};
 use crate::error::Error;
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::DataKey;
 
-/// A local RSA-OAEP-SHA-256 KEK; public-only when imported from a public key.
+/// A local RSA-OAEP-SHA-256 KEK; public-only when imported from a public key. The
+/// public half (and encryption) is the crate's shared RSA-OAEP public key.
 pub struct RsaKek {
     algorithm: WrapAlgorithm,
-    public: PublicKey,
+    public: RsaOaepPublicKey,
     private: Option<PrivateKey>,
     // Read only by the aws-lc provider.
     #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
@@ -51,8 +52,8 @@ impl fmt::Debug for RsaKek {
     }
 }
 
-fn algorithm_for(public: &PublicKey) -> Result<WrapAlgorithm, Error> {
-    match public.n().bit_width() {
+fn algorithm_for(public: &RsaOaepPublicKey) -> Result<WrapAlgorithm, Error> {
+    match public.bits() {
         3072 => Ok(WrapAlgorithm::RsaOaepSha256_3072),
         4096 => Ok(WrapAlgorithm::RsaOaepSha256_4096),
         n if n < 3072 => Err(invalid("RSA keys below 3072 bits are refused")),
@@ -95,7 +96,7 @@ impl RsaKek {
         private
             .validate()
             .map_err(|_| invalid("RSA private key fails validation"))?;
-        let public = private.to_public_key();
+        let public = RsaOaepPublicKey::new(private.to_public_key());
         Ok(Self {
             algorithm: algorithm_for(&public)?,
             public,
@@ -104,7 +105,7 @@ impl RsaKek {
         })
     }
 
-    fn from_public(public: PublicKey) -> Result<Self, Error> {
+    fn from_public(public: RsaOaepPublicKey) -> Result<Self, Error> {
         Ok(Self {
             algorithm: algorithm_for(&public)?,
             public,
@@ -140,7 +141,7 @@ impl RsaKek {
     /// As [`RsaKek::from_pkcs8_der`].
     pub fn from_public_key_der(der: &[u8]) -> Result<Self, Error> {
         Self::from_public(
-            PublicKey::from_public_key_der(der).map_err(|_| invalid("not an RSA SPKI key"))?,
+            RsaOaepPublicKey::from_spki_der(der).map_err(|_| invalid("not an RSA SPKI key"))?,
         )
     }
 
@@ -149,9 +150,9 @@ impl RsaKek {
     /// # Errors
     /// As [`RsaKek::from_pkcs8_der`].
     pub fn from_public_key_pem(pem: &str) -> Result<Self, Error> {
-        Self::from_public(
+        Self::from_public(RsaOaepPublicKey::new(
             PublicKey::from_public_key_pem(pem).map_err(|_| invalid("not an RSA SPKI key"))?,
-        )
+        ))
     }
 
     /// Exports the private key as PKCS#8 DER.
@@ -175,7 +176,7 @@ impl RsaKek {
     /// # Errors
     /// [`Error::Misuse`] if the key cannot be encoded.
     pub fn public_key_der(&self) -> Result<Vec<u8>, Error> {
-        pkcs8::public_der(&self.public, "RSA key cannot be encoded")
+        pkcs8::public_der(self.public.key(), "RSA key cannot be encoded")
     }
 
     /// The public key as SPKI PEM.
@@ -183,14 +184,14 @@ impl RsaKek {
     /// # Errors
     /// [`Error::Misuse`] if the key cannot be encoded.
     pub fn public_key_pem(&self) -> Result<String, Error> {
-        pkcs8::public_pem(&self.public, "RSA key cannot be encoded")
+        pkcs8::public_pem(self.public.key(), "RSA key cannot be encoded")
     }
 
     /// A public-only copy (for a service that only seals).
     pub fn public_only(&self) -> Self {
         Self {
             algorithm: self.algorithm,
-            public: self.public.clone(),
+            public: RsaOaepPublicKey::new(self.public.key().clone()),
             private: None,
             fast: FastKey::default(),
         }
@@ -226,18 +227,9 @@ impl LocalAlgorithm for RsaKek {
         dek: &DataKey,
         binding: &BindingContext,
     ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
-        #[cfg(feature = "aws-lc")]
-        if let Some(k) = self.fast.for_provider(crypto, || self.prepare()) {
-            let wrapped = k?
-                .encrypt(dek.expose_secret(), &label(self.algorithm, binding))
-                .map_err(|_| internal("RSA-OAEP encryption"))?;
-            return Ok((Vec::new(), wrapped));
-        }
-        let _ = crypto;
-        let padding = Oaep::<rsa::sha2::Sha256>::new_with_label(label(self.algorithm, binding));
         let wrapped = self
             .public
-            .encrypt(&mut rng(), padding, dek.expose_secret())
+            .encrypt(crypto, dek.expose_secret(), &label(self.algorithm, binding))
             .map_err(|_| internal("RSA-OAEP encryption"))?;
         Ok((Vec::new(), wrapped))
     }

@@ -1,4 +1,4 @@
-//! [`FastKey`]: a local KEK's key prepared for the `aws-lc` provider.
+//! [`FastKey`]: a key prepared for the `aws-lc` provider, kept beside its RustCrypto form.
 
 #[cfg(feature = "aws-lc")]
 use crate::error::BackendError;
