@@ -35,6 +35,7 @@ fn bench(c: &mut Criterion) {
             d.locator.as_str(),
             WrapAlgorithm::Aes256Kw,
         )
+        .key_id(local.key_identity(&d.locator).unwrap())
     };
     // Real time: the envelope judges the overlap window by the system clock.
     let now = kekring::Clock::now(&kekring::SystemClock);

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 pub use crate::error::BackendError;
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
-pub use crate::locator::KekLocator;
+pub use crate::locator::{KekLocator, KeyIdentity};
 use crate::secret::DataKey;
 
 #[cfg(feature = "aws-kms")]
@@ -273,10 +273,46 @@ impl KekDescriptor {
 }
 
 /// A holder of KEKs. Object-safe: use it as `Arc<dyn KeyBackend>`.
+///
+/// # The contract
+///
+/// What every backend guarantees, and the conformance suite (`kekring::testing`,
+/// feature `testing`) checks:
+///
+/// - **Binding.** Every wrap binds the [`BindingContext`]; an unwrap under any other
+///   context, of a tampered wrap or of another KEK's wrap fails with
+///   [`BackendError::Rejected`].
+/// - **Answers are checked.** A backend refuses an answer of its service that names
+///   another key or version than the one asked for ([`BackendError::KeyMismatch`]), and
+///   answers naming the locator it was asked for; the envelope checks that name again.
+/// - **One identity per key.** [`KeyBackend::key_identity`] maps every spelling of a
+///   locator naming one key (an alias and the key's ARN, `@v01` and `@v1`) to one
+///   [`KeyIdentity`], and different keys to different identities. The key ring compares
+///   identities, never locator strings: a revoked key cannot come back under another
+///   spelling, and a rotation cannot name the current key as its own successor. A
+///   locator that names no fixed key (an alias, which can be re-pointed) has no
+///   identity until [`KeyBackend::resolve_kek`] turns it into the locator of the key it
+///   names now, which is what the ring records; unwraps and destruction then follow
+///   that key, whatever the alias points to later.
+/// - **Typed failures.** A malformed locator is [`BackendError::InvalidLocator`], a
+///   configuration error that stops an open, never [`BackendError::KeyNotFound`], which
+///   lets an open fall through to the next copy.
 #[async_trait]
 pub trait KeyBackend: Send + Sync + fmt::Debug {
     /// What the backend declares about itself.
     fn info(&self) -> &BackendInfo;
+
+    /// The canonical identity of the key `kek` names, from the locator alone (no call to
+    /// the service; a local backend looks the key up in memory). Called when a KEK is
+    /// registered, when an envelope is built, and before a key-ring record is first
+    /// used, so that what the ring recorded is checked against what the backend says.
+    ///
+    /// # Errors
+    /// [`BackendError::InvalidLocator`] for a locator this backend does not read,
+    /// [`BackendError::Unresolved`] for one that names no fixed key (resolve it with
+    /// [`KeyBackend::resolve_kek`] first), [`BackendError::KeyNotFound`] where the
+    /// identity depends on the key and the backend does not hold it.
+    fn key_identity(&self, kek: &KekLocator) -> Result<KeyIdentity, BackendError>;
 
     /// Wraps `req.dek` under `req.kek`, binding `req.binding` into the wrap.
     ///
@@ -314,8 +350,9 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     }
 
     /// The stable form of a locator, to register instead of the one given: an alias
-    /// resolved to the key it names now (AWS KMS), so that re-pointing the alias later
-    /// cannot move the KEK to another key. The default returns it unchanged.
+    /// resolved to the key it names now (AWS KMS), in the backend's canonical spelling,
+    /// so that re-pointing the alias later cannot move the KEK to another key. Its
+    /// [`KeyBackend::key_identity`] then succeeds. The default returns it unchanged.
     ///
     /// # Errors
     /// As [`KeyBackend::wrap`] for a key that cannot be resolved.

@@ -238,6 +238,19 @@ pub enum ConfigError {
         /// The algorithm.
         algorithm: WrapAlgorithm,
     },
+    /// A key-ring record names another key than its locator does now: the backend's
+    /// identity of the locator is not the one the ring recorded (the record was edited,
+    /// or the backend instance configured under its name is another one). The record is
+    /// not used.
+    #[error("KEK {kek}: the ring recorded key {recorded}, its locator names key {found}")]
+    KeyIdentity {
+        /// The KEK.
+        kek: KekRef,
+        /// The last 12 characters of the identity the ring recorded.
+        recorded: String,
+        /// The last 12 characters of the identity the backend gives the locator.
+        found: String,
+    },
     /// A remote backend's configuration is incomplete or malformed (an address, a
     /// region, a key identifier, missing credentials settings).
     #[error("backend configuration: {reason}")]
@@ -397,6 +410,19 @@ pub enum BackendError {
     /// The KEK is public-only here: it can wrap but not unwrap.
     #[error("KEK {0} holds no private key here: it can wrap, not unwrap")]
     PublicOnly(KekLocator),
+    /// The locator is not one this backend reads (malformed, or in another backend's
+    /// syntax): a configuration error, never a missing key, which would let an open fall
+    /// through to the next copy.
+    #[error("not a locator of this backend: {reason}")]
+    InvalidLocator {
+        /// What is wrong (the locator itself is not repeated: it may hold anything).
+        reason: String,
+    },
+    /// The locator names no fixed key (an alias, a key URL without a version): resolve
+    /// it first with [`KeyBackend::resolve_kek`](crate::KeyBackend::resolve_kek), which
+    /// gives the locator of the key it names now, and register that.
+    #[error("locator {0} names no fixed key: resolve it first")]
+    Unresolved(KekLocator),
     /// The backend refused the wrapped key: it was tampered with, bound to another
     /// context, or wrapped under another key. Surfaced by the `Envelope` as the opaque
     /// [`Error::Crypto`](crate::Error::Crypto).
@@ -507,6 +533,8 @@ impl BackendError {
             BackendError::KeyMismatch { .. } => "key-mismatch",
             BackendError::UnsupportedAlgorithm { .. } => "unsupported-algorithm",
             BackendError::PublicOnly(_) => "public-only",
+            BackendError::InvalidLocator { .. } => "invalid-locator",
+            BackendError::Unresolved(_) => "unresolved",
             BackendError::Rejected => "rejected",
             BackendError::Unsupported { .. } => "unsupported",
             BackendError::MalformedResponse { .. } => "malformed-response",
@@ -607,15 +635,23 @@ pub enum LifecycleError {
         /// What the new ring makes of it.
         to: &'static str,
     },
-    /// A retired, revoked or destroyed KEK of the ring names this backend key: its
-    /// material must not come back under another name.
-    #[error("the locator {locator_tail} belongs to KEK {existing}, which is out of use")]
-    DuplicateLocator {
-        /// The last 12 characters of the locator.
-        locator_tail: String,
+    /// The backend key is already another KEK's, whose use rules a new one out: a
+    /// retired, revoked or destroyed KEK (its material must not come back under another
+    /// name), or an earlier version of the same tenant and purpose (a rotation must move
+    /// to another key, or a copy under the old version could be relabelled as the new
+    /// one and open after the old one was revoked). Compared by the key's identity, so
+    /// another spelling of the same key is the same key.
+    #[error("the backend key {key_tail} is already KEK {existing}'s")]
+    KeyReused {
+        /// The last 12 characters of the key's identity.
+        key_tail: String,
         /// The KEK registered with it.
         existing: KekRef,
     },
+    /// A KEK to register carries no key identity ([`NewKek::key_id`](crate::lifecycle::NewKek::key_id)):
+    /// the ring cannot tell whether its key is one it already names.
+    #[error("KEK {0} has no key identity: set it from its backend's key_identity")]
+    Unidentified(KekRef),
     /// The ring's recorder (the audit log) could not record the transition's events, so
     /// nothing was installed. The `Envelope` reports it as [`Error::Audit`].
     #[error("the transition could not be recorded: {0}")]
@@ -840,6 +876,10 @@ mod tests {
                 false,
             ),
             (BackendError::Unsupported { operation: "x" }, false, false),
+            // A locator this backend does not read, or one that names no fixed key, is a
+            // configuration error: it stops the open.
+            (BackendError::InvalidLocator { reason: msg() }, false, false),
+            (BackendError::Unresolved(kek()), false, false),
         ];
         for (e, transient, next) in cases {
             assert_eq!(e.is_transient(), transient, "{e:?}");

@@ -46,6 +46,7 @@ mod shared_tests {
             format!("k{v}"),
             WrapAlgorithm::Aes256Kw,
         )
+        .key_id(crate::locator::KeyIdentity::new(format!("k{v}")))
     }
 
     #[test]

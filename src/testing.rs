@@ -42,7 +42,7 @@ use crate::envelope::Envelope;
 use crate::error::{BackendError, Error};
 use crate::format::{BindingContext, Classification, KekRef, Name, WrapAlgorithm};
 use crate::lifecycle::NewKek;
-use crate::locator::KekLocator;
+use crate::locator::{KekLocator, KeyIdentity};
 use crate::policy::Profile;
 use crate::secret::DataKey;
 
@@ -657,6 +657,10 @@ struct Misnaming(Arc<dyn KeyBackend>);
 impl KeyBackend for Misnaming {
     fn info(&self) -> &BackendInfo {
         self.0.info()
+    }
+
+    fn key_identity(&self, kek: &KekLocator) -> Result<KeyIdentity, BackendError> {
+        self.0.key_identity(kek)
     }
 
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {

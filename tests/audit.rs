@@ -136,7 +136,8 @@ fn json_lines_sink_round_trips_resumes_and_anchors() {
                 BackendId::AwsKms,
                 arn,
                 WrapAlgorithm::Aes256Opaque,
-            ),
+            )
+            .key_id(kekring::backend::KeyIdentity::new(arn)),
             10,
         )
         .unwrap();

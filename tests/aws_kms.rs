@@ -601,3 +601,153 @@ async fn a_key_disabled_by_its_owner_stops_the_open_and_is_not_bypassed_by_a_cop
 fn env_var_kms() -> String {
     env("KEKRING_TEST_KMS_ENDPOINT")
 }
+
+/// An alias names no fixed key: registered, it is resolved to the key ARN it names then,
+/// so that re-pointing it later moves neither unwraps nor a destruction. Before, an
+/// envelope built on the alias followed it: a new backend instance resolved it afresh,
+/// unwrapped under the new key (refused) and scheduled the new key's deletion.
+#[tokio::test]
+async fn an_alias_re_pointed_after_registration_moves_neither_unwrap_nor_destroy() {
+    let b = localstack().await;
+    let first = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "repoint-1").await;
+    let second = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "repoint-2").await;
+    let client = sdk(&env("KEKRING_TEST_KMS_ENDPOINT"), "test", "test");
+    let alias = format!("alias/kekring-repoint-{}", std::process::id());
+    client
+        .create_alias()
+        .alias_name(&alias)
+        .target_key_id(key_id(&first))
+        .send()
+        .await
+        .unwrap();
+    let by_alias = AwsKmsKek::new(&alias, &region(), None).unwrap().locator();
+    let scope = common::kref("acme", "repoint", 1);
+    let alg = WrapAlgorithm::Aes256Opaque;
+
+    // An alias cannot be registered as it is: it names no fixed key.
+    let built = Envelope::builder()
+        .backend(b.clone())
+        .kek(NewKek::new(
+            scope.clone(),
+            BackendId::AwsKms,
+            by_alias.clone(),
+            alg,
+        ))
+        .build();
+    assert!(
+        matches!(built, Err(Error::Backend(BackendError::Unresolved(_)))),
+        "{built:?}"
+    );
+
+    let env = Envelope::builder().backend(b.clone()).build().unwrap();
+    env.register_kek(NewKek::new(scope.clone(), BackendId::AwsKms, by_alias, alg))
+        .await
+        .unwrap();
+    let record = env.key_ring().read(|r| r.get(&scope).cloned()).unwrap();
+    assert_eq!(record.locator, first);
+    assert_eq!(
+        record.key_id.as_str(),
+        AwsKmsKek::parse(&first)
+            .unwrap()
+            .locator()
+            .as_str()
+            .trim_start_matches(&format!("aws-kms:{}:", region()))
+    );
+    let ctx = common::ctx("acme", "repoint", "o", Classification::Internal);
+    let sealed = env.seal(&ctx, b"under the first key").await.unwrap();
+
+    client
+        .update_alias()
+        .alias_name(&alias)
+        .target_key_id(key_id(&second))
+        .send()
+        .await
+        .unwrap();
+    // Another instance, with a fresh backend that knows nothing of the alias.
+    let later = Envelope::builder()
+        .backend(localstack().await)
+        .key_ring(kekring::lifecycle::SharedKeyRing::new(
+            env.key_ring().snapshot(),
+        ))
+        .build()
+        .unwrap();
+    assert_eq!(
+        later.open(&ctx, &sealed).await.unwrap(),
+        b"under the first key"
+    );
+
+    later
+        .key_ring()
+        .apply(|r| r.revoke(&scope, 1_700_000_000, "end of test"))
+        .unwrap();
+    later
+        .destroy_kek(&scope, Vec::new(), kekring::envelope::RetireOptions::new())
+        .await
+        .unwrap();
+    let state = |kek: KekLocator| {
+        let client = client.clone();
+        async move {
+            client
+                .describe_key()
+                .key_id(key_id(&kek))
+                .send()
+                .await
+                .unwrap()
+                .key_metadata()
+                .and_then(|m| m.key_state().cloned())
+        }
+    };
+    assert_eq!(
+        state(first).await,
+        Some(aws_sdk_kms::types::KeyState::PendingDeletion)
+    );
+    assert_eq!(
+        state(second).await,
+        Some(aws_sdk_kms::types::KeyState::Enabled)
+    );
+}
+
+/// A key's ARN and an alias naming it are one key: a revoked KEK does not come back as
+/// another scope's or version's through the alias.
+#[tokio::test]
+async fn a_revoked_kms_key_is_refused_under_an_alias_naming_it() {
+    let b = localstack().await;
+    let kek = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "revoked").await;
+    let client = sdk(&env("KEKRING_TEST_KMS_ENDPOINT"), "test", "test");
+    let alias = format!("alias/kekring-revoked-{}", std::process::id());
+    client
+        .create_alias()
+        .alias_name(&alias)
+        .target_key_id(key_id(&kek))
+        .send()
+        .await
+        .unwrap();
+    let alg = WrapAlgorithm::Aes256Opaque;
+    let scope = common::kref("acme", "revoked", 1);
+    let env = Envelope::builder()
+        .backend(b.clone())
+        .kek(NewKek::new(scope.clone(), BackendId::AwsKms, kek, alg))
+        .build()
+        .unwrap();
+    env.key_ring()
+        .apply(|r| r.revoke(&scope, 1_700_000_000, "leaked"))
+        .unwrap();
+    let by_alias = AwsKmsKek::new(&alias, &region(), None).unwrap().locator();
+    let got = env
+        .register_kek(NewKek::new(
+            common::kref("acme", "revoked", 2),
+            BackendId::AwsKms,
+            by_alias,
+            alg,
+        ))
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(Error::Misuse(kekring::MisuseError::Lifecycle(
+                kekring::lifecycle::LifecycleError::KeyReused { .. }
+            )))
+        ),
+        "{got:?}"
+    );
+}

@@ -36,6 +36,12 @@ impl kekring::KeyBackend for IgnoresBinding {
     fn info(&self) -> &kekring::BackendInfo {
         self.0.info()
     }
+    fn key_identity(
+        &self,
+        kek: &kekring::KekLocator,
+    ) -> Result<kekring::backend::KeyIdentity, kekring::BackendError> {
+        self.0.key_identity(kek)
+    }
     async fn wrap(
         &self,
         req: kekring::backend::WrapRequest<'_>,

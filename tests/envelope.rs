@@ -331,6 +331,15 @@ impl KeyBackend for TestBackend {
     fn info(&self) -> &BackendInfo {
         &self.info
     }
+    fn key_identity(
+        &self,
+        kek: &KekLocator,
+    ) -> Result<kekring::backend::KeyIdentity, BackendError> {
+        Ok(kekring::backend::KeyIdentity::new(format!(
+            "test:{}",
+            kek.as_str()
+        )))
+    }
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let inner_loc = KekLocator::new("inner");

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kekring::audit::{AuditEvent, AuditLog, AuditSink, MemorySink};
-use kekring::backend::{BackendError, KekSpec, UnwrapRequest, WrapRequest};
+use kekring::backend::{BackendError, KekSpec, KeyIdentity, UnwrapRequest, WrapRequest};
 use kekring::format::{WrappedDek, WrappedEntry};
 use kekring::lifecycle::{KekState, KeyRing, NewKek, SharedKeyRing};
 use kekring::{
@@ -49,7 +49,8 @@ async fn ring_with(local: &LocalBackend, keks: &[(&str, u32, WrapAlgorithm)]) ->
                     BackendId::Local,
                     d.locator.as_str(),
                     *alg,
-                ),
+                )
+                .key_id(local.key_identity(&d.locator).unwrap()),
                 T0,
             )
         })
@@ -76,7 +77,8 @@ async fn rotate_to_new(local: &LocalBackend, ring: &SharedKeyRing, alg: WrapAlgo
         .create_kek(&KekSpec::new(alg, "docs-2"))
         .await
         .unwrap();
-    let next = NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), alg);
+    let next = NewKek::new(kref("docs", 2), BackendId::Local, d.locator.as_str(), alg)
+        .key_id(local.key_identity(&d.locator).unwrap());
     ring.apply(|r| r.rotate(next, now)).unwrap();
 }
 
@@ -179,6 +181,7 @@ fn compare_and_swap_never_undoes_a_revocation() {
             format!("{p}-1"),
             WrapAlgorithm::Aes256Kw,
         )
+        .key_id(KeyIdentity::new(format!("{p}-1")))
     };
     let shared = SharedKeyRing::new(KeyRing::new());
     shared.apply(|r| r.register(new("docs"), T0)).unwrap();
@@ -222,10 +225,11 @@ fn compare_and_swap_never_undoes_a_revocation() {
         BackendId::Local,
         "docs-1",
         WrapAlgorithm::Aes256Kw,
-    );
+    )
+    .key_id(KeyIdentity::new("docs-1"));
     assert!(matches!(
         shared.apply(|r| r.register(revived, T0 + 5)),
-        Err(kekring::lifecycle::LifecycleError::DuplicateLocator { .. })
+        Err(kekring::lifecycle::LifecycleError::KeyReused { .. })
     ));
 }
 
@@ -629,7 +633,8 @@ async fn destroy_refuses_a_backend_key_another_kek_still_uses() {
                     BackendId::Local,
                     loc.as_str(),
                     alg,
-                ),
+                )
+                .key_id(local.key_identity(&loc).unwrap()),
                 T0,
             )
         })
@@ -695,7 +700,8 @@ fn a_revocation_installed_by_compare_and_swap_is_recorded() {
                     BackendId::Local,
                     "k",
                     WrapAlgorithm::Aes256Kw,
-                ),
+                )
+                .key_id(KeyIdentity::new("k")),
                 T0,
             )
         })
@@ -725,6 +731,7 @@ fn a_revocation_installed_by_compare_and_swap_is_recorded() {
             format!("o{v}"),
             WrapAlgorithm::Aes256Kw,
         )
+        .key_id(KeyIdentity::new(format!("o{v}")))
     };
     other.apply(|r| r.register(new(1), T0)).unwrap();
     other.apply(|r| r.rotate(new(2), T0)).unwrap();
@@ -858,5 +865,207 @@ async fn pending_denials_survive_a_failing_flush_and_are_written_on_drop() {
         denied_count(&sink.kept),
         8,
         "the drop wrote the pending count"
+    );
+}
+
+// The backend contract review (the chassis issue): one key has one identity, whatever
+// its spelling. Each test failed before keys were compared by identity (the ring
+// compared locator strings).
+
+/// One AES key imported under two locators: two spellings of one key.
+fn one_key_twice(local: &LocalBackend) -> (KekLocator, KekLocator) {
+    let alg = WrapAlgorithm::Aes256Kw;
+    let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    let material = || kekring::secret::Aes256KeyMaterial::from_slice(&bytes).unwrap();
+    let a = local.import_aes256("acme-docs-a", alg, material()).unwrap();
+    let b = local.import_aes256("acme-docs-b", alg, material()).unwrap();
+    assert_eq!(
+        local.key_identity(&a).unwrap(),
+        local.key_identity(&b).unwrap()
+    );
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_rotation_to_another_spelling_of_the_current_key_is_refused() {
+    let local = Arc::new(LocalBackend::new());
+    let (a, b) = one_key_twice(&local);
+    let alg = WrapAlgorithm::Aes256Kw;
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .kek(NewKek::new(kref("docs", 1), BackendId::Local, a, alg))
+        .build()
+        .unwrap();
+    let (tenant, purpose) = (
+        kref("docs", 1).tenant().clone(),
+        kref("docs", 1).purpose().clone(),
+    );
+    let got = env
+        .rotate_kek_to(&tenant, &purpose, BackendId::Local, b, alg)
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(Error::Misuse(kekring::MisuseError::Lifecycle(
+                kekring::lifecycle::LifecycleError::KeyReused { .. }
+            )))
+        ),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_spelling_of_a_revoked_key_is_refused_at_register() {
+    let local = Arc::new(LocalBackend::new());
+    let (a, b) = one_key_twice(&local);
+    let alg = WrapAlgorithm::Aes256Kw;
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .kek(NewKek::new(kref("docs", 1), BackendId::Local, a, alg))
+        .build()
+        .unwrap();
+    env.key_ring()
+        .apply(|r| r.revoke(&kref("docs", 1), T0, "leaked"))
+        .unwrap();
+    // Registered again under its other name, for this scope or any other.
+    for (purpose, v) in [("docs", 2), ("other", 1)] {
+        let got = env
+            .register_kek(NewKek::new(
+                kref(purpose, v),
+                BackendId::Local,
+                b.clone(),
+                alg,
+            ))
+            .await;
+        assert!(
+            matches!(
+                got,
+                Err(Error::Misuse(kekring::MisuseError::Lifecycle(
+                    kekring::lifecycle::LifecycleError::KeyReused { .. }
+                )))
+            ),
+            "{purpose}: {got:?}"
+        );
+    }
+    // Nor through the ring itself, with the identity its backend gives the locator.
+    let got = env.key_ring().apply(|r| {
+        r.register(
+            NewKek::new(kref("docs", 2), BackendId::Local, b.clone(), alg)
+                .key_id(local.key_identity(&b).unwrap()),
+            T0,
+        )
+    });
+    assert!(
+        matches!(
+            got,
+            Err(kekring::lifecycle::LifecycleError::KeyReused { .. })
+        ),
+        "{got:?}"
+    );
+}
+
+/// Whoever can edit stored blobs relabels a v1 copy as v2: once v1 is revoked, it must
+/// not open through v2. With v2 another spelling of v1's key it did; now v2 has to be
+/// another key, under which the relabelled copy does not unwrap.
+#[tokio::test]
+async fn a_v1_copy_relabelled_as_v2_does_not_open_after_v1_is_revoked() {
+    let local = Arc::new(LocalBackend::new());
+    let (a, b) = one_key_twice(&local);
+    let alg = WrapAlgorithm::Aes256Kw;
+    let env = Envelope::builder()
+        .backend(local.clone())
+        .kek(NewKek::new(kref("docs", 1), BackendId::Local, a, alg))
+        .build()
+        .unwrap();
+    let c = ctx("docs", "o", Classification::Internal);
+    let sealed_v1 = env.seal(&c, b"under v1").await.unwrap();
+    let scope = kref("docs", 1);
+    let (tenant, purpose) = (scope.tenant().clone(), scope.purpose().clone());
+    assert!(
+        env.rotate_kek_to(&tenant, &purpose, BackendId::Local, b, alg)
+            .await
+            .is_err(),
+        "v2 may not be v1's key under another name"
+    );
+    let fresh = local.generate_aes256("acme-docs-c", alg).unwrap();
+    env.rotate_kek_to(&tenant, &purpose, BackendId::Local, fresh, alg)
+        .await
+        .unwrap();
+    env.key_ring()
+        .apply(|r| r.revoke(&kref("docs", 1), T0, "leaked"))
+        .unwrap();
+    let (header, len) = kekring::format::SealedHeader::decode_prefix(&sealed_v1).unwrap();
+    let v1 = &header.wrapped_dek().entries()[0];
+    let forged = WrappedDek::new(
+        header.wrapped_dek().classification().clone(),
+        vec![relabelled(v1, kref("docs", 2))],
+    )
+    .unwrap();
+    let mut relabelled_object = header.with_wrapped_dek(forged).encode();
+    relabelled_object.extend_from_slice(&sealed_v1[len..]);
+    let got = env.open(&c, &relabelled_object).await;
+    assert!(matches!(got, Err(Error::Crypto)), "{got:?}");
+    assert!(matches!(
+        env.open(&c, &sealed_v1).await,
+        Err(Error::KeyState(_))
+    ));
+}
+
+/// A ring edited so that a record's identity no longer matches what its locator names
+/// is not used: the record is refused before any wrap.
+#[tokio::test]
+async fn a_record_whose_identity_does_not_match_its_locator_is_not_used() {
+    let local = Arc::new(LocalBackend::new());
+    let alg = WrapAlgorithm::Aes256Kw;
+    let loc = local.generate_aes256("acme-docs-1", alg).unwrap();
+    let ring = SharedKeyRing::new(KeyRing::new());
+    ring.apply(|r| {
+        r.register(
+            NewKek::new(kref("docs", 1), BackendId::Local, loc.clone(), alg)
+                .key_id(KeyIdentity::new("local:00000000000000000000000000000000")),
+            T0,
+        )
+    })
+    .unwrap();
+    let got = Envelope::builder()
+        .backend(local.clone())
+        .key_ring(ring)
+        .build();
+    assert!(
+        matches!(
+            got,
+            Err(Error::Config(kekring::ConfigError::KeyIdentity { .. }))
+        ),
+        "{got:?}"
+    );
+}
+
+/// A ring installed by compare-and-swap passes what a ring read from JSON passes: two
+/// active KEKs for one scope are refused (before, only the schema was checked).
+#[test]
+fn compare_and_swap_validates_like_from_json() {
+    let new = |v: u32| {
+        NewKek::new(
+            kref("docs", v),
+            BackendId::Local,
+            format!("k{v}"),
+            WrapAlgorithm::Aes256Kw,
+        )
+        .key_id(KeyIdentity::new(format!("k{v}")))
+    };
+    let shared = SharedKeyRing::new(KeyRing::new());
+    shared.apply(|r| r.register(new(1), T0)).unwrap();
+    let (rotated, _) = shared.read(|r| r.rotate(new(2), T0)).unwrap();
+    // The rotated ring, edited so that v1 is active beside v2.
+    let json = rotated
+        .to_json()
+        .replacen("\"state\": \"deprecated\"", "\"state\": \"active\"", 1);
+    assert!(KeyRing::from_json(&json).is_err());
+    let edited: KeyRing = serde_json::from_str(&json).unwrap();
+    let expected = shared.read(KeyRing::generation);
+    let got = shared.compare_and_swap(expected, edited);
+    assert!(
+        matches!(got, Err(kekring::lifecycle::LifecycleError::Malformed(_))),
+        "{got:?}"
     );
 }

@@ -23,6 +23,7 @@ fn new(v: u32) -> NewKek {
         format!("local-key-{v}"),
         WrapAlgorithm::Aes256Kw,
     )
+    .key_id(kekring::backend::KeyIdentity::new(format!("local-key-{v}")))
     .cadence(Cadence::DAYS_90)
     .overlap_seconds(30 * DAY)
 }

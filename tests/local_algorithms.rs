@@ -46,9 +46,18 @@ fn purpose(alg: WrapAlgorithm) -> String {
 }
 
 fn envelope_for(tenants: &[&str], backend: Arc<LocalBackend>) -> Envelope {
+    envelope_over(tenants, backend, &LOCAL_ALGORITHMS)
+}
+
+/// An envelope with a KEK of each of `algorithms` per tenant, named after the algorithm.
+fn envelope_over(
+    tenants: &[&str],
+    backend: Arc<LocalBackend>,
+    algorithms: &[WrapAlgorithm],
+) -> Envelope {
     let mut b = Envelope::builder().backend(backend);
     for t in tenants {
-        for alg in LOCAL_ALGORITHMS {
+        for &alg in algorithms {
             let r = KekRef::new(t, &purpose(alg), 1).unwrap();
             b = b
                 .kek(NewKek::new(
@@ -189,7 +198,7 @@ async fn public_only_keks_wrap_but_do_not_unwrap() {
             .insert(kekring::KekLocator::new(alg.name()), public)
             .unwrap();
     }
-    let seal_only = envelope_for(&["acme"], sealer);
+    let seal_only = envelope_over(&["acme"], sealer, &asymmetric());
     let full_env = envelope_for(&["acme"], full.clone());
     for alg in asymmetric() {
         let c = ctx("acme", alg, "o", Classification::Internal);

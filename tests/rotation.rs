@@ -70,6 +70,7 @@ impl World {
                         d.locator.as_str(),
                         WrapAlgorithm::Aes256Kw,
                     )
+                    .key_id(local.key_identity(&d.locator).unwrap())
                     .cadence(Cadence::DAYS_90)
                     .overlap_seconds(30 * DAY),
                     T0,
@@ -115,7 +116,8 @@ impl World {
                         BackendId::Local,
                         d.locator.as_str(),
                         WrapAlgorithm::Aes256Kw,
-                    ),
+                    )
+                    .key_id(self.local.key_identity(&d.locator).unwrap()),
                     now,
                 )
             })
@@ -312,7 +314,8 @@ async fn break_glass_rewrap_is_the_only_way_out_and_is_audited() {
                     BackendId::Local,
                     d.locator.as_str(),
                     WrapAlgorithm::Aes256Kw,
-                ),
+                )
+                .key_id(w.local.key_identity(&d.locator).unwrap()),
                 now,
             )
         })
@@ -402,6 +405,12 @@ impl Flaky {
 impl KeyBackend for Flaky {
     fn info(&self) -> &BackendInfo {
         self.inner.info()
+    }
+    fn key_identity(
+        &self,
+        kek: &kekring::KekLocator,
+    ) -> Result<kekring::backend::KeyIdentity, BackendError> {
+        self.inner.key_identity(kek)
     }
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
         self.roll()?;

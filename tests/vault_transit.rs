@@ -489,3 +489,67 @@ async fn bulk_rewrap_runs_inside_transit_and_retirement_raises_its_floor() {
         }
     }
 }
+
+/// Transit reads `/transit/k@v01` as `transit/k@v1`: one key, which the key ring must
+/// see as one. Before keys were compared by identity, a rotation named the current key
+/// as its own successor, and a revoked version came back under the other spelling.
+#[tokio::test]
+async fn another_spelling_of_a_transit_version_is_the_same_key() {
+    let transit = backend(VaultAuth::Token(root()));
+    let v1 = root_kek("acme-spelling").await;
+    let other = KekLocator::new(format!("/{}", v1.as_str().replace("@v1", "@v01")));
+    assert_eq!(
+        transit.key_identity(&v1).unwrap(),
+        transit.key_identity(&other).unwrap()
+    );
+    // Transit itself takes both: a wrap under one spelling unwraps under the other.
+    let dek = DataKey::generate().unwrap();
+    let ctx = binding("o");
+    let alg = WrapAlgorithm::Aes256Opaque;
+    let w = transit
+        .wrap(WrapRequest::new(&v1, alg, &dek, &ctx))
+        .await
+        .unwrap();
+    let back = transit
+        .unwrap(UnwrapRequest::new(&other, alg, &w.params, &w.wrapped, &ctx))
+        .await
+        .unwrap();
+    assert_eq!(back.dek.expose_secret(), dek.expose_secret());
+
+    let scope = common::kref("acme", "spelling", 1);
+    let env = Envelope::builder()
+        .backend(transit.clone())
+        .kek(NewKek::new(scope.clone(), BackendId::VaultTransit, v1, alg))
+        .build()
+        .unwrap();
+    let reused = |got: &Result<kekring::KekRef, Error>| {
+        matches!(
+            got,
+            Err(Error::Misuse(kekring::MisuseError::Lifecycle(
+                kekring::lifecycle::LifecycleError::KeyReused { .. }
+            )))
+        )
+    };
+    let got = env
+        .rotate_kek_to(
+            scope.tenant(),
+            scope.purpose(),
+            BackendId::VaultTransit,
+            other.clone(),
+            alg,
+        )
+        .await;
+    assert!(reused(&got), "{got:?}");
+    env.key_ring()
+        .apply(|r| r.revoke(&scope, 1_700_000_000, "leaked"))
+        .unwrap();
+    let got = env
+        .register_kek(NewKek::new(
+            common::kref("acme", "spelling", 2),
+            BackendId::VaultTransit,
+            other,
+            alg,
+        ))
+        .await;
+    assert!(reused(&got), "{got:?}");
+}

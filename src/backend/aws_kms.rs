@@ -52,8 +52,8 @@ use super::kit::intermediate;
 use super::kit::kem::{encapsulate_and_wrap, unwrap_with_ciphertext, wrap_with_ciphertext};
 use super::kit::{CallPolicy, unavailable};
 use super::{
-    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
-    UnwrapResponse, WrapRequest, WrapResponse,
+    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, KeyIdentity,
+    UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
 };
 use crate::crypto::mlkem::MlKemPublicKey;
 use crate::crypto::{self, Primitives};
@@ -578,7 +578,9 @@ impl AwsKmsBackend {
     }
 
     fn parse(locator: &KekLocator) -> Result<AwsKmsKek, BackendError> {
-        AwsKmsKek::parse(locator).map_err(|_| BackendError::KeyNotFound(locator.clone()))
+        AwsKmsKek::parse(locator).map_err(|e| BackendError::InvalidLocator {
+            reason: e.to_string(),
+        })
     }
 
     /// The key's ARN (checked against the locator) and algorithm, from `DescribeKey`.
@@ -968,6 +970,16 @@ impl KeyBackend for AwsKmsBackend {
         &self.info
     }
 
+    /// The key ARN (whatever role reaches it). A key id or an alias names no fixed key
+    /// (an alias can be re-pointed; a key id names no account): resolve it first.
+    fn key_identity(&self, kek: &KekLocator) -> Result<KeyIdentity, BackendError> {
+        let k = Self::parse(kek)?;
+        if k.key.starts_with("arn:") && k.key.contains(":key/") {
+            return Ok(KeyIdentity::new(k.key));
+        }
+        Err(BackendError::Unresolved(kek.clone()))
+    }
+
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
         let (kek, alg) = (req.kek, req.algorithm);
         self.call
@@ -1204,6 +1216,39 @@ mod tests {
             "arn:aws:kms:eu-west-1:111122223333:alias/acme"
         ));
         assert!(!fits("alias/acme", "not an arn"));
+    }
+
+    /// The key ARN is the identity, whatever role reaches it, so that KEKs reached
+    /// through one role stay apart in audit events (their tails are their keys', not
+    /// the role's); a key id or an alias names no fixed key.
+    #[tokio::test]
+    async fn the_identity_is_the_key_arn_whatever_the_role() {
+        let b = AwsKmsBackend::new(AwsKmsConfig::new().region("eu-west-1"))
+            .await
+            .unwrap();
+        let role = "arn:aws:iam::444455556666:role/kekring";
+        let arn = |id: &str| format!("arn:aws:kms:eu-west-1:111122223333:key/{id}");
+        let id = |key: &str, role: Option<&str>| {
+            let l = AwsKmsKek::new(key, "eu-west-1", role).unwrap().locator();
+            b.key_identity(&l)
+        };
+        let one = id(&arn("1111aaaa-0000-4000-8000-000000000001"), Some(role)).unwrap();
+        assert_eq!(
+            one,
+            id(&arn("1111aaaa-0000-4000-8000-000000000001"), None).unwrap()
+        );
+        let two = id(&arn("2222bbbb-0000-4000-8000-000000000002"), Some(role)).unwrap();
+        assert_ne!(one.tail(), two.tail());
+        for unresolved in ["alias/acme", "1111aaaa-0000-4000-8000-000000000001"] {
+            assert!(matches!(
+                id(unresolved, Some(role)),
+                Err(BackendError::Unresolved(_))
+            ));
+        }
+        assert!(matches!(
+            b.key_identity(&KekLocator::new("transit/k@v1")),
+            Err(BackendError::InvalidLocator { .. })
+        ));
     }
 
     #[tokio::test]

@@ -33,8 +33,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::backend::{
-    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, UnwrapRequest,
-    UnwrapResponse, WrapRequest, WrapResponse,
+    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, KeyIdentity,
+    UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
 };
 use crate::crypto::{CryptoProvider, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
@@ -177,6 +177,49 @@ impl LocalKek {
                 .into());
             }
         })
+    }
+}
+
+impl LocalKek {
+    /// The key's identity: `local:` and 32 hex digits, a fingerprint of the key itself,
+    /// so that one key imported under two locators (or as a private key and as its
+    /// public half) is one key to the key ring. For AES-256 it is HKDF-SHA-256 of the key
+    /// (salt `kekring/v1/key-identity`, info `aes256`), a pseudorandom function of the
+    /// key that reveals nothing of it; for an asymmetric key, SHA-256 of that label, the
+    /// algorithm family and the public key's encoding. Truncated to 128 bits.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] if the public key cannot be encoded.
+    pub fn identity(&self) -> Result<KeyIdentity, Error> {
+        use sha2::{Digest, Sha256};
+        const LABEL: &[u8] = b"kekring/v1/key-identity";
+        let mut fp = [0u8; 16];
+        let public = |family: &str, encoding: &[u8]| {
+            let digest = Sha256::new()
+                .chain_update(LABEL)
+                .chain_update([0])
+                .chain_update(family.as_bytes())
+                .chain_update([0])
+                .chain_update(encoding)
+                .finalize();
+            let mut out = [0u8; 16];
+            out.copy_from_slice(digest.get(..16).unwrap_or(&[0; 16]));
+            out
+        };
+        match self {
+            LocalKek::Aes256(k) => {
+                hkdf::Hkdf::<Sha256>::new(Some(LABEL), k.material().expose_secret())
+                    .expand(b"aes256", &mut fp)
+                    .map_err(|_| Error::Internal("HKDF output length"))?;
+            }
+            #[cfg(feature = "local-rsa")]
+            LocalKek::Rsa(k) => fp = public("rsa", &k.public_key_der()?),
+            LocalKek::P256(k) => fp = public("p256", &k.public_key_der()?),
+            LocalKek::MlKem(k) => fp = public("ml-kem", &k.encapsulation_key()),
+            LocalKek::Hybrid(k) => fp = public("p256-ml-kem-768", &k.encapsulation_key()),
+        }
+        let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(KeyIdentity::new(format!("local:{hex}")))
     }
 }
 
@@ -549,6 +592,16 @@ fn unavailable_poisoned() -> BackendError {
 impl KeyBackend for LocalBackend {
     fn info(&self) -> &BackendInfo {
         &self.info
+    }
+
+    /// The key's fingerprint ([`LocalKek::identity`]).
+    fn key_identity(&self, kek: &KekLocator) -> Result<KeyIdentity, BackendError> {
+        let key = self
+            .get_shared(kek)
+            .ok_or_else(|| BackendError::KeyNotFound(kek.clone()))?;
+        key.identity().map_err(|e| BackendError::InvalidRequest {
+            message: format!("the key's identity: {e}"),
+        })
     }
 
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {

@@ -64,8 +64,8 @@ use zeroize::Zeroizing;
 
 use super::kit::{CallPolicy, unavailable};
 use super::{
-    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, RewrapRequest,
-    UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
+    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, KeyIdentity,
+    RewrapRequest, UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
 };
 use crate::error::{ConfigError, Error};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
@@ -718,7 +718,9 @@ impl VaultTransitBackend {
     }
 
     fn parse(kek: &KekLocator) -> Result<TransitKey, BackendError> {
-        TransitKey::parse(kek).map_err(|_| BackendError::KeyNotFound(kek.clone()))
+        TransitKey::parse(kek).map_err(|e| BackendError::InvalidLocator {
+            reason: e.to_string(),
+        })
     }
 
     async fn wrap_once(
@@ -807,6 +809,23 @@ impl KeyBackend for VaultTransitBackend {
         &self.info
     }
 
+    /// `{namespace}/{mount}/{name}@v{version}` with no slash at either end of a part and
+    /// the version in decimal without leading zeros: `/transit/k@v01` and `transit/k@v1`
+    /// are one key.
+    fn key_identity(&self, kek: &KekLocator) -> Result<KeyIdentity, BackendError> {
+        let key = Self::parse(kek)?;
+        let ns = self
+            .config
+            .namespace
+            .as_deref()
+            .map(|n| n.trim_matches('/'))
+            .filter(|n| !n.is_empty());
+        Ok(KeyIdentity::new(match ns {
+            Some(ns) => format!("{ns}/{}", key.locator().as_str()),
+            None => key.locator().as_str().to_owned(),
+        }))
+    }
+
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
         Self::check_algorithm(req.kek, req.algorithm)?;
         let key = Self::parse(req.kek)?;
@@ -828,6 +847,11 @@ impl KeyBackend for VaultTransitBackend {
                 self.unwrap_once(&key, req.kek, ciphertext, req.binding)
             })
             .await
+    }
+
+    /// The canonical spelling (`/transit/k@v01` becomes `transit/k@v1`).
+    async fn resolve_kek(&self, kek: &KekLocator) -> Result<KekLocator, BackendError> {
+        Ok(Self::parse(kek)?.locator())
     }
 
     /// Transit's `rewrap` between two versions of one key: the ciphertext is decrypted

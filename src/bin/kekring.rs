@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use kekring::audit::{self, AuditError, AuditKey, AuditLog, AuditRecord, ChainHead, MemorySink};
-use kekring::backend::{KekSpec, KeyBackend};
+use kekring::backend::{KekSpec, KeyBackend, KeyIdentity};
 use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, RetireOptions, RewrapOutcome};
 use kekring::format::{SealedHeader, WrappedDek};
 use kekring::keystore::{KdfParams, KeyStore, KeyStoreError, MasterSecret, StoreBackend};
@@ -828,15 +828,22 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
                 new = new.cadence(Cadence { days });
             }
             let now = SystemClock.now();
-            // Tried on a copy first: a refused registration creates no key.
-            home.ring.read(|r| r.register(new.clone(), now))?;
+            // Tried on a copy first, with an identity no key has: a refused registration
+            // creates no key.
+            let trial = new.clone().key_id(KeyIdentity::new("pending"));
+            home.ring.read(|r| r.register(trial, now))?;
             // A fresh locator in the key store, saved before the ring names it.
             let created = block_on(
                 home.backend
                     .create_kek(&KekSpec::new(alg, format!("{tenant}-{purpose}"))),
             )
             .map_err(Error::from)?;
+            let key_id = home
+                .backend
+                .key_identity(&created.locator)
+                .map_err(Error::from)?;
             new.locator = created.locator;
+            let new = new.key_id(key_id);
             home.ring.apply(|r| r.register(new, now))?;
             println!("generated {reference} ({alg})");
         }
@@ -849,8 +856,13 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
             let target = kek.target()?.ok_or_else(|| {
                 bad("name the KEK: --aws-kms-key with --aws-region, or --transit-key")
             })?;
-            // The key as the ring will record it (an alias resolved to its key).
+            // The key as the ring will record it (an alias resolved to its key), and
+            // which key that is.
             let target = remote::pinned(home.remote(target.backend)?, target)?;
+            let key_id = home
+                .remote(target.backend)?
+                .key_identity(&target.locator)
+                .map_err(Error::from)?;
             let (tenant, purpose) = names(&scope)?;
             let reference = next_reference(&home.ring, &tenant, &purpose)?;
             let mut new = NewKek::new(
@@ -859,6 +871,7 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
                 target.locator.clone(),
                 target.algorithm,
             )
+            .key_id(key_id)
             .overlap_seconds(overlap_days.saturating_mul(86_400));
             if let Some(days) = cadence_days {
                 new = new.cadence(Cadence { days });
@@ -1035,7 +1048,7 @@ fn command(home: &mut Home, command: Command) -> Result<(), Failure> {
                         k.algorithm,
                         k.family,
                         k.backend,
-                        k.locator_tail.trim_start_matches('…'),
+                        k.key_tail.trim_start_matches('…'),
                         k.next_rotation_at.map_or("-".into(), |t| t.to_string()),
                         k.retire_at.map_or("-".into(), |t| t.to_string()),
                     );

@@ -7,12 +7,12 @@ use std::sync::{Arc, RwLock};
 
 use super::Envelope;
 use super::cache::{CacheConfig, DekCache};
-use super::calls::{Backends, backend_for, served};
+use super::calls::{Backends, backend_for, identify, served};
 use super::clock::{Clock, SystemClock};
 use super::denials::Denials;
 use super::state::Inner;
 use crate::audit::{AuditError, AuditLog};
-use crate::backend::KeyBackend;
+use crate::backend::{KeyBackend, KeyIdentity};
 use crate::crypto::{CryptoProvider, RandomSource};
 use crate::error::{ConfigError, Error};
 use crate::format::{KekRef, Name};
@@ -187,8 +187,12 @@ impl EnvelopeBuilder {
     /// Registers a KEK as the active KEK of its tenant and purpose in the envelope's key
     /// ring (at build time), as [`KeyRing::register`](crate::lifecycle::KeyRing::register)
     /// would: its backend (and instance), locator, algorithm, cadence and overlap window
-    /// come from `kek`. A second KEK for the same tenant and purpose is refused: older
-    /// versions belong in a key ring ([`EnvelopeBuilder::key_ring`]), deprecated.
+    /// come from `kek`, its key identity from its backend
+    /// ([`KeyBackend::key_identity`]). A second KEK for the same tenant and purpose is
+    /// refused: older versions belong in a key ring ([`EnvelopeBuilder::key_ring`]),
+    /// deprecated. The locator must name a fixed key: an AWS KMS alias or key id is
+    /// refused at build ([`BackendError::Unresolved`](crate::BackendError::Unresolved));
+    /// register it with [`Envelope::register_kek`], which resolves it.
     #[must_use]
     pub fn kek(mut self, kek: NewKek) -> Self {
         self.keks.push(kek);
@@ -246,9 +250,21 @@ impl EnvelopeBuilder {
         }
         let ring = self.ring.unwrap_or_default();
         let now = self.clock.now();
-        // Validate everything before touching the (possibly shared) ring.
-        for k in &self.keks {
-            backend_for(&backends, k.backend, k.instance.as_deref(), k.algorithm)?;
+        // Validate everything before touching the (possibly shared) ring: each KEK's
+        // backend serves it, and names its key (the identity the ring compares).
+        let mut keks = Vec::with_capacity(self.keks.len());
+        for k in self.keks {
+            let backend = backend_for(&backends, k.backend, k.instance.as_deref(), k.algorithm)?;
+            let key_id = identify(backend.as_ref(), &k.locator)?;
+            if k.key_id.as_ref().is_some_and(|given| given != &key_id) {
+                return Err(ConfigError::KeyIdentity {
+                    kek: k.reference.clone(),
+                    recorded: k.key_id.as_ref().map(KeyIdentity::tail).unwrap_or_default(),
+                    found: key_id.tail(),
+                }
+                .into());
+            }
+            keks.push(k.key_id(key_id));
         }
         if let Some(audit) = &self.audit {
             // A ring that already has a recorder keeps it (another envelope's log).
@@ -257,7 +273,7 @@ impl EnvelopeBuilder {
                 clock: self.clock.clone(),
             }));
         }
-        for new in self.keks {
+        for new in keks {
             ring.apply(|r| r.register(new, now)).map_err(|e| match e {
                 LifecycleError::DuplicateKek(r) => ConfigError::DuplicateKek(r).into(),
                 other => Error::from(other),

@@ -246,7 +246,8 @@ mod tests {
         let ring = SharedKeyRing::new(KeyRing::new());
         ring.apply(|r| {
             r.register(
-                NewKek::new(kek.clone(), BackendId::Local, "k", WrapAlgorithm::Aes256Kw),
+                NewKek::new(kek.clone(), BackendId::Local, "k", WrapAlgorithm::Aes256Kw)
+                    .key_id(crate::locator::KeyIdentity::new("k")),
                 0,
             )
         })
@@ -315,5 +316,32 @@ mod tests {
         ring.apply(|r| r.revoke(&kek, 201, "test")).unwrap();
         c.sweep_expired(202, ring.read(KeyRing::revocation_epoch), &ring);
         assert_eq!(c.len(), 0, "a DEK under a revoked KEK stayed until touched");
+    }
+
+    /// A retirement moves the revocation epoch as a revocation does, so a retired KEK's
+    /// cached DEKs leave memory at the next access or sweep. Before, retirement left the
+    /// epoch where it was and such a DEK stayed until its TTL ran out.
+    #[test]
+    fn a_retired_keks_dek_leaves_at_the_next_sweep() {
+        let (kek, ring, ctx, dek) = fixture();
+        let v2 = NewKek::new(
+            KekRef::new("t", "p", 2).unwrap(),
+            BackendId::Local,
+            "k2",
+            WrapAlgorithm::Aes256Kw,
+        )
+        .key_id(crate::locator::KeyIdentity::new("k2"));
+        ring.apply(|r| r.rotate(v2, 10)).unwrap();
+        let c = DekCache::new(CacheConfig::new(1_000_000_000, 8, 1000));
+        let epoch = ring.read(KeyRing::revocation_epoch);
+        c.put(&entry(1), &ctx, &dek, kek.clone(), 11, epoch);
+        assert_eq!(c.len(), 1);
+        let window_end = ring
+            .read(|r| r.get(&kek).and_then(|k| k.retire_at))
+            .unwrap();
+        ring.apply(|r| r.retire(&kek, window_end, 0, false))
+            .unwrap();
+        c.sweep_expired(window_end, ring.read(KeyRing::revocation_epoch), &ring);
+        assert_eq!(c.len(), 0, "a DEK under a retired KEK stayed in memory");
     }
 }

@@ -5,8 +5,8 @@
 //! ([`BackendError::Rejected`]) to the opaque [`Error::Crypto`].
 //!
 //! A span per call is named `kekring.backend` and carries the backend, the operation,
-//! the KEK's redacted locator (its last 12 characters, as in audit events), the
-//! algorithm, and once the call ends its outcome (`ok` or the error's
+//! the last 12 characters of the KEK's key identity (as audit events do; of its locator
+//! before the key is identified), the algorithm, and once the call ends its outcome (`ok` or the error's
 //! [`kind`](BackendError::kind)) and latency. Nothing else: no key material, no binding
 //! context, no wrapped bytes.
 
@@ -21,14 +21,36 @@ use crate::backend::{
 use crate::error::{ConfigError, Error};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 use crate::lifecycle::KekRecord;
-use crate::locator::KekLocator;
+use crate::locator::{KekLocator, KeyIdentity};
 use crate::secret::DataKey;
 
 /// The configured backend instances, by instance name.
 pub(super) type Backends = HashMap<String, Arc<dyn KeyBackend>>;
 
-/// The backend serving a KEK record, checked as [`backend_for`] does.
+/// The backend serving a KEK record, checked as [`backend_for`] does, and checked to
+/// identify the record's locator as the key the ring recorded: a record whose locator
+/// now names another key (edited, or another backend instance under the same name) is
+/// not used.
 pub(super) fn served<'a>(
+    backends: &'a Backends,
+    rec: &KekRecord,
+) -> Result<&'a Arc<dyn KeyBackend>, Error> {
+    let backend = holder(backends, rec)?;
+    let found = identify(backend.as_ref(), &rec.locator)?;
+    if found != rec.key_id {
+        return Err(ConfigError::KeyIdentity {
+            kek: rec.reference.clone(),
+            recorded: rec.key_id.tail(),
+            found: found.tail(),
+        }
+        .into());
+    }
+    Ok(backend)
+}
+
+/// The backend instance holding a record's key, without the identity check of
+/// [`served`]: for deleting a key that may already be gone.
+pub(super) fn holder<'a>(
     backends: &'a Backends,
     rec: &KekRecord,
 ) -> Result<&'a Arc<dyn KeyBackend>, Error> {
@@ -38,6 +60,14 @@ pub(super) fn served<'a>(
         rec.instance.as_deref(),
         rec.algorithm,
     )
+}
+
+/// The identity `backend` gives `locator`.
+pub(super) fn identify(
+    backend: &dyn KeyBackend,
+    locator: &KekLocator,
+) -> Result<KeyIdentity, Error> {
+    Ok(backend.key_identity(locator)?)
 }
 
 /// The backend instance that serves a KEK of `kind` (its default instance, or the
@@ -73,12 +103,13 @@ pub(super) fn backend_for<'a>(
     Ok(backend)
 }
 
-/// A KEK as a backend call names it: the backend that serves it, its locator and
-/// algorithm.
+/// A KEK as a backend call names it: the backend that serves it, its locator, its key's
+/// identity when the ring knows it (what traces show of it), and its algorithm.
 #[derive(Clone, Copy)]
 pub(super) struct Target<'a> {
     pub(super) backend: &'a dyn KeyBackend,
     pub(super) locator: &'a KekLocator,
+    pub(super) key_id: Option<&'a KeyIdentity>,
     pub(super) algorithm: WrapAlgorithm,
 }
 
@@ -88,6 +119,7 @@ impl<'a> Target<'a> {
         Self {
             backend: backend.as_ref(),
             locator: &rec.locator,
+            key_id: Some(&rec.key_id),
             algorithm: rec.algorithm,
         }
     }
@@ -205,7 +237,7 @@ where
             "kekring.backend",
             backend = %backend,
             operation,
-            kek = %t.locator.redacted(),
+            kek = %t.key_id.map_or_else(|| t.locator.redacted(), KeyIdentity::tail),
             algorithm = t.algorithm.name(),
             outcome = tracing::field::Empty,
             latency_us = tracing::field::Empty,

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::error::{Error, KeyStateError};
 use crate::format::{BackendId, KekRef, Name, WrapAlgorithm, WrappedDek, WrappedEntry};
 use crate::lifecycle::KekRecord;
-use crate::locator::KekLocator;
+use crate::locator::{KekLocator, KeyIdentity};
 use crate::secret::DataKey;
 use crate::sharded::ShardedCounters;
 
@@ -56,6 +56,7 @@ pub(super) struct Planned {
     pub(super) backend_id: BackendId,
     pub(super) backend: Arc<dyn KeyBackend>,
     pub(super) locator: KekLocator,
+    pub(super) key_id: KeyIdentity,
     pub(super) algorithm: WrapAlgorithm,
     pub(super) counters: Arc<Counters>,
 }
@@ -66,6 +67,7 @@ impl Planned {
         Target {
             backend: self.backend.as_ref(),
             locator: &self.locator,
+            key_id: Some(&self.key_id),
             algorithm: self.algorithm,
         }
     }
@@ -179,6 +181,7 @@ impl Envelope {
                 backend_id: rec.backend,
                 backend,
                 locator: rec.locator,
+                key_id: rec.key_id,
                 algorithm: rec.algorithm,
             });
         }

@@ -371,7 +371,8 @@ impl Envelope {
             }
             .into());
         }
-        let backend = self.backend(&record)?;
+        // Not `served`: the key may already be gone (a repeat after a crash).
+        let backend = calls::holder(&self.inner.backends, &record)?;
         match calls::destroy_kek(Target::of(backend, &record)).await {
             // Already gone (a repeat after a crash): the destruction is complete.
             Ok(()) | Err(crate::backend::BackendError::KeyNotFound(_)) => Ok(()),

@@ -318,6 +318,7 @@ impl Envelope {
         let source = Target {
             backend: backend.as_ref(),
             locator: &from.locator,
+            key_id: Some(&from.record.key_id),
             algorithm: from.record.algorithm,
         };
         let rewrapped = calls::rewrap(

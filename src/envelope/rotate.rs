@@ -1,15 +1,16 @@
-//! Rotation: a successor created inside the current KEK's backend becomes active, the
-//! current KEK is deprecated for its overlap window. Triggered (`rotate_kek`) or
-//! scheduled by cadence (`rotate_due`).
+//! Registration and rotation: a KEK the backend holds registered by its identity
+//! (`register_kek`); a successor created inside the current KEK's backend, or one that
+//! exists, becomes active and the current KEK is deprecated for its overlap window.
+//! Triggered (`rotate_kek`, `rotate_kek_to`) or scheduled by cadence (`rotate_due`).
 
 use super::Envelope;
-use super::calls::{self, Target, backend_for};
+use super::calls::{self, Target, backend_for, identify};
 use crate::backend::KekSpec;
 use crate::error::{Error, KeyStateError};
 use crate::format::{BackendId, WrapAlgorithm};
 use crate::format::{KekRef, Name};
 use crate::lifecycle::{KekRecord, NewKek};
-use crate::locator::KekLocator;
+use crate::locator::{KekLocator, KeyIdentity};
 
 impl Envelope {
     /// Rotates the KEK of a tenant and purpose (a triggered rotation): creates the
@@ -26,10 +27,12 @@ impl Envelope {
         let spec = KekSpec::new(current.algorithm, format!("{tenant}-{purpose}"))
             .successor_of(&current.locator);
         let created = calls::create_kek(Target::of(backend, &current), &spec).await?;
+        let key_id = identify(backend.as_ref(), &created.locator)?;
         self.install_successor(
             &current,
             current.backend,
-            created.locator,
+            created.locator.clone(),
+            key_id,
             current.algorithm,
         )
     }
@@ -44,7 +47,10 @@ impl Envelope {
     /// # Errors
     /// [`Error::KeyState`] when the scope has no active KEK, [`Error::Config`] when no
     /// backend of that kind is configured or it does not offer `algorithm`,
-    /// [`Error::Misuse`] when the ring refuses (the locator is already registered).
+    /// [`Error::Backend`] when the backend cannot resolve the locator, [`Error::Misuse`]
+    /// when the ring refuses: the key, in any spelling, is the current one or an earlier
+    /// version's of the scope, or a retired, revoked or destroyed KEK's
+    /// ([`LifecycleError::KeyReused`](crate::lifecycle::LifecycleError::KeyReused)).
     pub async fn rotate_kek_to(
         &self,
         tenant: &Name,
@@ -65,10 +71,49 @@ impl Envelope {
         let target = Target {
             backend: b.as_ref(),
             locator: &locator,
+            key_id: None,
             algorithm,
         };
         let locator = calls::resolve_kek(target).await?;
-        self.install_successor(&current, backend, locator, algorithm)
+        let key_id = identify(b.as_ref(), &locator)?;
+        self.install_successor(&current, backend, locator, key_id, algorithm)
+    }
+
+    /// Registers a KEK its backend already holds as the active KEK of its tenant and
+    /// purpose (as [`EnvelopeBuilder::kek`](crate::EnvelopeBuilder::kek) does at build
+    /// time): the backend resolves the locator to its stable form (an AWS KMS alias to
+    /// the key ARN it names now, so that re-pointing the alias later moves neither
+    /// unwraps nor a destruction) and identifies the key, then the ring records it.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no backend serves `kek`, [`Error::Backend`] when it cannot
+    /// resolve the locator, [`Error::Misuse`] when the ring refuses (the scope has an
+    /// active KEK; the key is a retired, revoked or destroyed KEK's, or an earlier
+    /// version's of the scope).
+    pub async fn register_kek(&self, kek: NewKek) -> Result<KekRef, Error> {
+        let b = backend_for(
+            &self.inner.backends,
+            kek.backend,
+            kek.instance.as_deref(),
+            kek.algorithm,
+        )?;
+        let target = Target {
+            backend: b.as_ref(),
+            locator: &kek.locator,
+            key_id: None,
+            algorithm: kek.algorithm,
+        };
+        let locator = calls::resolve_kek(target).await?;
+        let key_id = identify(b.as_ref(), &locator)?;
+        let reference = kek.reference.clone();
+        let mut kek = kek.key_id(key_id);
+        kek.locator = locator;
+        let now = self.inner.clock.now();
+        self.inner
+            .ring
+            .apply(|r| r.register(kek, now))
+            .map_err(Error::from)?;
+        Ok(reference)
     }
 
     /// The scope's active KEK.
@@ -92,6 +137,7 @@ impl Envelope {
         current: &KekRecord,
         backend: BackendId,
         locator: KekLocator,
+        key_id: KeyIdentity,
         algorithm: WrapAlgorithm,
     ) -> Result<KekRef, Error> {
         let (tenant, purpose) = (current.reference.tenant(), current.reference.purpose());
@@ -101,6 +147,7 @@ impl Envelope {
             current.reference.version().saturating_add(1),
         )?;
         let mut new = NewKek::new(next.clone(), backend, locator, algorithm)
+            .key_id(key_id)
             .overlap_seconds(current.overlap_seconds)
             .inventory_scope(current.inventory_scope);
         new.instance = successor_instance(current, backend);

@@ -239,6 +239,7 @@ impl Envelope {
             let target = Target {
                 backend: backend.as_ref(),
                 locator: &resolved.locator,
+                key_id: Some(&kek.key_id),
                 algorithm: kek.algorithm,
             };
             match calls::unwrap(target, e.params(), e.wrapped(), ctx.binding()).await {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::format::{BackendId, Family, KekRef, WrapAlgorithm};
-use crate::locator::KekLocator;
+use crate::locator::{KekLocator, KeyIdentity};
 
 /// Seconds since the Unix epoch.
 pub type UnixTime = u64;
@@ -119,9 +119,13 @@ pub struct KekRecord {
     /// The backend instance name, when several of one kind are configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
-    /// The backend's key identifier (ARN, key URL, local name). Not secret; serialized
-    /// as a plain string.
+    /// Where the backend finds the key (ARN, key URL, local name), in the backend's
+    /// stable form. Not secret; serialized as a plain string.
     pub locator: KekLocator,
+    /// Which key that is: the backend's canonical identity of the locator
+    /// ([`KeyBackend::key_identity`](crate::KeyBackend::key_identity)). Records are
+    /// compared by it, never by locator spelling.
+    pub key_id: KeyIdentity,
     /// The wrap algorithm.
     pub algorithm: WrapAlgorithm,
     /// An inventory label (not enforced: see [`InventoryScope`]). Serialized as `scope`.
@@ -151,19 +155,20 @@ pub struct KekRecord {
 }
 
 impl KekRecord {
-    /// Whether this record names the backend key `locator` of `backend` (and instance).
+    /// Whether this record names the key `key_id` of `backend` (and instance), however
+    /// its locator spells it.
     pub fn uses_backend_key(
         &self,
         backend: BackendId,
         instance: Option<&str>,
-        locator: &KekLocator,
+        key_id: &KeyIdentity,
     ) -> bool {
-        self.backend == backend && self.instance.as_deref() == instance && &self.locator == locator
+        self.backend == backend && self.instance.as_deref() == instance && &self.key_id == key_id
     }
 
     /// Whether both records name the same backend key.
     pub fn same_backend_key(&self, other: &KekRecord) -> bool {
-        self.uses_backend_key(other.backend, other.instance.as_deref(), &other.locator)
+        self.uses_backend_key(other.backend, other.instance.as_deref(), &other.key_id)
     }
 
     /// The family of its algorithm.
@@ -199,6 +204,11 @@ pub struct NewKek {
     pub instance: Option<String>,
     /// The backend's key identifier.
     pub locator: KekLocator,
+    /// Which key it is ([`KeyBackend::key_identity`](crate::KeyBackend::key_identity)
+    /// of `locator`). Required to register: an `Envelope` sets it from the backend
+    /// (`EnvelopeBuilder::kek`, `Envelope::register_kek`, rotations); a caller applying
+    /// [`KeyRing`](super::KeyRing) transitions itself sets it with [`NewKek::key_id`].
+    pub key_id: Option<KeyIdentity>,
     /// The wrap algorithm.
     pub algorithm: WrapAlgorithm,
     /// An inventory label (not enforced: see [`InventoryScope`]).
@@ -210,7 +220,8 @@ pub struct NewKek {
 }
 
 impl NewKek {
-    /// A tenant-scoped KEK with no cadence and a 30-day overlap window.
+    /// A tenant-scoped KEK with no cadence and a 30-day overlap window, its key identity
+    /// not yet set (see [`NewKek::key_id`]).
     pub fn new(
         reference: KekRef,
         backend: BackendId,
@@ -222,11 +233,20 @@ impl NewKek {
             backend,
             instance: None,
             locator: locator.into(),
+            key_id: None,
             algorithm,
             inventory_scope: InventoryScope::Tenant,
             cadence: None,
             overlap_seconds: 30 * DAY,
         }
+    }
+
+    /// Sets the key's identity: [`KeyBackend::key_identity`](crate::KeyBackend::key_identity)
+    /// of the locator, from the backend that holds it.
+    #[must_use]
+    pub fn key_id(mut self, key_id: KeyIdentity) -> Self {
+        self.key_id = Some(key_id);
+        self
     }
 
     /// Sets the rotation cadence.
@@ -257,12 +277,14 @@ impl NewKek {
         self
     }
 
-    pub(super) fn into_record(self, now: UnixTime) -> KekRecord {
-        KekRecord {
+    /// The record, active from `now`; `None` without a key identity.
+    pub(super) fn into_record(self, now: UnixTime) -> Option<KekRecord> {
+        Some(KekRecord {
             reference: self.reference,
             backend: self.backend,
             instance: self.instance,
             locator: self.locator,
+            key_id: self.key_id?,
             algorithm: self.algorithm,
             inventory_scope: self.inventory_scope,
             state: KekState::Active,
@@ -273,6 +295,6 @@ impl NewKek {
             cadence: self.cadence,
             overlap_seconds: self.overlap_seconds,
             ended_at: None,
-        }
+        })
     }
 }

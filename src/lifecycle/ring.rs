@@ -12,8 +12,8 @@ use super::record::{
 use crate::error::LifecycleError;
 use crate::format::{BackendId, Family, KekRef, Name, WrapAlgorithm};
 
-/// What a transition did, for the audit trail. Locators appear only as their last 12
-/// characters.
+/// What a transition did, for the audit trail. Backend keys appear only as the last 12
+/// characters of their identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -24,8 +24,8 @@ pub enum LifecycleEvent {
         kek: KekRef,
         /// Its backend.
         backend: BackendId,
-        /// The last 12 characters of its locator.
-        locator_tail: String,
+        /// The last 12 characters of its key's identity.
+        key_tail: String,
         /// Its algorithm.
         algorithm: WrapAlgorithm,
     },
@@ -129,6 +129,20 @@ impl KeyRing {
     pub fn from_json(json: &str) -> Result<Self, LifecycleError> {
         let ring: KeyRing =
             serde_json::from_str(json).map_err(|e| LifecycleError::Malformed(e.to_string()))?;
+        ring.validate()?;
+        Ok(ring)
+    }
+
+    /// The rules every ring keeps, whoever computed it: this schema, records stored
+    /// under their own reference, one active KEK per tenant and purpose, a window end
+    /// for every deprecated KEK. [`KeyRing::from_json`] and
+    /// [`SharedKeyRing::compare_and_swap`](super::SharedKeyRing::compare_and_swap) check
+    /// them.
+    ///
+    /// # Errors
+    /// [`LifecycleError::UnknownSchema`] or [`LifecycleError::Malformed`].
+    pub fn validate(&self) -> Result<(), LifecycleError> {
+        let ring = self;
         if ring.schema != SCHEMA_VERSION {
             return Err(LifecycleError::UnknownSchema(ring.schema));
         }
@@ -155,7 +169,7 @@ impl KeyRing {
                 )));
             }
         }
-        Ok(ring)
+        Ok(())
     }
 
     /// Writes the ring as JSON.
@@ -163,17 +177,13 @@ impl KeyRing {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// The schema version the ring was written with.
-    pub(super) fn schema(&self) -> u32 {
-        self.schema
-    }
-
     /// The generation: bumped by every transition.
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
-    /// The revocation epoch: bumped by every revocation and disable, so caches can tell.
+    /// The revocation epoch: bumped by every revocation, disable, retirement and
+    /// destruction, so caches can tell.
     pub fn revocation_epoch(&self) -> u64 {
         self.revocation_epoch
     }
@@ -217,29 +227,48 @@ impl KeyRing {
             .ok_or_else(|| LifecycleError::UnknownKek(kek.clone()))
     }
 
-    /// Refuses a new KEK whose backend key a retired, revoked or destroyed record names:
-    /// registering it again would bring back material that was put out of use. (A key
-    /// shared by records that are all in use, such as one KMS key serving several
-    /// tenants, each bound into every wrap, is allowed.)
-    fn check_locator_unused(&self, new: &NewKek) -> Result<(), LifecycleError> {
+    /// Refuses a new record whose backend key (compared by identity, so any spelling of
+    /// it) a retired, revoked or destroyed record names (registering it again would
+    /// bring back material that was put out of use), or another record of the same
+    /// tenant and purpose names (a successor must be another key: under the same key a
+    /// copy of the old version relabelled as the new one would open after the old one
+    /// is revoked). A key shared by records of other scopes that are all in use, such as
+    /// one KMS key serving several tenants, each bound into every wrap, is allowed.
+    fn check_key_free(&self, new: &KekRecord) -> Result<(), LifecycleError> {
+        let same_scope = |r: &KekRecord| {
+            r.reference.tenant() == new.reference.tenant()
+                && r.reference.purpose() == new.reference.purpose()
+        };
         match self.keks.values().find(|r| {
-            r.state.has_ended()
-                && r.uses_backend_key(new.backend, new.instance.as_deref(), &new.locator)
+            r.reference != new.reference
+                && (r.state.has_ended() || same_scope(r))
+                && r.same_backend_key(new)
         }) {
-            Some(r) => Err(LifecycleError::DuplicateLocator {
-                locator_tail: new.locator.redacted(),
+            Some(r) => Err(LifecycleError::KeyReused {
+                key_tail: new.key_id.tail(),
                 existing: r.reference.clone(),
             }),
             None => Ok(()),
         }
     }
 
+    /// The record `new` makes, active from `now`, refused without a key identity or when
+    /// its key is not free ([`KeyRing::check_key_free`]).
+    fn new_record(&self, new: NewKek, now: UnixTime) -> Result<KekRecord, LifecycleError> {
+        let reference = new.reference.clone();
+        let rec = new
+            .into_record(now)
+            .ok_or(LifecycleError::Unidentified(reference))?;
+        self.check_key_free(&rec)?;
+        Ok(rec)
+    }
+
     /// Checks that `next` may replace `self`: every record is still there with the same
-    /// backend, instance, locator and algorithm; a retired, revoked or destroyed KEK
-    /// stays so (retired may still be revoked; either may be destroyed); and no record new
-    /// in `next` names a backend key that a retired, revoked or destroyed KEK names.
-    /// Transitions never do otherwise; a ring computed elsewhere (a lagging or diverged
-    /// copy) might.
+    /// backend, instance, locator, key identity and algorithm; a retired, revoked or
+    /// destroyed KEK stays so (retired may still be revoked; either may be destroyed);
+    /// and no record new in `next` names a backend key that a retired, revoked or
+    /// destroyed KEK, or another record of its tenant and purpose, names. Transitions
+    /// never do otherwise; a ring computed elsewhere (a lagging or diverged copy) might.
     ///
     /// # Errors
     /// [`LifecycleError::Regression`].
@@ -253,7 +282,8 @@ impl KeyRing {
             let Some(n) = next.keks.get(k) else {
                 return Err(regression("absent"));
             };
-            if !n.same_backend_key(rec) || n.algorithm != rec.algorithm {
+            if !n.same_backend_key(rec) || n.locator != rec.locator || n.algorithm != rec.algorithm
+            {
                 return Err(regression("another backend key"));
             }
             let kept = match rec.state {
@@ -269,17 +299,8 @@ impl KeyRing {
             }
         }
         for (k, rec) in &next.keks {
-            if self.keks.contains_key(k) {
-                continue;
-            }
-            let ended = next.keks.values().find(|r| {
-                r.reference != rec.reference && r.state.has_ended() && r.same_backend_key(rec)
-            });
-            if let Some(r) = ended {
-                return Err(LifecycleError::DuplicateLocator {
-                    locator_tail: rec.locator.redacted(),
-                    existing: r.reference.clone(),
-                });
+            if !self.keks.contains_key(k) {
+                next.check_key_free(rec)?;
             }
         }
         Ok(())
@@ -295,7 +316,7 @@ impl KeyRing {
                 None => events.push(LifecycleEvent::Registered {
                     kek: rec.reference.clone(),
                     backend: rec.backend,
-                    locator_tail: rec.locator.redacted(),
+                    key_tail: rec.key_id.tail(),
                     algorithm: rec.algorithm,
                 }),
                 Some(old) if old.state != rec.state => {
@@ -333,21 +354,20 @@ impl KeyRing {
         if self.get(r).is_some() {
             return Err(LifecycleError::DuplicateKek(r.clone()));
         }
-        self.check_locator_unused(&new)?;
         if self.active(r.tenant(), r.purpose()).is_some() {
             return Err(LifecycleError::AlreadyActive {
                 tenant: r.tenant().clone(),
                 purpose: r.purpose().clone(),
             });
         }
+        let rec = self.new_record(new, now)?;
         let mut ring = self.next();
         let event = LifecycleEvent::Registered {
-            kek: r.clone(),
-            backend: new.backend,
-            locator_tail: new.locator.redacted(),
-            algorithm: new.algorithm,
+            kek: rec.reference.clone(),
+            backend: rec.backend,
+            key_tail: rec.key_id.tail(),
+            algorithm: rec.algorithm,
         };
-        let rec = new.into_record(now);
         ring.keks.insert(key(&rec.reference), rec);
         Ok((ring, vec![event]))
     }
@@ -384,11 +404,11 @@ impl KeyRing {
         if self.get(&s).is_some() {
             return Err(LifecycleError::DuplicateKek(s));
         }
-        self.check_locator_unused(&successor)?;
         let mut successor = successor;
         if successor.cadence.is_none() {
             successor.cadence = current.cadence;
         }
+        let rec = self.new_record(successor, now)?;
         let mut ring = self.next();
         let retire_at = now.saturating_add(current.overlap_seconds);
         {
@@ -401,9 +421,9 @@ impl KeyRing {
         let events = vec![
             LifecycleEvent::Registered {
                 kek: s.clone(),
-                backend: successor.backend,
-                locator_tail: successor.locator.redacted(),
-                algorithm: successor.algorithm,
+                backend: rec.backend,
+                key_tail: rec.key_id.tail(),
+                algorithm: rec.algorithm,
             },
             LifecycleEvent::Rotated {
                 from: current.reference.clone(),
@@ -414,7 +434,6 @@ impl KeyRing {
                 retire_at,
             },
         ];
-        let rec = successor.into_record(now);
         ring.keks.insert(key(&rec.reference), rec);
         Ok((ring, events))
     }
@@ -515,6 +534,8 @@ impl KeyRing {
         let r = ring.record_mut(kek)?;
         r.state = KekState::Retired;
         r.ended_at = Some(now);
+        // Cached DEKs of a retired KEK leave memory at once, as after a revocation.
+        ring.revocation_epoch = ring.revocation_epoch.saturating_add(1);
         Ok((
             ring,
             vec![LifecycleEvent::Retired {
@@ -583,7 +604,7 @@ impl KeyRing {
             let line = InventoryLine {
                 kek: r.reference.clone(),
                 backend: r.backend,
-                locator_tail: r.locator.redacted(),
+                key_tail: r.key_id.tail(),
                 algorithm: r.algorithm,
                 family: r.family(),
                 state: r.state.name(),
@@ -620,8 +641,8 @@ pub struct InventoryLine {
     pub kek: KekRef,
     /// Which backend holds it.
     pub backend: BackendId,
-    /// The last 12 characters of its locator.
-    pub locator_tail: String,
+    /// The last 12 characters of its key's identity.
+    pub key_tail: String,
     /// Its algorithm.
     pub algorithm: WrapAlgorithm,
     /// Its family.

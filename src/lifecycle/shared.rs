@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use super::record::SCHEMA_VERSION;
 use super::ring::{KeyRing, LifecycleEvent};
 use crate::error::{AuditError, LifecycleError, RecordFailure};
 
@@ -118,9 +117,10 @@ impl SharedKeyRing {
         Ok(events)
     }
 
-    /// Installs `new` (a ring read back from the caller's shared store) only if the
-    /// current generation is `expected`, `new` is newer (a higher generation, no older
-    /// revocation epoch, this schema), and `new` keeps every record and every final state
+    /// Installs `new` (a ring read back from the caller's shared store) only if it is
+    /// valid as [`KeyRing::validate`] says (this schema, one active KEK per scope, ...),
+    /// the current generation is `expected`, `new` is newer (a higher generation, no
+    /// older revocation epoch), and `new` keeps every record and every final state
     /// of the current ring: neither a lagging nor a diverged copy can undo a retirement,
     /// revocation or destruction, whatever its generation. When the ring has a recorder,
     /// [`LifecycleEvent::Installed`] and the changes the new ring brings
@@ -130,16 +130,16 @@ impl SharedKeyRing {
     /// # Errors
     /// [`LifecycleError::GenerationMismatch`] when the current generation is not
     /// `expected` or `new` is not newer; [`LifecycleError::Regression`];
-    /// [`LifecycleError::UnknownSchema`]; [`LifecycleError::NotRecorded`].
+    /// [`LifecycleError::UnknownSchema`] or [`LifecycleError::Malformed`] for a ring
+    /// [`KeyRing::validate`] refuses; [`LifecycleError::NotRecorded`].
     pub fn compare_and_swap(&self, expected: u64, new: KeyRing) -> Result<(), LifecycleError> {
         let _serial = match self.transitions.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let current = self.snapshot();
-        if new.schema() != SCHEMA_VERSION {
-            return Err(LifecycleError::UnknownSchema(new.schema()));
-        }
+        // A ring computed elsewhere passes what a ring read from JSON passes.
+        new.validate()?;
         if current.generation() != expected
             || new.generation() <= expected
             || new.revocation_epoch() < current.revocation_epoch()

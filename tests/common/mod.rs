@@ -119,6 +119,12 @@ impl<B: kekring::KeyBackend + ?Sized> kekring::KeyBackend for Counting<B> {
     fn info(&self) -> &kekring::BackendInfo {
         self.inner.info()
     }
+    fn key_identity(
+        &self,
+        kek: &kekring::KekLocator,
+    ) -> Result<kekring::backend::KeyIdentity, kekring::BackendError> {
+        self.inner.key_identity(kek)
+    }
     async fn wrap(
         &self,
         req: kekring::backend::WrapRequest<'_>,

@@ -32,8 +32,8 @@ use zeroize::Zeroizing;
 
 use super::{LocalBackend, LocalKek, MaterialKind};
 use crate::backend::{
-    BackendError, BackendInfo, KekDescriptor, KekSpec, KeyBackend, UnwrapRequest, UnwrapResponse,
-    WrapRequest, WrapResponse,
+    BackendError, BackendInfo, KekDescriptor, KekSpec, KeyBackend, KeyIdentity, UnwrapRequest,
+    UnwrapResponse, WrapRequest, WrapResponse,
 };
 use crate::crypto;
 use crate::error::Error;
@@ -772,6 +772,10 @@ fn unavailable(message: &str, e: KeyStoreError) -> BackendError {
 impl KeyBackend for StoreBackend {
     fn info(&self) -> &BackendInfo {
         self.local.info()
+    }
+
+    fn key_identity(&self, kek: &KekLocator) -> Result<KeyIdentity, BackendError> {
+        self.local.key_identity(kek)
     }
 
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
