@@ -12,7 +12,8 @@
 
 use std::sync::Arc;
 
-use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig, AwsKmsKek};
+use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig, AwsKmsLocator};
+use kekring::backend::kit::Locator;
 use kekring::backend::{KekSpec, KeyBackend};
 use kekring::format::SealedHeader;
 use kekring::lifecycle::NewKek;
@@ -29,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(key) => {
             let region = std::env::var("AWS_REGION").map_err(|_| "set AWS_REGION")?;
             let role = std::env::var("KEKRING_KMS_ROLE").ok();
-            AwsKmsKek::new(&key, &region, role.as_deref())?.locator()
+            AwsKmsLocator::new(&key, &region, role.as_deref())?.to_locator()
         }
         Err(_) => {
             let created = kms.create_kek(&KekSpec::new(algorithm, "example")).await?;
@@ -40,15 +41,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             created.locator
         }
     };
-    let env = Envelope::builder()
-        .backend(kms)
-        .kek(NewKek::new(
-            KekRef::new("acme", "docs", 1)?,
-            BackendId::AwsKms,
-            locator,
-            algorithm,
-        ))
-        .build()?;
+    // Registered through the envelope, which resolves an alias or key id to the key ARN
+    // it names now (what the key ring records).
+    let env = Envelope::builder().backend(kms).build()?;
+    env.register_kek(NewKek::new(
+        KekRef::new("acme", "docs", 1)?,
+        BackendId::AwsKms,
+        locator,
+        algorithm,
+    ))
+    .await?;
     let ctx = Context::new("acme", "docs", "invoice-0001", Classification::Confidential)?;
     let sealed = env.seal(&ctx, b"an invoice").await?;
     let (header, _) = SealedHeader::decode_prefix(&sealed)?;

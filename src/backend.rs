@@ -8,7 +8,7 @@
 //! | `aws_kms` | `aws-kms` | AWS KMS keys: symmetric, RSA and ML-KEM |
 //! | `vault_transit` | `vault-transit` | Vault / OpenBao Transit key versions |
 //!
-//! [`kit`] holds what the remote backends are built from.
+//! `kit` (feature `remote`) holds what the remote backends are built from.
 //!
 //! Backends make no policy decisions: the [`Envelope`](crate::Envelope) checks the
 //! classification profile, the caller's context and the KEK claim before it calls one.
@@ -20,6 +20,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+use crate::crypto::CryptoProvider;
 pub use crate::error::BackendError;
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 pub use crate::locator::{KekLocator, KeyIdentity};
@@ -28,7 +29,13 @@ use crate::secret::DataKey;
 #[cfg(feature = "aws-kms")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-kms")))]
 pub mod aws_kms;
+// The chassis is the implementer's API with `remote`; without it only the local
+// backend's share of it (the KEM construction) is compiled, crate-private.
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub mod kit;
+#[cfg(not(feature = "remote"))]
+pub(crate) mod kit;
 #[cfg(feature = "local")]
 pub mod local;
 #[cfg(feature = "vault-transit")]
@@ -70,8 +77,14 @@ pub struct BackendInfo {
     pub description: String,
     /// The wrap algorithms it offers.
     pub algorithms: Vec<WrapAlgorithm>,
-    /// Whether KEKs live in hardware (HSM, cloud KMS HSM tier).
+    /// Whether the KEKs' secret and private material lives in hardware (an HSM, a cloud
+    /// KMS). It says where the KEK is, not where every step of a wrap runs: see
+    /// [`BackendInfo::local_operations`].
     pub hardware_backed: bool,
+    /// What the backend computes in this process rather than in the key's holder (a
+    /// remote KEM KEK's encapsulation and key wrap, an intermediate key's AES-GCM), and
+    /// with which crypto provider; empty when nothing is said.
+    pub local_operations: String,
     /// Its FIPS 140 status.
     pub fips: FipsStatus,
 }
@@ -88,6 +101,7 @@ impl BackendInfo {
             description: description.into(),
             algorithms,
             hardware_backed: false,
+            local_operations: String::new(),
             fips: FipsStatus::Unvalidated,
         }
     }
@@ -110,10 +124,15 @@ pub struct WrapRequest<'a> {
     pub dek: &'a DataKey,
     /// The context to bind into the wrap.
     pub binding: &'a BindingContext,
+    /// The crypto provider for what a remote backend computes locally (the key
+    /// derivation, key wrap and AES-GCM of its constructions, encapsulation to a public
+    /// key): the envelope's. The local backend uses its own
+    /// (`LocalBackend::with_crypto_provider`).
+    pub crypto: CryptoProvider,
 }
 
 impl<'a> WrapRequest<'a> {
-    /// Builds a request.
+    /// Builds a request, with the default crypto provider.
     pub fn new(
         kek: &'a KekLocator,
         algorithm: WrapAlgorithm,
@@ -125,7 +144,15 @@ impl<'a> WrapRequest<'a> {
             algorithm,
             dek,
             binding,
+            crypto: CryptoProvider::default(),
         }
+    }
+
+    /// With `crypto` for what the backend computes locally.
+    #[must_use]
+    pub fn with_crypto(mut self, crypto: CryptoProvider) -> Self {
+        self.crypto = crypto;
+        self
     }
 }
 
@@ -166,10 +193,13 @@ pub struct UnwrapRequest<'a> {
     pub wrapped: &'a [u8],
     /// The context the wrap must have been bound to.
     pub binding: &'a BindingContext,
+    /// The crypto provider for what a remote backend computes locally (as
+    /// [`WrapRequest::crypto`]).
+    pub crypto: CryptoProvider,
 }
 
 impl<'a> UnwrapRequest<'a> {
-    /// Builds a request.
+    /// Builds a request, with the default crypto provider.
     pub fn new(
         kek: &'a KekLocator,
         algorithm: WrapAlgorithm,
@@ -183,7 +213,15 @@ impl<'a> UnwrapRequest<'a> {
             params,
             wrapped,
             binding,
+            crypto: CryptoProvider::default(),
         }
+    }
+
+    /// With `crypto` for what the backend computes locally.
+    #[must_use]
+    pub fn with_crypto(mut self, crypto: CryptoProvider) -> Self {
+        self.crypto = crypto;
+        self
     }
 }
 
@@ -270,6 +308,44 @@ impl KekDescriptor {
     pub fn new(locator: KekLocator, algorithm: WrapAlgorithm) -> Self {
         Self { locator, algorithm }
     }
+}
+
+/// A change the key ring made to a KEK (a retirement, a destruction), for its backend to
+/// carry out in its service.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct KekChange<'a> {
+    /// The KEK.
+    pub kek: &'a KekLocator,
+    /// The locators of the other KEKs of this backend instance the ring still uses
+    /// (active, deprecated or disabled): what the service-side change must leave
+    /// working. Several scopes may name one service key (derived Transit keys exist for
+    /// that).
+    pub in_use: &'a [KekLocator],
+}
+
+impl<'a> KekChange<'a> {
+    /// A change to `kek`, with the locators still in use beside it.
+    pub fn new(kek: &'a KekLocator, in_use: &'a [KekLocator]) -> Self {
+        Self { kek, in_use }
+    }
+}
+
+/// What a backend did in its service after the key ring retired or destroyed a KEK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServiceOutcome {
+    /// The service now refuses the key too (Transit raised its floor; KMS scheduled its
+    /// deletion).
+    Applied,
+    /// The service has nothing to do for this change.
+    NotApplicable,
+    /// The service was left as it was, and why: another KEK still in use needs what the
+    /// change would have taken (a shared Transit key at this version or below).
+    Skipped {
+        /// Why (no secret).
+        reason: String,
+    },
 }
 
 /// A holder of KEKs. Object-safe: use it as `Arc<dyn KeyBackend>`.
@@ -361,25 +437,26 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     }
 
     /// Told after the key ring retired a KEK: the backend may stop it in its service
-    /// where that does not touch other KEKs still in use (Transit raises the key's
-    /// `min_decryption_version` past the oldest version). The default does nothing.
+    /// where that leaves every KEK in `change.in_use` working (Transit raises the key's
+    /// `min_decryption_version` past this version, unless another KEK still uses the
+    /// key at this version or below), and says what it did. The default does nothing.
     ///
     /// # Errors
     /// A [`BackendError`]; the retirement in the key ring stands regardless.
-    async fn retire_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
-        let _ = kek;
-        Ok(())
+    async fn retire_kek(&self, change: KekChange<'_>) -> Result<ServiceOutcome, BackendError> {
+        let _ = change;
+        Ok(ServiceOutcome::NotApplicable)
     }
 
     /// Deletes a KEK's material (crypto-shred), or schedules its deletion where the
-    /// service imposes a waiting period. Called by
-    /// [`Envelope::destroy_kek`](crate::Envelope::destroy_kek) after the key ring
-    /// recorded the destruction. The default refuses.
+    /// service imposes a waiting period, unless a KEK in `change.in_use` still needs it.
+    /// Called by [`Envelope::destroy_kek`](crate::Envelope::destroy_kek) after the key
+    /// ring recorded the destruction. The default refuses.
     ///
     /// # Errors
     /// [`BackendError::Unsupported`] by default; [`BackendError::KeyNotFound`].
-    async fn destroy_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
-        let _ = kek;
+    async fn destroy_kek(&self, change: KekChange<'_>) -> Result<ServiceOutcome, BackendError> {
+        let _ = change;
         Err(BackendError::Unsupported {
             operation: "destroy_kek",
         })

@@ -17,7 +17,7 @@ use crate::error::Error;
 pub(crate) mod awslc;
 #[cfg(test)]
 mod kat_tests;
-#[cfg(any(feature = "local", feature = "aws-kms"))]
+#[cfg(any(feature = "local", feature = "remote"))]
 pub(crate) mod mlkem;
 pub(crate) mod prepared;
 #[cfg(feature = "local-rsa")]
@@ -165,7 +165,8 @@ pub(crate) trait Primitives: Send + Sync + Debug {
 
 /// Which cryptographic library computes the primitives.
 ///
-/// Chosen explicitly on the [`crate::EnvelopeBuilder`] and the [`crate::LocalBackend`];
+/// Chosen explicitly on the [`crate::EnvelopeBuilder`] and the `LocalBackend` (feature
+/// `local`); remote backends use the envelope's;
 /// the default is [`CryptoProvider::rust_crypto`] whatever features are enabled. Objects
 /// sealed by one provider open under the other: the format does not depend on it.
 #[derive(Clone, Copy)]

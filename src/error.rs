@@ -380,7 +380,7 @@ pub enum KeyStateError {
 /// Why a backend call failed. Messages never carry key material.
 ///
 /// Every backend maps its service's failures onto these variants, so that the envelope,
-/// the retry loop ([`backend::kit::CallPolicy`](crate::backend::kit::CallPolicy)) and the
+/// the retry loop (`backend::kit::CallPolicy`, feature `remote`) and the
 /// caller decide alike whatever the service. Two questions are answered here and nowhere
 /// else: [`is_transient`](Self::is_transient) (is the same call worth repeating?) and
 /// [`try_next_copy`](Self::try_next_copy) (may another wrapped copy of the same DEK
@@ -418,11 +418,16 @@ pub enum BackendError {
         /// What is wrong (the locator itself is not repeated: it may hold anything).
         reason: String,
     },
-    /// The locator names no fixed key (an alias, a key URL without a version): resolve
-    /// it first with [`KeyBackend::resolve_kek`](crate::KeyBackend::resolve_kek), which
+    /// The locator names no fixed key (an alias, a key URL without a version), or a
+    /// remote KEM key without its public key pinned: resolve it first with [`KeyBackend::resolve_kek`](crate::KeyBackend::resolve_kek), which
     /// gives the locator of the key it names now, and register that.
     #[error("locator {0} names no fixed key: resolve it first")]
     Unresolved(KekLocator),
+    /// The service answered a public key for the KEK that is not the one pinned when the
+    /// KEK was registered (its digest is in the locator): a swapped key, to which no data
+    /// key is encrypted.
+    #[error("the public key of KEK {0} is not the one pinned at its registration")]
+    PublicKeyChanged(KekLocator),
     /// The backend refused the wrapped key: it was tampered with, bound to another
     /// context, or wrapped under another key. Surfaced by the `Envelope` as the opaque
     /// [`Error::Crypto`](crate::Error::Crypto).
@@ -446,6 +451,9 @@ pub enum BackendError {
     Credentials {
         /// The service's explanation (no secret).
         message: String,
+        /// The client library's or credential provider's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The credentials are valid but may not use this KEK for this operation.
     #[error("permission denied on KEK {kek}: {message}")]
@@ -454,6 +462,9 @@ pub enum BackendError {
         kek: KekLocator,
         /// The service's explanation.
         message: String,
+        /// The client library's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The KEK exists but is disabled, pending deletion or otherwise unusable in the
     /// service (fail closed: never retried, never worked around).
@@ -464,18 +475,24 @@ pub enum BackendError {
         /// The service's state or explanation (`disabled`, `pending deletion`).
         state: String,
     },
-    /// The service throttled the call. Transient.
+    /// The service throttled the call. Transient; a retry waits at least `retry_after`
+    /// when the service said how long.
     #[error("the backend throttled the call: {message}")]
     Throttled {
         /// The service's explanation.
         message: String,
+        /// How long the service asked to wait (`Retry-After`).
+        retry_after: Option<std::time::Duration>,
+        /// The client library's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A call or the whole retry budget ran out of time. Transient.
     #[error("{operation} timed out after {elapsed_ms} ms")]
     Timeout {
         /// The operation.
         operation: &'static str,
-        /// How long was spent, in milliseconds.
+        /// How long was spent, in milliseconds, as measured by kekring.
         elapsed_ms: u64,
     },
     /// The service refused the request as invalid: a configuration error or a bug, never
@@ -484,6 +501,9 @@ pub enum BackendError {
     InvalidRequest {
         /// The service's explanation.
         message: String,
+        /// The client library's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The backend could not be reached or failed; `source` says why. Transient.
     #[error("backend unavailable: {message}")]
@@ -497,6 +517,30 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// [`BackendError::InvalidRequest`] with a message and no source.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        BackendError::InvalidRequest {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`BackendError::Credentials`] with a message and no source.
+    pub fn credentials(message: impl Into<String>) -> Self {
+        BackendError::Credentials {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`BackendError::Unavailable`] with a message and no source.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        BackendError::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// Whether repeating the same call may succeed: throttling, a timeout, or a backend
     /// that could not be reached. The retry loop repeats only these.
     pub fn is_transient(&self) -> bool {
@@ -535,6 +579,7 @@ impl BackendError {
             BackendError::PublicOnly(_) => "public-only",
             BackendError::InvalidLocator { .. } => "invalid-locator",
             BackendError::Unresolved(_) => "unresolved",
+            BackendError::PublicKeyChanged(_) => "public-key-changed",
             BackendError::Rejected => "rejected",
             BackendError::Unsupported { .. } => "unsupported",
             BackendError::MalformedResponse { .. } => "malformed-response",
@@ -839,7 +884,15 @@ mod tests {
                 true,
                 true,
             ),
-            (BackendError::Throttled { message: msg() }, true, true),
+            (
+                BackendError::Throttled {
+                    message: msg(),
+                    retry_after: None,
+                    source: None,
+                },
+                true,
+                true,
+            ),
             (BackendError::KeyNotFound(kek()), false, true),
             (BackendError::PublicOnly(kek()), false, true),
             // The owner stopped the key: stop the open.
@@ -855,11 +908,12 @@ mod tests {
                 BackendError::PermissionDenied {
                     kek: kek(),
                     message: msg(),
+                    source: None,
                 },
                 false,
                 false,
             ),
-            (BackendError::Credentials { message: msg() }, false, false),
+            (BackendError::credentials(msg()), false, false),
             (BackendError::Rejected, false, false),
             (
                 BackendError::KeyMismatch {
@@ -870,16 +924,13 @@ mod tests {
                 false,
             ),
             (BackendError::MalformedResponse { what: "x" }, false, false),
-            (
-                BackendError::InvalidRequest { message: msg() },
-                false,
-                false,
-            ),
+            (BackendError::invalid_request(msg()), false, false),
             (BackendError::Unsupported { operation: "x" }, false, false),
             // A locator this backend does not read, or one that names no fixed key, is a
             // configuration error: it stops the open.
             (BackendError::InvalidLocator { reason: msg() }, false, false),
             (BackendError::Unresolved(kek()), false, false),
+            (BackendError::PublicKeyChanged(kek()), false, false),
         ];
         for (e, transient, next) in cases {
             assert_eq!(e.is_transient(), transient, "{e:?}");

@@ -15,7 +15,7 @@
 //! | [`secret`] | [`DataKey`] and symmetric key material |
 //! | `crypto` | the crate-private primitives seam and the two [`CryptoProvider`]s |
 //! | `payload` | the per-object key schedule, key commitment and every payload AEAD call, whole objects and stream segments |
-//! | [`backend`] | the [`KeyBackend`] trait and what a backend declares about itself; below it, one backend per file ([`backend::local`], with the key store) |
+//! | [`backend`] | the [`KeyBackend`] trait and what a backend declares about itself; below it, one backend per file (`backend::local` with the key store, `backend::aws_kms`, `backend::vault_transit`) and the chassis of the remote ones (`backend::kit`) |
 //! | [`policy`] | classification [`Profile`]s |
 //! | [`lifecycle`] | the key ring: records and states, pure transitions, the shared ring, the object scan |
 //! | [`audit`] | MAC-chained audit events, sinks, verification against an anchored head |

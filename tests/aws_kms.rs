@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::EncapsulationAlgorithmSpec;
-use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig, AwsKmsKek, EncapsulateMode};
+use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig, AwsKmsLocator, EncapsulateMode};
 use kekring::backend::kit::CallPolicy;
-use kekring::backend::{KekSpec, UnwrapRequest, WrapRequest};
+use kekring::backend::kit::Locator;
+use kekring::backend::{KekChange, KekSpec, UnwrapRequest, WrapRequest};
 use kekring::format::BindingContext;
 use kekring::lifecycle::NewKek;
 use kekring::testing::{CORE_CHECKS, Conformance, HookFuture};
@@ -75,12 +76,11 @@ fn sdk(endpoint: &str, ak: &str, sk: &str) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::from_conf(conf)
 }
 
+/// The key a locator names, as KMS calls take it (without the public-key pin an ML-KEM
+/// KEK's locator carries).
 fn key_id(kek: &KekLocator) -> String {
-    let k = AwsKmsKek::parse(kek).unwrap();
-    kek.as_str()
-        .strip_prefix(&format!("aws-kms:{}:", k.region()))
-        .unwrap()
-        .to_owned()
+    let base = KekLocator::new(kek.as_str().split("#pk-sha256=").next().unwrap());
+    AwsKmsLocator::parse(&base).unwrap().key().to_owned()
 }
 
 fn disable_on(
@@ -421,7 +421,9 @@ async fn aliases_resolve_to_the_key_arn_and_pending_deletion_fails_closed() {
         .send()
         .await
         .unwrap();
-    let by_alias = AwsKmsKek::new(&alias, &region(), None).unwrap().locator();
+    let by_alias = AwsKmsLocator::new(&alias, &region(), None)
+        .unwrap()
+        .to_locator();
     // What a registration records: the alias resolved to its key, so that re-pointing
     // the alias later cannot move the KEK.
     assert_eq!(b.resolve_kek(&by_alias).await.unwrap(), kek);
@@ -442,14 +444,14 @@ async fn aliases_resolve_to_the_key_arn_and_pending_deletion_fails_closed() {
         .unwrap();
     assert_eq!(r.dek.expose_secret(), dek.expose_secret());
 
-    b.destroy_kek(&kek).await.unwrap();
+    b.destroy_kek(KekChange::new(&kek, &[])).await.unwrap();
     let got = unwrap_as(b.as_ref(), &kek, WrapAlgorithm::Aes256Opaque, &w, &ctx).await;
     assert!(
         matches!(got, Err(BackendError::KeyDisabled { .. })),
         "{got:?}"
     );
     // Destroying twice is not an error (a repeat after a crash).
-    b.destroy_kek(&kek).await.unwrap();
+    b.destroy_kek(KekChange::new(&kek, &[])).await.unwrap();
 }
 
 #[tokio::test]
@@ -482,8 +484,8 @@ async fn a_symmetric_kms_kek_rotates_to_a_new_key_through_the_envelope() {
         .locator;
     assert_ne!(v1, v2);
     assert_eq!(
-        AwsKmsKek::parse(&v2).unwrap().region(),
-        AwsKmsKek::parse(&v1).unwrap().region()
+        AwsKmsLocator::parse(&v2).unwrap().region(),
+        AwsKmsLocator::parse(&v1).unwrap().region()
     );
     let new = env.seal(&ctx, b"after").await.unwrap();
     assert_eq!(env.open(&ctx, &old).await.unwrap(), b"before");
@@ -496,13 +498,13 @@ async fn a_role_that_cannot_be_assumed_is_a_credentials_error_not_an_outage() {
     let kek = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "role").await;
     // The same key through a role in another account: STS refuses (or cannot be
     // reached from here); either way no credentials come back.
-    let through_role = AwsKmsKek::new(
+    let through_role = AwsKmsLocator::new(
         &key_id(&kek),
         &region(),
         Some("arn:aws:iam::000000000000:role/kekring-none"),
     )
     .unwrap()
-    .locator();
+    .to_locator();
     let dek = DataKey::generate().unwrap();
     let started = Instant::now();
     let got = b
@@ -620,7 +622,9 @@ async fn an_alias_re_pointed_after_registration_moves_neither_unwrap_nor_destroy
         .send()
         .await
         .unwrap();
-    let by_alias = AwsKmsKek::new(&alias, &region(), None).unwrap().locator();
+    let by_alias = AwsKmsLocator::new(&alias, &region(), None)
+        .unwrap()
+        .to_locator();
     let scope = common::kref("acme", "repoint", 1);
     let alg = WrapAlgorithm::Aes256Opaque;
 
@@ -645,13 +649,9 @@ async fn an_alias_re_pointed_after_registration_moves_neither_unwrap_nor_destroy
         .unwrap();
     let record = env.key_ring().read(|r| r.get(&scope).cloned()).unwrap();
     assert_eq!(record.locator, first);
-    assert_eq!(
-        record.key_id.as_str(),
-        AwsKmsKek::parse(&first)
-            .unwrap()
-            .locator()
-            .as_str()
-            .trim_start_matches(&format!("aws-kms:{}:", region()))
+    assert!(
+        first.as_str().ends_with(record.key_id.as_str()),
+        "{record:?}"
     );
     let ctx = common::ctx("acme", "repoint", "o", Classification::Internal);
     let sealed = env.seal(&ctx, b"under the first key").await.unwrap();
@@ -732,7 +732,9 @@ async fn a_revoked_kms_key_is_refused_under_an_alias_naming_it() {
     env.key_ring()
         .apply(|r| r.revoke(&scope, 1_700_000_000, "leaked"))
         .unwrap();
-    let by_alias = AwsKmsKek::new(&alias, &region(), None).unwrap().locator();
+    let by_alias = AwsKmsLocator::new(&alias, &region(), None)
+        .unwrap()
+        .to_locator();
     let got = env
         .register_kek(NewKek::new(
             common::kref("acme", "revoked", 2),
@@ -750,4 +752,45 @@ async fn a_revoked_kms_key_is_refused_under_an_alias_naming_it() {
         ),
         "{got:?}"
     );
+}
+
+/// The public key of a KMS ML-KEM KEK is pinned in its locator when it is created: a
+/// service that answers another public key later (a swapped key) is refused, and no DEK
+/// is encrypted to it. Before pinning, the wrap encapsulated to whatever key KMS
+/// answered.
+#[tokio::test]
+async fn a_swapped_ml_kem_public_key_is_refused() {
+    let b = fake(EncapsulateMode::default()).await;
+    let alg = WrapAlgorithm::MlKem768;
+    let a = common::new_kek(b.as_ref(), alg, "pinned-a").await;
+    let other = common::new_kek(b.as_ref(), alg, "pinned-b").await;
+    let pin = |l: &KekLocator| l.as_str().split_once("#pk-sha256=").unwrap().1.to_owned();
+    assert_ne!(pin(&a), pin(&other));
+    let dek = DataKey::generate().unwrap();
+    let ctx = binding("o1");
+    b.wrap(WrapRequest::new(&a, alg, &dek, &ctx)).await.unwrap();
+    // A's key, with the pin B registered: what KMS answering B's public key for A looks
+    // like to the backend. A fresh backend, so that nothing is cached.
+    let swapped = KekLocator::new(format!("{}#pk-sha256={}", key_locator(&a), pin(&other)));
+    let fresh = fake(EncapsulateMode::default()).await;
+    let got = fresh
+        .wrap(WrapRequest::new(&swapped, alg, &dek, &ctx))
+        .await;
+    assert!(
+        matches!(got, Err(BackendError::PublicKeyChanged(_))),
+        "{got:?}"
+    );
+    // Without a pin there is nothing to check a fetched key against: refused.
+    let unpinned = KekLocator::new(key_locator(&a));
+    let got = fresh
+        .wrap(WrapRequest::new(&unpinned, alg, &dek, &ctx))
+        .await;
+    assert!(matches!(got, Err(BackendError::Unresolved(_))), "{got:?}");
+    // Resolving it pins what KMS answers now.
+    assert_eq!(fresh.resolve_kek(&unpinned).await.unwrap(), a);
+}
+
+/// A locator without its public-key pin.
+fn key_locator(kek: &KekLocator) -> String {
+    kek.as_str().split("#pk-sha256=").next().unwrap().to_owned()
 }

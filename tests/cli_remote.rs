@@ -19,7 +19,6 @@ mod cli_support;
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use cli_support::{Cli, object_args};
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 /// The CLI with its remote backends' servers and credentials in the services' own
 /// environment variables.
@@ -101,20 +100,8 @@ async fn a_scope_moves_from_a_local_kek_to_transit_and_a_kms_key_is_registered()
     seal(&r, "docs", "a", "confidential");
 
     // The tenant's Transit key (derived, as kekring needs), made by its operator.
-    let admin = VaultClient::new(
-        VaultClientSettingsBuilder::default()
-            .address(env("KEKRING_TEST_VAULT_ADDR"))
-            .token(env("KEKRING_TEST_VAULT_TOKEN"))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
     let name = format!("cli-docs-{}", std::process::id());
-    let mut opts = vaultrs::api::transit::requests::CreateKeyRequestBuilder::default();
-    opts.derived(true);
-    vaultrs::transit::key::create(&admin, "transit", &name, Some(&mut opts))
-        .await
-        .unwrap();
+    common::vault::admin().create_key("transit", &name).await;
     let transit_key = format!("transit/{name}@v1");
 
     // A Transit key that does not exist is refused before the ring names it: exit 5.

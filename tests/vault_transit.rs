@@ -1,7 +1,12 @@
 //! Vault / OpenBao Transit against the real OpenBao dev server that `scripts/test.sh`
 //! starts (`scripts/servers.py`). Without its address in the environment these tests
 //! fail: they never skip.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -10,9 +15,10 @@ use common::env;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kekring::backend::kit::CallPolicy;
+use common::vault::admin;
+use kekring::backend::kit::{CallPolicy, Locator};
 use kekring::backend::vault_transit::{
-    TransitKey, VaultAuth, VaultTransitBackend, VaultTransitConfig,
+    TransitLocator, VaultAuth, VaultTransitBackend, VaultTransitConfig,
 };
 use kekring::backend::{KekSpec, UnwrapRequest, WrapRequest};
 use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, ManualClock, RetireOptions};
@@ -24,7 +30,6 @@ use kekring::{
     Name, Profile, WrapAlgorithm,
 };
 use secrecy::SecretString;
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 fn addr() -> String {
     env("KEKRING_TEST_VAULT_ADDR")
@@ -46,17 +51,6 @@ fn backend(auth: VaultAuth) -> Arc<VaultTransitBackend> {
     Arc::new(VaultTransitBackend::new(cfg).unwrap())
 }
 
-/// A client for what an operator does out of band (rotate, disable, make tokens).
-fn admin() -> VaultClient {
-    use secrecy::ExposeSecret;
-    let s = VaultClientSettingsBuilder::default()
-        .address(addr())
-        .token(root().expose_secret())
-        .build()
-        .unwrap();
-    VaultClient::new(s).unwrap()
-}
-
 fn binding(object: &str) -> BindingContext {
     BindingContext::new(
         Name::new("tenant", "acme").unwrap(),
@@ -72,25 +66,11 @@ fn binding(object: &str) -> BindingContext {
 /// the minimum encryption and decryption versions.
 fn disable_hook(kek: KekLocator) -> HookFuture {
     Box::pin(async move {
-        let key = TransitKey::parse(&kek).map_err(|e| e.to_string())?;
-        let (mount, name) = kek
-            .as_str()
-            .rsplit_once('@')
-            .and_then(|(p, _)| p.rsplit_once('/'))
-            .map(|(m, n)| (m.to_owned(), n.to_owned()))
-            .ok_or("locator")?;
+        let key = TransitLocator::parse(&kek).map_err(|e| e.to_string())?;
         let c = admin();
-        vaultrs::transit::key::rotate(&c, &mount, &name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let next = key.version() + 1;
-        let mut opts =
-            vaultrs::api::transit::requests::UpdateKeyConfigurationRequestBuilder::default();
-        opts.min_decryption_version(next)
-            .min_encryption_version(next);
-        vaultrs::transit::key::update(&c, &mount, &name, Some(&mut opts))
-            .await
-            .map_err(|e| e.to_string())
+        c.rotate(key.mount(), key.name()).await;
+        c.floor(key.mount(), key.name(), key.version() + 1).await;
+        Ok(())
     })
 }
 
@@ -159,12 +139,8 @@ async fn bad_credentials_and_missing_permissions_are_typed() {
 
     // A valid token whose policies do not reach Transit.
     let kek = root_kek("perm").await;
-    let mut opts = vaultrs::api::token::requests::CreateTokenRequestBuilder::default();
-    opts.policies(vec!["default".into()]).ttl("5m");
-    let weak = vaultrs::token::new(&admin(), Some(&mut opts))
-        .await
-        .unwrap();
-    let b = backend(VaultAuth::Token(SecretString::from(weak.client_token)));
+    let weak = admin().token(&["default"], "5m", true).await;
+    let b = backend(VaultAuth::Token(SecretString::from(weak)));
     let dek = DataKey::generate().unwrap();
     let got = b
         .wrap(WrapRequest::new(
@@ -215,15 +191,7 @@ async fn round_trip(b: &VaultTransitBackend, kek: &KekLocator) -> Result<(), Bac
 
 /// A token with the test policy, `ttl` to live.
 async fn policy_token(ttl: &str, renewable: bool) -> String {
-    let mut opts = vaultrs::api::token::requests::CreateTokenRequestBuilder::default();
-    opts.policies(vec!["kekring-test".into()])
-        .ttl(ttl)
-        .explicit_max_ttl("10m")
-        .renewable(renewable);
-    vaultrs::token::new(&admin(), Some(&mut opts))
-        .await
-        .unwrap()
-        .client_token
+    admin().token(&["kekring-test"], ttl, renewable).await
 }
 
 async fn short_token(renewable: bool) -> SecretString {
@@ -278,7 +246,7 @@ async fn a_token_file_is_read_again_when_vault_stops_accepting_its_token() {
     // call that finds its token refused reads the file again and succeeds.
     let second = policy_token("5m", true).await;
     std::fs::write(&sink, &second).unwrap();
-    vaultrs::token::revoke(&admin(), &first).await.unwrap();
+    admin().revoke(&first).await;
     round_trip(&from_file, &kek)
         .await
         .expect("the new token in the file is used");
@@ -286,7 +254,7 @@ async fn a_token_file_is_read_again_when_vault_stops_accepting_its_token() {
     assert!(matches!(got, BackendError::Credentials { .. }), "{got:?}");
 
     // The file's token revoked too: read again, refused again, and typed.
-    vaultrs::token::revoke(&admin(), &second).await.unwrap();
+    admin().revoke(&second).await;
     let got = round_trip(&from_file, &kek).await.unwrap_err();
     assert!(matches!(got, BackendError::Credentials { .. }), "{got:?}");
     std::fs::write(&sink, policy_token("5m", true).await).unwrap();
@@ -300,7 +268,7 @@ async fn a_token_file_is_read_again_when_vault_stops_accepting_its_token() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&missing, BackendError::Credentials { message } if message.contains("token")),
+        matches!(&missing, BackendError::Credentials { message, .. } if message.contains("token")),
         "{missing:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -332,7 +300,7 @@ async fn rotation_makes_the_next_transit_version_and_both_open() {
         .await
         .unwrap();
     let record = env.key_ring().read(|r| r.get(&next).cloned()).unwrap();
-    let v2 = TransitKey::parse(&record.locator).unwrap();
+    let v2 = TransitLocator::parse(&record.locator).unwrap();
     assert_eq!(v2.version(), 2);
     assert_eq!(
         record.locator.as_str().rsplit_once('@').unwrap().0,
@@ -459,20 +427,9 @@ async fn bulk_rewrap_runs_inside_transit_and_retirement_raises_its_floor() {
         .await
         .unwrap();
     assert!(check.backend_error.is_none(), "{:?}", check.backend_error);
-    let key = TransitKey::parse(&v1).unwrap();
-    let name = v1
-        .as_str()
-        .rsplit_once('@')
-        .unwrap()
-        .0
-        .rsplit_once('/')
-        .unwrap()
-        .1
-        .to_owned();
-    let config = vaultrs::transit::key::read(&admin(), "transit", &name)
-        .await
-        .unwrap();
-    assert_eq!(config.min_decryption_version, key.version() + 1);
+    let key = TransitLocator::parse(&v1).unwrap();
+    let config = admin().key(key.mount(), key.name()).await;
+    assert_eq!(config["min_decryption_version"], key.version() + 1);
     // Everything still opens: it is all under version 2 now.
     for item in &rewrapped {
         match item.kind {
@@ -552,4 +509,91 @@ async fn another_spelling_of_a_transit_version_is_the_same_key() {
         ))
         .await;
     assert!(reused(&got), "{got:?}");
+}
+
+/// Derived Transit keys serve many tenants by design: two tenants' KEKs name the same
+/// key at version 1. Retiring one tenant's version must not raise the key's floor under
+/// the other. Before, the retirement raised `min_decryption_version` on the whole key
+/// and the other tenant's objects stopped opening.
+#[tokio::test]
+async fn retiring_one_tenants_shared_transit_key_leaves_the_others_reads_working() {
+    let transit = backend(VaultAuth::Token(root()));
+    let shared = root_kek("shared").await;
+    let clock = Arc::new(ManualClock::new(1_700_000_000));
+    let alg = WrapAlgorithm::Aes256Opaque;
+    let (acme, globex) = (
+        common::kref("acme", "docs", 1),
+        common::kref("globex", "docs", 1),
+    );
+    let env = Envelope::builder()
+        .backend(transit.clone())
+        .clock(clock.clone())
+        .kek(
+            NewKek::new(acme.clone(), BackendId::VaultTransit, shared.clone(), alg)
+                .overlap_seconds(60),
+        )
+        .kek(NewKek::new(
+            globex.clone(),
+            BackendId::VaultTransit,
+            shared.clone(),
+            alg,
+        ))
+        .build()
+        .unwrap();
+    let g = common::ctx("globex", "docs", "o", Classification::Internal);
+    let sealed = env.seal(&g, b"globex data").await.unwrap();
+    // acme rotates (the next version of the shared key) and retires its v1.
+    env.rotate_kek(acme.tenant(), acme.purpose()).await.unwrap();
+    clock.set(1_700_000_000 + 61);
+    let check = env
+        .retire_kek(&acme, Vec::new(), RetireOptions::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&check.service, Some(kekring::backend::ServiceOutcome::Skipped { reason }) if reason.contains("in use")),
+        "{check:?}"
+    );
+    assert_eq!(env.open(&g, &sealed).await.unwrap(), b"globex data");
+    let key = TransitLocator::parse(&shared).unwrap();
+    let config = admin().key(key.mount(), key.name()).await;
+    assert_eq!(config["min_decryption_version"], 1, "{config}");
+}
+
+/// Under AppRole, a token fresh from its login that Vault refuses (403) is refused for
+/// what it may do: a permission error at once. Before, when its policies did not even
+/// allow `lookup-self`, the refusal was taken for an expired token and retried, a new
+/// login each time, until it looked like an outage (a transient error).
+#[tokio::test]
+async fn a_token_refused_in_the_call_that_issued_it_is_a_permission_error() {
+    let kek = root_kek("fresh-refused").await;
+    let a = admin();
+    let role = format!("kekring-no-policy-{}", std::process::id());
+    a.post(
+        &format!("auth/approle/role/{role}"),
+        serde_json::json!({"token_policies": ["nothing"], "token_no_default_policy": true, "token_ttl": "60s"}),
+    )
+    .await;
+    let role_id = a.get(&format!("auth/approle/role/{role}/role-id")).await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = a
+        .post(
+            &format!("auth/approle/role/{role}/secret-id"),
+            serde_json::json!({}),
+        )
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = backend(VaultAuth::AppRole {
+        mount: "approle".into(),
+        role_id,
+        secret_id: SecretString::from(secret_id),
+    });
+    let got = round_trip(&b, &kek).await.unwrap_err();
+    assert!(
+        matches!(got, BackendError::PermissionDenied { .. }),
+        "{got:?}"
+    );
 }

@@ -33,8 +33,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::backend::{
-    BackendError, BackendInfo, KekDescriptor, KekLocator, KekSpec, KeyBackend, KeyIdentity,
-    UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
+    BackendError, BackendInfo, KekChange, KekDescriptor, KekLocator, KekSpec, KeyBackend,
+    KeyIdentity, ServiceOutcome, UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
 };
 use crate::crypto::{CryptoProvider, Primitives, RandomSource};
 use crate::error::{Error, MisuseError};
@@ -599,9 +599,8 @@ impl KeyBackend for LocalBackend {
         let key = self
             .get_shared(kek)
             .ok_or_else(|| BackendError::KeyNotFound(kek.clone()))?;
-        key.identity().map_err(|e| BackendError::InvalidRequest {
-            message: format!("the key's identity: {e}"),
-        })
+        key.identity()
+            .map_err(|e| BackendError::invalid_request(format!("the key's identity: {e}")))
     }
 
     async fn wrap(&self, req: WrapRequest<'_>) -> Result<WrapResponse, BackendError> {
@@ -637,9 +636,10 @@ impl KeyBackend for LocalBackend {
         Ok(KekDescriptor::new(locator, spec.algorithm))
     }
 
-    async fn destroy_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
+    async fn destroy_kek(&self, change: KekChange<'_>) -> Result<ServiceOutcome, BackendError> {
+        let kek = change.kek;
         match self.remove(kek) {
-            Ok(true) => Ok(()),
+            Ok(true) => Ok(ServiceOutcome::Applied),
             Ok(false) => Err(BackendError::KeyNotFound(kek.clone())),
             Err(e) => Err(BackendError::Unavailable {
                 message: "could not remove the KEK".to_owned(),

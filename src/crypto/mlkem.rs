@@ -36,7 +36,7 @@ type Fast = super::awslc::asym::MlKem;
 type Fast = ();
 
 /// The length of an encapsulation key of `algorithm`, and of its KEM ciphertext.
-#[cfg_attr(not(feature = "aws-kms"), allow(dead_code))]
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn lengths(algorithm: WrapAlgorithm) -> Option<(usize, usize)> {
     match algorithm {
         WrapAlgorithm::MlKem768 => Some((1184, 1088)),
@@ -130,4 +130,30 @@ impl MlKemPublicKey {
         m.as_mut_slice().zeroize();
         Ok(out)
     }
+}
+
+/// The FIPS 203 encapsulation key inside a DER `SubjectPublicKeyInfo` of an ML-KEM key
+/// (`id-alg-ml-kem-768` / `-1024`, no parameters, as RFC 9935 and KMS `GetPublicKey`
+/// give it), and its algorithm. DER is canonical, so each parameter set has exactly one
+/// 22-byte prefix; anything else is refused.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) fn from_spki(der: &[u8]) -> Option<(WrapAlgorithm, &[u8])> {
+    // SEQUENCE { SEQUENCE { OID 2.16.840.1.101.3.4.4.{2,3} } BIT STRING { 0 unused bits, ek } }
+    const PREFIX_768: [u8; 22] = [
+        0x30, 0x82, 0x04, 0xb2, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
+        0x04, 0x02, 0x03, 0x82, 0x04, 0xa1, 0x00,
+    ];
+    const PREFIX_1024: [u8; 22] = [
+        0x30, 0x82, 0x06, 0x32, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
+        0x04, 0x03, 0x03, 0x82, 0x06, 0x21, 0x00,
+    ];
+    for (alg, prefix, ek_len) in [
+        (WrapAlgorithm::MlKem768, PREFIX_768, 1184),
+        (WrapAlgorithm::MlKem1024, PREFIX_1024, 1568),
+    ] {
+        if der.len() == prefix.len() + ek_len && der.starts_with(&prefix) {
+            return der.get(prefix.len()..).map(|ek| (alg, ek));
+        }
+    }
+    None
 }

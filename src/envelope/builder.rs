@@ -100,8 +100,8 @@ impl EnvelopeBuilder {
     }
 
     /// The crypto provider for payload encryption and key derivation (default:
-    /// [`CryptoProvider::rust_crypto`]). Backends choose their own (see
-    /// [`crate::LocalBackend::with_crypto_provider`]).
+    /// [`CryptoProvider::rust_crypto`]). Remote backends compute their local steps with
+    /// it too; the local backend has its own (`LocalBackend::with_crypto_provider`).
     #[must_use]
     pub fn crypto_provider(mut self, provider: CryptoProvider) -> Self {
         self.crypto = provider;
@@ -163,7 +163,7 @@ impl EnvelopeBuilder {
     }
 
     /// Adds a backend as the default instance of its kind (named after its
-    /// [`BackendId`], e.g. `aws-kms`).
+    /// [`BackendId`](crate::BackendId), e.g. `aws-kms`).
     #[must_use]
     pub fn backend(mut self, backend: Arc<dyn KeyBackend>) -> Self {
         let name = backend.info().id.to_string();

@@ -15,9 +15,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::backend::{
-    BackendError, KekDescriptor, KekSpec, KeyBackend, RewrapRequest, UnwrapRequest, WrapRequest,
-    WrapResponse,
+    BackendError, KekChange, KekDescriptor, KekSpec, KeyBackend, RewrapRequest, ServiceOutcome,
+    UnwrapRequest, WrapRequest, WrapResponse,
 };
+use crate::crypto::{CryptoProvider, Primitives};
 use crate::error::{ConfigError, Error};
 use crate::format::{BackendId, BindingContext, WrapAlgorithm};
 use crate::lifecycle::KekRecord;
@@ -113,6 +114,11 @@ pub(super) struct Target<'a> {
     pub(super) algorithm: WrapAlgorithm,
 }
 
+/// The envelope's crypto provider, for what a remote backend computes locally.
+fn provider(crypto: &'static dyn Primitives) -> CryptoProvider {
+    CryptoProvider { primitives: crypto }
+}
+
 impl<'a> Target<'a> {
     /// A KEK record of the key ring, served by `backend`.
     pub(super) fn of(backend: &'a Arc<dyn KeyBackend>, rec: &'a KekRecord) -> Self {
@@ -146,15 +152,16 @@ fn reported(e: BackendError) -> Error {
     }
 }
 
-/// Wraps `dek` under the target; the answer must name the target's key.
+/// Wraps `dek` under the target; the answer must name the target's key. `crypto` is the
+/// envelope's provider, for what the backend computes locally.
 pub(super) async fn wrap(
     t: Target<'_>,
+    crypto: &'static dyn Primitives,
     dek: &DataKey,
     binding: &BindingContext,
 ) -> Result<WrapResponse, Error> {
-    let call = t
-        .backend
-        .wrap(WrapRequest::new(t.locator, t.algorithm, dek, binding));
+    let req = WrapRequest::new(t.locator, t.algorithm, dek, binding).with_crypto(provider(crypto));
+    let call = t.backend.wrap(req);
     let resp = traced(t, "wrap", call).await.map_err(reported)?;
     t.check_answer(&resp.kek)?;
     Ok(resp)
@@ -163,11 +170,13 @@ pub(super) async fn wrap(
 /// Unwraps a copy under the target; the answer must name the target's key.
 pub(super) async fn unwrap(
     t: Target<'_>,
+    crypto: &'static dyn Primitives,
     params: &[u8],
     wrapped: &[u8],
     binding: &BindingContext,
 ) -> Result<DataKey, Error> {
-    let req = UnwrapRequest::new(t.locator, t.algorithm, params, wrapped, binding);
+    let req = UnwrapRequest::new(t.locator, t.algorithm, params, wrapped, binding)
+        .with_crypto(provider(crypto));
     let resp = traced(t, "unwrap", t.backend.unwrap(req))
         .await
         .map_err(reported)?;
@@ -180,12 +189,14 @@ pub(super) async fn unwrap(
 pub(super) async fn rewrap(
     from: Target<'_>,
     to: Target<'_>,
+    crypto: &'static dyn Primitives,
     params: &[u8],
     wrapped: &[u8],
     binding: &BindingContext,
 ) -> Result<Option<WrapResponse>, Error> {
     let req = RewrapRequest::new(
-        UnwrapRequest::new(from.locator, from.algorithm, params, wrapped, binding),
+        UnwrapRequest::new(from.locator, from.algorithm, params, wrapped, binding)
+            .with_crypto(provider(crypto)),
         to.locator,
     );
     match traced(to, "rewrap", to.backend.rewrap(req)).await {
@@ -209,14 +220,23 @@ pub(super) async fn resolve_kek(t: Target<'_>) -> Result<KekLocator, Error> {
     Ok(traced(t, "resolve_kek", t.backend.resolve_kek(t.locator)).await?)
 }
 
-/// Tells the target's backend that the key ring retired it.
-pub(super) async fn retire_kek(t: Target<'_>) -> Result<(), BackendError> {
-    traced(t, "retire_kek", t.backend.retire_kek(t.locator)).await
+/// Tells the target's backend that the key ring retired it; `in_use` are the locators
+/// of the backend instance's other KEKs still in use.
+pub(super) async fn retire_kek(
+    t: Target<'_>,
+    in_use: &[KekLocator],
+) -> Result<ServiceOutcome, BackendError> {
+    let change = KekChange::new(t.locator, in_use);
+    traced(t, "retire_kek", t.backend.retire_kek(change)).await
 }
 
-/// Deletes the target's material in its backend.
-pub(super) async fn destroy_kek(t: Target<'_>) -> Result<(), BackendError> {
-    traced(t, "destroy_kek", t.backend.destroy_kek(t.locator)).await
+/// Deletes the target's material in its backend, as [`retire_kek`] tells it.
+pub(super) async fn destroy_kek(
+    t: Target<'_>,
+    in_use: &[KekLocator],
+) -> Result<ServiceOutcome, BackendError> {
+    let change = KekChange::new(t.locator, in_use);
+    traced(t, "destroy_kek", t.backend.destroy_kek(change)).await
 }
 
 /// Runs one backend call inside a span named `kekring.backend` (with feature `tracing`;
@@ -256,7 +276,7 @@ where
     }
     #[cfg(not(feature = "tracing"))]
     {
-        let _ = (backend, operation);
+        let _ = (backend, operation, t.key_id);
         call.await
     }
 }

@@ -259,7 +259,7 @@ impl Envelope {
     ) -> Result<WrappedDek, Error> {
         let mut entries = Vec::with_capacity(plan.len());
         for kek in plan.iter() {
-            let resp = calls::wrap(kek.target(), dek, ctx.binding()).await?;
+            let resp = calls::wrap(kek.target(), self.inner.crypto, dek, ctx.binding()).await?;
             entries.push(kek.entry(resp)?);
         }
         Ok(WrappedDek::new(ctx.classification().clone(), entries)?)

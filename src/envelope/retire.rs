@@ -14,6 +14,7 @@ use futures_util::stream::{self, StreamExt};
 use super::Envelope;
 use super::calls::{self, Target};
 use super::unwrap::Access;
+use crate::backend::ServiceOutcome;
 use crate::error::{Error, KeyStateError, MisuseError};
 use crate::format::{KekRef, SealedHeader, WrappedDek};
 use crate::lifecycle::{KekRecord, KekState};
@@ -85,9 +86,12 @@ pub struct RetireCheck {
     pub verified: u64,
     /// Objects that did not open without the KEK (or did not parse), with why.
     pub unreadable: Vec<(String, Error)>,
-    /// After a retirement: why the backend could not stop the KEK in its service (see
-    /// [`KeyBackend::retire_kek`](crate::backend::KeyBackend::retire_kek)). The key
-    /// ring's retirement stands either way and is what every envelope enforces.
+    /// After a retirement or destruction: what the backend did in its service (see
+    /// [`KeyBackend::retire_kek`](crate::backend::KeyBackend::retire_kek)): applied, not
+    /// applicable, or skipped and why (another KEK still in use needs the service key).
+    pub service: Option<ServiceOutcome>,
+    /// After a retirement: why the backend could not stop the KEK in its service. The
+    /// key ring's retirement stands either way and is what every envelope enforces.
     pub backend_error: Option<crate::backend::BackendError>,
 }
 
@@ -277,9 +281,30 @@ impl Envelope {
         let mut check = check;
         let record = self.kek_record(kek)?;
         if let Ok(backend) = self.backend(&record) {
-            check.backend_error = calls::retire_kek(Target::of(backend, &record)).await.err();
+            let in_use = self.in_use_beside(&record);
+            match calls::retire_kek(Target::of(backend, &record), &in_use).await {
+                Ok(outcome) => check.service = Some(outcome),
+                Err(e) => check.backend_error = Some(e),
+            }
         }
         Ok(check)
+    }
+
+    /// The locators of the KEKs still in use (not retired, revoked or destroyed) on
+    /// `record`'s backend instance, `record` left out: what a service-side change to
+    /// `record`'s key must leave working.
+    fn in_use_beside(&self, record: &KekRecord) -> Vec<crate::locator::KekLocator> {
+        self.inner.ring.read(|r| {
+            r.records()
+                .filter(|o| {
+                    o.reference != record.reference
+                        && !o.state.has_ended()
+                        && o.backend == record.backend
+                        && o.instance == record.instance
+                })
+                .map(|o| o.locator.clone())
+                .collect()
+        })
     }
 
     /// Destroys a retired or revoked KEK: [`Envelope::record_destruction`], then
@@ -297,8 +322,8 @@ impl Envelope {
     where
         I: IntoIterator<Item = BulkItem>,
     {
-        let check = self.record_destruction(kek, items, options).await?;
-        self.delete_destroyed_kek(kek).await?;
+        let mut check = self.record_destruction(kek, items, options).await?;
+        check.service = Some(self.delete_destroyed_kek(kek).await?);
         Ok(check)
     }
 
@@ -362,7 +387,7 @@ impl Envelope {
     /// # Errors
     /// [`Error::KeyState`] unless the ring records the KEK as destroyed;
     /// [`Error::Backend`] when the backend cannot delete it.
-    pub async fn delete_destroyed_kek(&self, kek: &KekRef) -> Result<(), Error> {
+    pub async fn delete_destroyed_kek(&self, kek: &KekRef) -> Result<ServiceOutcome, Error> {
         let record = self.kek_record(kek)?;
         if record.state != KekState::Destroyed {
             return Err(KeyStateError::NotUsable {
@@ -373,9 +398,11 @@ impl Envelope {
         }
         // Not `served`: the key may already be gone (a repeat after a crash).
         let backend = calls::holder(&self.inner.backends, &record)?;
-        match calls::destroy_kek(Target::of(backend, &record)).await {
+        let in_use = self.in_use_beside(&record);
+        match calls::destroy_kek(Target::of(backend, &record), &in_use).await {
+            Ok(outcome) => Ok(outcome),
             // Already gone (a repeat after a crash): the destruction is complete.
-            Ok(()) | Err(crate::backend::BackendError::KeyNotFound(_)) => Ok(()),
+            Err(crate::backend::BackendError::KeyNotFound(_)) => Ok(ServiceOutcome::Applied),
             Err(e) => Err(e.into()),
         }
     }

@@ -324,6 +324,7 @@ impl Envelope {
         let rewrapped = calls::rewrap(
             source,
             to.target(),
+            self.inner.crypto,
             old.params(),
             old.wrapped(),
             ctx.binding(),

@@ -242,7 +242,15 @@ impl Envelope {
                 key_id: Some(&kek.key_id),
                 algorithm: kek.algorithm,
             };
-            match calls::unwrap(target, e.params(), e.wrapped(), ctx.binding()).await {
+            match calls::unwrap(
+                target,
+                self.inner.crypto,
+                e.params(),
+                e.wrapped(),
+                ctx.binding(),
+            )
+            .await
+            {
                 Ok(dek) => {
                     resolved.counters.unwrapped();
                     if let Some(cache) = &self.inner.cache

@@ -1,7 +1,12 @@
 //! Fixtures the integration tests share: a local backend with KEKs, the envelope over
 //! it, KEK references and contexts. Each test file that uses them says `mod common;`.
 // Test code: a panic is a test failure. Not every test file uses every fixture.
-#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    dead_code,
+    unreachable_pub
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -152,7 +157,23 @@ impl<B: kekring::KeyBackend + ?Sized> kekring::KeyBackend for Counting<B> {
     ) -> Result<kekring::backend::KekDescriptor, kekring::BackendError> {
         self.inner.create_kek(spec).await
     }
-    async fn retire_kek(&self, kek: &kekring::KekLocator) -> Result<(), kekring::BackendError> {
-        self.inner.retire_kek(kek).await
+    async fn resolve_kek(
+        &self,
+        kek: &kekring::KekLocator,
+    ) -> Result<kekring::KekLocator, kekring::BackendError> {
+        self.inner.resolve_kek(kek).await
+    }
+    async fn retire_kek(
+        &self,
+        change: kekring::backend::KekChange<'_>,
+    ) -> Result<kekring::backend::ServiceOutcome, kekring::BackendError> {
+        self.inner.retire_kek(change).await
+    }
+    async fn destroy_kek(
+        &self,
+        change: kekring::backend::KekChange<'_>,
+    ) -> Result<kekring::backend::ServiceOutcome, kekring::BackendError> {
+        self.inner.destroy_kek(change).await
     }
 }
+pub mod vault;

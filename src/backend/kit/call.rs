@@ -8,7 +8,9 @@ use crate::backend::BackendError;
 /// How a backend instance calls its service: a connect timeout (given to the HTTP
 /// client), a timeout per attempt, a bound on the whole call including every retry and
 /// wait, and exponential backoff with jitter between attempts. Only
-/// [transient](BackendError::is_transient) failures are retried.
+/// [transient](BackendError::is_transient) failures are retried, and a throttled call
+/// waits at least as long as the service's `Retry-After` asked (when that would pass
+/// the bound on the whole call, the throttling error is returned at once).
 ///
 /// The defaults suit a cloud KMS called from the same region: connect 3 s, 10 s per
 /// attempt, 4 attempts, backoff from 100 ms doubling to at most 2 s, 30 s in all.
@@ -157,7 +159,15 @@ impl CallPolicy {
             if !err.is_transient() || attempt >= self.max_attempts {
                 return Err(err);
             }
-            let wait = self.wait(attempt);
+            // A service that says how long to wait is waited for at least that long.
+            let asked = match &err {
+                BackendError::Throttled {
+                    retry_after: Some(d),
+                    ..
+                } => *d,
+                _ => Duration::ZERO,
+            };
+            let wait = self.wait(attempt).max(asked);
             if Instant::now() + wait >= deadline {
                 return Err(err);
             }
@@ -229,9 +239,7 @@ mod tests {
     async fn lasting_failures_are_not_retried() {
         for err in [
             BackendError::Rejected,
-            BackendError::Credentials {
-                message: "expired".into(),
-            },
+            BackendError::credentials("expired"),
             BackendError::KeyDisabled {
                 kek: "k".into(),
                 state: "disabled".into(),
@@ -279,6 +287,46 @@ mod tests {
         assert!(took < Duration::from_millis(1500), "{took:?}");
         let n = calls.load(Ordering::SeqCst);
         assert!((2..=6).contains(&n), "{n} attempts");
+    }
+
+    /// A throttled answer that says how long to wait is waited for at least that long;
+    /// one that asks for more than the call may still take ends it at once.
+    #[tokio::test]
+    async fn retry_after_is_waited_for_and_bounded_by_the_total() {
+        let throttled = |secs: u64| BackendError::Throttled {
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_millis(secs)),
+            source: None,
+        };
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let r = fast()
+            .run("wrap", || async {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(throttled(300))
+                } else {
+                    Ok(())
+                }
+            })
+            .await;
+        assert!(r.is_ok());
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let r: Result<(), _> = fast()
+            .total_timeout(Duration::from_secs(1))
+            .run("wrap", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(throttled(60_000))
+            })
+            .await;
+        assert!(matches!(r, Err(BackendError::Throttled { .. })));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() < Duration::from_millis(500));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use super::internal;
 use crate::backend::BackendError;
 use crate::crypto::Primitives;
-#[cfg(feature = "aws-kms")]
+#[cfg(feature = "remote")]
 use crate::crypto::mlkem::MlKemPublicKey;
 use crate::format::{BindingContext, WrapAlgorithm};
 use crate::secret::{DataKey, KEY_LEN};
@@ -135,7 +135,7 @@ pub(crate) fn unwrap_with_ciphertext(
 /// Encapsulates to `public` on `crypto` and wraps `dek` as [`wrap_with_ciphertext`]
 /// does: the wrap of a remote ML-KEM KEK whose service holds the private half, the same
 /// bytes a local ML-KEM KEK makes. Returns `(params, wrapped)`.
-#[cfg(feature = "aws-kms")]
+#[cfg(feature = "remote")]
 pub(crate) fn encapsulate_and_wrap(
     crypto: &dyn Primitives,
     public: &MlKemPublicKey,

@@ -32,8 +32,8 @@ use zeroize::Zeroizing;
 
 use super::{LocalBackend, LocalKek, MaterialKind};
 use crate::backend::{
-    BackendError, BackendInfo, KekDescriptor, KekSpec, KeyBackend, KeyIdentity, UnwrapRequest,
-    UnwrapResponse, WrapRequest, WrapResponse,
+    BackendError, BackendInfo, KekChange, KekDescriptor, KekSpec, KeyBackend, KeyIdentity,
+    ServiceOutcome, UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
 };
 use crate::crypto;
 use crate::error::Error;
@@ -817,7 +817,8 @@ impl KeyBackend for StoreBackend {
     }
 
     /// Removes the KEK from the store and saves it, then from memory here.
-    async fn destroy_kek(&self, kek: &KekLocator) -> Result<(), BackendError> {
+    async fn destroy_kek(&self, change: KekChange<'_>) -> Result<ServiceOutcome, BackendError> {
+        let kek = change.kek;
         let mut store = self.store.lock().map_err(|_| {
             unavailable(
                 "key store lock poisoned",
@@ -837,7 +838,7 @@ impl KeyBackend for StoreBackend {
         self.local
             .remove(kek)
             .map_err(|e| unavailable("could not unload the KEK", e.into()))?;
-        Ok(())
+        Ok(ServiceOutcome::Applied)
     }
 }
 

@@ -37,8 +37,8 @@ enum Private {
 }
 
 /// A local ML-KEM-768 or ML-KEM-1024 KEK; public-only when imported from an
-/// encapsulation key. The public half (and encapsulation) is the crate's shared
-/// [`MlKemPublicKey`], the one every remote ML-KEM KEK encapsulates with too.
+/// encapsulation key. The public half (and encapsulation) is the crate's shared ML-KEM
+/// public key, the one every remote ML-KEM KEK encapsulates with too.
 pub struct MlKemKek {
     public: MlKemPublicKey,
     private: Option<Private>,

@@ -61,14 +61,15 @@ impl RemoteKek {
             #[cfg(feature = "aws-kms")]
             {
                 let region = self.aws_region.as_deref().unwrap_or_default();
-                let kek = kekring::backend::aws_kms::AwsKmsKek::new(
+                use kekring::backend::kit::Locator as _;
+                let kek = kekring::backend::aws_kms::AwsKmsLocator::new(
                     key,
                     region,
                     self.aws_role.as_deref(),
                 )?;
                 return Ok(Some(Target {
                     backend: BackendId::AwsKms,
-                    locator: kek.locator(),
+                    locator: kek.to_locator(),
                     algorithm,
                 }));
             }
@@ -81,8 +82,10 @@ impl RemoteKek {
         if let Some(key) = &self.transit_key {
             #[cfg(feature = "vault-transit")]
             {
+                use kekring::backend::kit::Locator as _;
                 let locator = KekLocator::new(key.clone());
-                kekring::backend::vault_transit::TransitKey::parse(&locator)?;
+                kekring::backend::vault_transit::TransitLocator::parse(&locator)
+                    .map_err(kekring::Error::from)?;
                 return Ok(Some(Target {
                     backend: BackendId::VaultTransit,
                     locator,

@@ -36,8 +36,6 @@ use kekring::{
 };
 use serde::{Deserialize, Serialize};
 
-// Beside this file, in `kekring/` (a file directly in `src/bin/` would be a binary).
-#[path = "kekring/remote.rs"]
 mod remote;
 
 /// Runs a future to completion on the tool's one runtime (a current-thread tokio
