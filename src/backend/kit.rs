@@ -81,7 +81,7 @@ pub use transport::{Endpoint, MAX_ANSWER_LEN, TlsConfig, too_large};
 /// has one encoding). For a service that answers its public key as SPKI (AWS KMS
 /// `GetPublicKey`), since [`Service::public_key`] answers the raw key.
 #[cfg(feature = "remote")]
-pub fn ml_kem_spki(der: &[u8]) -> Option<(crate::WrapAlgorithm, &[u8])> {
+pub fn ml_kem_spki(der: &[u8]) -> Option<(crate::format::WrapAlgorithm, &[u8])> {
     crypto::mlkem::from_spki(der)
 }
 
