@@ -21,6 +21,10 @@
 //! default: the two classes differ in what a caller adds (for example
 //! [`Profile::deny_algorithm`] of ML-KEM-768 for Restricted, to require ML-KEM-1024).
 //!
+//! RSA with a 2048-bit modulus (a KMS `RSA_2048` key) is refused for every
+//! classification: it is below the 3072 bits local RSA keys must have; allow it
+//! explicitly with [`Profile::allow_algorithm`] where an existing key must be used.
+//!
 //! Symmetric 256-bit KEKs (AES-256 locally, in a KMS or an HSM) are allowed for every
 //! class: Grover's algorithm leaves them about 128-bit security against a quantum
 //! adversary, so they are quantum-resistant. A user who wants the stricter reading
@@ -63,19 +67,34 @@ pub struct Profile {
     rules: BTreeMap<Classification, Rule>,
 }
 
+/// RSA with a 2048-bit modulus: under the 3072 bits (about 128-bit strength) NIST SP
+/// 800-57 asks of keys protecting data past 2030. Refused for every classification by
+/// the default profile, as local RSA keys below 3072 bits are refused at import; a KMS
+/// RSA-2048 key needs an explicit [`Profile::allow_algorithm`].
+const RSA_2048: [WrapAlgorithm; 2] = [
+    WrapAlgorithm::RsaOaepSha256_2048,
+    WrapAlgorithm::RsaOaepSha256Ik2048,
+];
+
 impl Default for Profile {
     /// The default profile (see the module documentation).
     fn default() -> Self {
         use Classification::*;
         use Family::*;
-        Self::empty("default")
+        let mut p = Self::empty("default")
             .allow_families(Public, &Family::ALL)
             .allow_families(
                 Internal,
                 &[Symmetric256, ClassicalAsymmetric, PostQuantum, Hybrid],
             )
             .allow_families(Confidential, &[Symmetric256, Hybrid, PostQuantum])
-            .allow_families(Restricted, &[Symmetric256, PostQuantum, Hybrid])
+            .allow_families(Restricted, &[Symmetric256, PostQuantum, Hybrid]);
+        for class in [Public, Internal, Confidential, Restricted] {
+            for alg in RSA_2048 {
+                p = p.deny_algorithm(class.clone(), alg);
+            }
+        }
+        p
     }
 }
 
@@ -189,6 +208,12 @@ mod tests {
     fn default_profile_matches_the_design() {
         let p = Profile::default();
         for alg in WrapAlgorithm::ALL {
+            if RSA_2048.contains(&alg) {
+                for class in [Public, Internal, Confidential, Restricted] {
+                    assert!(p.check(&class, alg).is_err(), "{alg} for {class}");
+                }
+                continue;
+            }
             assert!(p.check(&Public, alg).is_ok());
             assert!(p.check(&Internal, alg).is_ok());
             let classical = alg.family() == Family::ClassicalAsymmetric;
@@ -206,6 +231,14 @@ mod tests {
                 .is_ok()
         );
         assert!(p.check(&Restricted, WrapAlgorithm::Aes256Kw).is_ok());
+        assert!(p.check(&Restricted, WrapAlgorithm::Aes256KwIk).is_ok());
+        // RSA-2048 in a KMS: refused unless allowed one by one.
+        let allowed = p.allow_algorithm(Internal, WrapAlgorithm::RsaOaepSha256Ik2048);
+        assert!(
+            allowed
+                .check(&Internal, WrapAlgorithm::RsaOaepSha256Ik2048)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn sized(alg: WrapAlgorithm) -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
         WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp => (0, 40..=40),
         WrapAlgorithm::Aes256Gcm => (12, 48..=48),
         WrapAlgorithm::Aes256GcmDerived => (32, 48..=48),
+        WrapAlgorithm::Aes256KwIk => (40, 60..=60),
         WrapAlgorithm::Aes256Opaque => (0, 1..=300),
         WrapAlgorithm::RsaOaepSha256_2048 => (0, 256..=256),
         WrapAlgorithm::RsaOaepSha256_3072 => (0, 384..=384),

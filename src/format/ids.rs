@@ -78,6 +78,7 @@ pub const MAX_OPAQUE_WRAPPED_LEN: usize = 4096;
 /// | `0x0003` | AES-256-GCM under the KEK itself, random 96-bit nonce, binding context as AAD (at most 2^32 wraps per KEK; for keys a backend holds and cannot derive from) | symmetric | 12 (nonce) | 48 |
 /// | `0x0004` | AES-256 held by a remote backend, opaque ciphertext (KMS, Transit) | symmetric | 0 | 1..=4096 |
 /// | `0x0005` | AES-256-GCM under a per-wrap key derived from the KEK, a 256-bit random salt and the binding context by HKDF-SHA-256 | symmetric | 32 (salt) | 48 |
+/// | `0x0006` | AES-256 key wrap (RFC 3394) of a fresh intermediate key by an AES key a service holds (PKCS#11 `C_WrapKey`, Azure Managed HSM `A256KW`); the DEK AES-256-GCM-sealed under it, binding as AAD | symmetric | 40 (wrapped intermediate key) | 60 |
 /// | `0x0010` | RSA-OAEP-SHA-256, 2048-bit (remote backends only) | classical | 0 | 256 |
 /// | `0x0011` | RSA-OAEP-SHA-256, 3072-bit | classical | 0 | 384 |
 /// | `0x0012` | RSA-OAEP-SHA-256, 4096-bit | classical | 0 | 512 |
@@ -105,6 +106,12 @@ pub enum WrapAlgorithm {
     /// KEK, a 256-bit random salt (carried in `params`) and the binding context. No
     /// nonce ever repeats under a key, so a KEK has no practical wrap limit.
     Aes256GcmDerived,
+    /// `0x0006`: a fresh intermediate key wrapped with RFC 3394 by an AES-256 key a service
+    /// holds and cannot bind a context to (PKCS#11 `C_WrapKey` with `CKM_AES_KEY_WRAP`,
+    /// Azure Managed HSM `wrapKey` with `A256KW`), the DEK AES-256-GCM-sealed under it
+    /// with the binding as AAD (the intermediate-key construction). Never
+    /// `aes256-opaque`, which says the service bound the context.
+    Aes256KwIk,
     /// `0x0010`: RSA-OAEP with SHA-256 and MGF1-SHA-256, 2048-bit modulus.
     RsaOaepSha256_2048,
     /// `0x0011`: RSA-OAEP with SHA-256 and MGF1-SHA-256, 3072-bit modulus.
@@ -133,12 +140,13 @@ pub enum WrapAlgorithm {
 
 impl WrapAlgorithm {
     /// Every assigned algorithm, in id order.
-    pub const ALL: [WrapAlgorithm; 16] = [
+    pub const ALL: [WrapAlgorithm; 17] = [
         WrapAlgorithm::Aes256Kw,
         WrapAlgorithm::Aes256Kwp,
         WrapAlgorithm::Aes256Gcm,
         WrapAlgorithm::Aes256Opaque,
         WrapAlgorithm::Aes256GcmDerived,
+        WrapAlgorithm::Aes256KwIk,
         WrapAlgorithm::RsaOaepSha256_2048,
         WrapAlgorithm::RsaOaepSha256_3072,
         WrapAlgorithm::RsaOaepSha256_4096,
@@ -160,6 +168,7 @@ impl WrapAlgorithm {
             WrapAlgorithm::Aes256Gcm => 0x0003,
             WrapAlgorithm::Aes256Opaque => 0x0004,
             WrapAlgorithm::Aes256GcmDerived => 0x0005,
+            WrapAlgorithm::Aes256KwIk => 0x0006,
             WrapAlgorithm::RsaOaepSha256_2048 => 0x0010,
             WrapAlgorithm::RsaOaepSha256_3072 => 0x0011,
             WrapAlgorithm::RsaOaepSha256_4096 => 0x0012,
@@ -192,7 +201,8 @@ impl WrapAlgorithm {
             | WrapAlgorithm::Aes256Kwp
             | WrapAlgorithm::Aes256Gcm
             | WrapAlgorithm::Aes256Opaque
-            | WrapAlgorithm::Aes256GcmDerived => Family::Symmetric256,
+            | WrapAlgorithm::Aes256GcmDerived
+            | WrapAlgorithm::Aes256KwIk => Family::Symmetric256,
             WrapAlgorithm::RsaOaepSha256_2048
             | WrapAlgorithm::RsaOaepSha256_3072
             | WrapAlgorithm::RsaOaepSha256_4096
@@ -213,6 +223,7 @@ impl WrapAlgorithm {
             WrapAlgorithm::Aes256Gcm => "aes256-gcm",
             WrapAlgorithm::Aes256Opaque => "aes256-opaque",
             WrapAlgorithm::Aes256GcmDerived => "aes256-gcm-derived",
+            WrapAlgorithm::Aes256KwIk => "aes256-kw-ik",
             WrapAlgorithm::RsaOaepSha256_2048 => "rsa2048-oaep-sha256",
             WrapAlgorithm::RsaOaepSha256_3072 => "rsa3072-oaep-sha256",
             WrapAlgorithm::RsaOaepSha256_4096 => "rsa4096-oaep-sha256",
@@ -232,6 +243,8 @@ impl WrapAlgorithm {
             WrapAlgorithm::Aes256Kw | WrapAlgorithm::Aes256Kwp => exact(0, 40),
             WrapAlgorithm::Aes256Gcm => exact(12, 48),
             WrapAlgorithm::Aes256GcmDerived => exact(32, 48),
+            // RFC 3394 of the 32-byte intermediate key; nonce, sealed DEK, tag.
+            WrapAlgorithm::Aes256KwIk => exact(40, 60),
             WrapAlgorithm::Aes256Opaque => Lengths {
                 params: (0, 0),
                 wrapped: (1, MAX_OPAQUE_WRAPPED_LEN),

@@ -46,7 +46,7 @@ impl Construction {
         use WrapAlgorithm::*;
         match algorithm {
             Aes256Opaque => Some(Construction::ServiceBinds),
-            RsaOaepSha256Ik2048 | RsaOaepSha256Ik3072 | RsaOaepSha256Ik4096 => {
+            RsaOaepSha256Ik2048 | RsaOaepSha256Ik3072 | RsaOaepSha256Ik4096 | Aes256KwIk => {
                 Some(Construction::IntermediateKey)
             }
             MlKem768 | MlKem1024 => Some(Construction::Kem),
@@ -127,6 +127,12 @@ impl<S: Service> RemoteBackend<S> {
     /// The service.
     pub fn service(&self) -> &S {
         &self.service
+    }
+
+    /// The service and the options, to build another backend on them (the conformance
+    /// suite's `for_service` puts a spy between the two).
+    pub fn into_parts(self) -> (S, RemoteOptions) {
+        (self.service, self.options)
     }
 
     fn target(kek: &KekLocator) -> Result<Target<S>, BackendError> {
