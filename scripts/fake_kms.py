@@ -45,9 +45,12 @@ Test-only control endpoints (not signed):
                                        key id, ARN or alias; every call when K is left out)
                                        answer ThrottlingException (the AWS SDKs retry it:
                                        3 attempts in standard mode)
+    POST /fake-api/unavailable {...}   the same with ServiceUnavailableException (503)
+    POST /fake-api/oversize {...}      the same with an answer padded past 1 MiB
     POST /fake-api/misname {"count": N, "key": K}    the next N answers for key K name
                                        another key's ARN
     POST /fake-api/reset               forget every key and alias
+(the server, the controls and the key states are scripts/fake_base.py's).
 
 State is in memory. One log line per request (operation, last 12 characters of the key
 id, outcome); shared secrets and private keys are never logged.
@@ -61,15 +64,13 @@ import binascii
 import datetime
 import hashlib
 import hmac
-import json
 import re
-import signal
 import sys
-import threading
 import time
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fake_base import Answer, FakeService, KeyLifecycle, Request, ServiceError, StateError, serve
 
 ACCOUNT = "111122223333"
 SERVICE = "kms"
@@ -81,7 +82,6 @@ CREDENTIALS = {
 EXPIRED_TOKEN = "expired"
 # How far a request's X-Amz-Date may be from the server's clock, as AWS allows.
 MAX_SKEW = datetime.timedelta(minutes=5)
-MAX_BODY = 1 << 20
 
 # Key spec -> (kyber-py parameter set name, FIPS 203 sizes, SPKI algorithm OID).
 ML_KEM_SPECS = {
@@ -114,14 +114,11 @@ OTHER_USAGE_OPERATIONS = {
 }
 
 
-class KmsError(Exception):
-    """An error answer: HTTP status, AWS error name, message."""
+class KmsError(ServiceError):
+    """An error answer: AWS error name, message, HTTP status."""
 
     def __init__(self, name: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.name = name
-        self.message = message
-        self.status = status
+        super().__init__(status, name, message)
 
 
 def validation(message: str) -> KmsError:
@@ -314,15 +311,21 @@ class Key:
         self.usage = usage
         self.description = description
         self.created = time.time()
-        self.state = "Enabled"
-        self.deletion_date: float | None = None
-        self.pending_days: int | None = None
+        # A cancelled deletion leaves the key disabled, as in the service.
+        self.life = KeyLifecycle(cancel_to=KeyLifecycle.DISABLED)
         self.ek = self.dk = self.rsa = None
         if spec in ML_KEM_SPECS:
             self.ek, self.dk = ml_kem(spec).keygen()
         else:
             from cryptography.hazmat.primitives.asymmetric import rsa
             self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=RSA_SPECS[spec][0])
+
+    STATES = {KeyLifecycle.ENABLED: "Enabled", KeyLifecycle.DISABLED: "Disabled",
+              KeyLifecycle.PENDING: "PendingDeletion", KeyLifecycle.DESTROYED: "PendingDeletion"}
+
+    @property
+    def state(self) -> str:
+        return self.STATES[self.life.state]
 
     def metadata(self) -> dict:
         meta = {
@@ -344,8 +347,8 @@ class Key:
         else:
             meta["EncryptionAlgorithms"] = RSA_ENCRYPTION_ALGORITHMS
         if self.state == "PendingDeletion":
-            meta["DeletionDate"] = round(self.deletion_date, 3)
-            meta["PendingDeletionWindowInDays"] = self.pending_days
+            meta["DeletionDate"] = round(self.life.deletion_due, 3)
+            meta["PendingDeletionWindowInDays"] = self.life.pending_days
         return meta
 
 
@@ -366,43 +369,48 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class Service:
+class Service(FakeService):
     """The fake's state and operations. One lock guards the tables; key material never
     changes after creation, so KEM work runs outside it."""
 
-    def __init__(self, region: str):
-        self.region = region
-        self.lock = threading.Lock()
+    name = "fake-kms"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--region", default="us-east-1")
+
+    def __init__(self, args: argparse.Namespace):
+        super().__init__(args)
+        self.region = args.region
+        ml_kem("ML_KEM_768")  # fail now, not at the first request, without kyber-py
         self.keys: dict[str, Key] = {}
         self.aliases: dict[str, tuple[str, float]] = {}  # alias name -> (key id, created)
-        self.faults: dict[tuple[str, str], int] = {}
-        self.last = threading.local()  # the key the current thread's request named, for the log
 
     def reset(self) -> None:
+        super().reset()
         with self.lock:
             self.keys.clear()
             self.aliases.clear()
-            self.faults = {}
 
-    def take_fault(self, fault: str, key_id: str) -> bool:
-        """Whether this call gets `fault` (throttle, misname): counts set for the key the
-        call names come first, then counts set for every key ("*")."""
+    def health(self) -> dict:
+        return {"status": "ok", "region": self.region}
+
+    def key_scope(self, key: str) -> str | None:
         try:
-            key = self.resolve(key_id).id if key_id else None
+            return self.resolve(key).id
         except KmsError:
-            key = None
-        with self.lock:
-            for scope in ([key] if key else []) + ["*"]:
-                n = self.faults.get((fault, scope), 0)
-                if n > 0:
-                    self.faults[(fault, scope)] = n - 1
-                    return True
-            return False
+            return None
 
-    def set_fault(self, fault: str, key_id: str | None, count: int) -> None:
-        scope = self.resolve(key_id).id if key_id else "*"
-        with self.lock:
-            self.faults[(fault, scope)] = count
+    def throttle_error(self) -> ServiceError:
+        return KmsError("ThrottlingException", "Rate exceeded")
+
+    def unavailable_error(self) -> ServiceError:
+        return KmsError("ServiceUnavailableException", "The service is unavailable.", 503)
+
+    def error_answer(self, e: ServiceError) -> Answer:
+        code = "KMSInternalException" if e.code == "InternalError" else e.code
+        return Answer(e.status, {"__type": code, "message": e.message}, {"x-amzn-ErrorType": code},
+                      content_type="application/x-amz-json-1.1")
 
     # -- naming keys ------------------------------------------------------------------
 
@@ -627,20 +635,23 @@ class Service:
             raise KmsError("InvalidCiphertextException", "the ciphertext is invalid for this key")
         return {"KeyId": key.arn, "Plaintext": b64(plaintext), "EncryptionAlgorithm": alg}
 
+    def transition(self, key: Key, change) -> None:
+        with self.lock:
+            try:
+                change()
+            except StateError:
+                pending = key.state == "PendingDeletion"
+                raise KmsError("KMSInvalidStateException",
+                               f"{key.arn} is {'pending deletion' if pending else 'not pending deletion'}.")
+
     def DisableKey(self, req: dict) -> dict:
         key = self.resolve(req.get("KeyId"))
-        with self.lock:
-            if key.state == "PendingDeletion":
-                raise KmsError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
-            key.state = "Disabled"
+        self.transition(key, key.life.disable)
         return {}
 
     def EnableKey(self, req: dict) -> dict:
         key = self.resolve(req.get("KeyId"))
-        with self.lock:
-            if key.state == "PendingDeletion":
-                raise KmsError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
-            key.state = "Enabled"
+        self.transition(key, key.life.enable)
         return {}
 
     def ScheduleKeyDeletion(self, req: dict) -> dict:
@@ -649,22 +660,13 @@ class Service:
             raise validation(f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to "
                              "satisfy constraint: Member must have value between 7 and 30")
         key = self.resolve(req.get("KeyId"))
-        with self.lock:
-            if key.state == "PendingDeletion":
-                raise KmsError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
-            key.state = "PendingDeletion"
-            key.pending_days = days
-            key.deletion_date = time.time() + days * 86400
-        return {"KeyId": key.arn, "DeletionDate": round(key.deletion_date, 3),
+        self.transition(key, lambda: key.life.schedule_deletion(days))
+        return {"KeyId": key.arn, "DeletionDate": round(key.life.deletion_due, 3),
                 "KeyState": "PendingDeletion", "PendingWindowInDays": days}
 
     def CancelKeyDeletion(self, req: dict) -> dict:
         key = self.resolve(req.get("KeyId"))
-        with self.lock:
-            if key.state != "PendingDeletion":
-                raise KmsError("KMSInvalidStateException", f"{key.arn} is not pending deletion.")
-            key.state = "Disabled"  # as in the service: a cancelled deletion leaves it disabled
-            key.deletion_date = key.pending_days = None
+        self.transition(key, key.life.cancel_deletion)
         return {"KeyId": key.arn}
 
     def other_usage(self, op: str, req: dict) -> dict:
@@ -691,164 +693,34 @@ class Service:
         raise KmsError("UnknownOperationException", f"this fake KMS does not implement {op}")
 
 
-# ---------------------------------------------------------------------------------------
-# HTTP
+    # -- the wire (fake_base serves it) ------------------------------------------------
 
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every answer carries a Content-Length
-    server_version = "kekring-fake-kms"
-    sys_version = ""
-    service: Service  # set on the class by main()
-
-    # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm and
-    # the client's delayed ACK hold the body back ~40 ms per answer.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args) -> None:  # the default line is replaced by note()
-        pass
-
-    def note(self, op: str, key: str, outcome: str, started: float) -> None:
-        tail = key[-12:] if key else "-"
-        sys.stderr.write(f"fake-kms: {op} key={tail} {outcome} {1000 * (time.monotonic() - started):.0f}ms\n")
-        sys.stderr.flush()
-
-    def read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = bytearray()
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return bytes(body)
-                body += self.rfile.read(size)
-                self.rfile.readline()
-                if len(body) > MAX_BODY:
-                    raise KmsError("SerializationException", "request body too large")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise KmsError("SerializationException", "request body too large")
-        return self.rfile.read(length) if length else b""
-
-    def answer(self, status: int, payload: dict, error: str | None = None,
-               content_type: str = "application/x-amz-json-1.1") -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        if error:
-            self.send_header("x-amzn-ErrorType", error)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def fail(self, e: KmsError) -> None:
-        self.answer(e.status, {"__type": e.name, "message": e.message}, error=e.name)
-
-    def do_GET(self) -> None:
-        started = time.monotonic()
-        if self.path == "/fake-api/health":
-            self.answer(200, {"status": "ok", "region": self.service.region}, content_type="application/json")
-            return
-        self.read_body()
-        self.answer(404, {"message": "not found"}, content_type="application/json")
-        self.note("GET " + self.path, "", "404", started)
-
-    def do_POST(self) -> None:
-        started = time.monotonic()
-        op, key_id = "-", ""
-        self.service.last.key = None
-        try:
-            body = self.read_body()
-        except (KmsError, ValueError) as e:
-            self.close_connection = True
-            self.fail(e if isinstance(e, KmsError) else KmsError("SerializationException", "bad request body"))
-            return
-        path, _, query = self.path.partition("?")
-        if path.startswith("/fake-api/"):
-            self.control(path, body)
-            self.note("POST " + path, "", "ok", started)
-            return
-        try:
-            target = self.headers.get("X-Amz-Target", "")
-            if not target.startswith("TrentService."):
-                raise KmsError("UnknownOperationException", f"unknown X-Amz-Target {target!r}")
-            op = target[len("TrentService."):]
-            access_key = verify_sigv4("POST", path, query, list(self.headers.items()), body,
-                                      self.service.region, datetime.datetime.now(datetime.timezone.utc))
-            ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype != "application/x-amz-json-1.1":
-                raise KmsError("SerializationException", f"Content-Type {ctype!r}: expected application/x-amz-json-1.1")
-            try:
-                req = json.loads(body or b"{}")
-            except ValueError:
-                raise KmsError("SerializationException", "request body is not JSON")
-            if not isinstance(req, dict):
-                raise KmsError("SerializationException", "request body is not a JSON object")
-            key_id = str(req.get("KeyId") or req.get("TargetKeyId") or "")
-            if not CREDENTIALS[access_key][1]:
-                raise KmsError("AccessDeniedException",
-                               f"User: arn:aws:iam::{ACCOUNT}:user/kekring-deny is not authorized to perform: "
-                               f"kms:{op} because an explicit deny in a resource-based policy applies")
-            if self.service.take_fault("throttle", key_id):
-                raise KmsError("ThrottlingException", "Rate exceeded")
-            out = self.service.call(op, req)
-            if "KeyId" in out and self.service.take_fault("misname", key_id):
-                # A faulty or hostile service: the answer names another key.
-                out["KeyId"] = out["KeyId"][:-12] + "000000000000"
-            self.answer(200, out)
-            self.note(op, getattr(self.service.last, "key", None) or key_id, "ok", started)
-        except KmsError as e:
-            self.fail(e)
-            self.note(op, getattr(self.service.last, "key", None) or key_id, e.name, started)
-        except Exception as e:  # a bug in the fake: answer as the service would, and say so
-            self.fail(KmsError("KMSInternalException", f"fake KMS internal error: {type(e).__name__}", 500))
-            self.note(op, key_id, f"KMSInternalException ({type(e).__name__}: {e})", started)
-
-    def control(self, path: str, body: bytes) -> None:
-        if path in ("/fake-api/throttle", "/fake-api/misname"):
-            try:
-                req = json.loads(body or b"{}")
-                count, key = req.get("count", 1), req.get("key")
-                if not isinstance(count, int) or count < 0 or not (key is None or isinstance(key, str)):
-                    raise ValueError
-                self.service.set_fault(path.rsplit("/", 1)[1], key, count)
-            except (ValueError, AttributeError, KmsError):
-                self.answer(400, {"message": 'expected {"count": N, "key": optional key id}'},
-                            content_type="application/json")
-                return
-            self.answer(200, {"count": count}, content_type="application/json")
-        elif path == "/fake-api/reset":
-            self.service.reset()
-            self.answer(200, {}, content_type="application/json")
-        else:
-            self.answer(404, {"message": "not found"}, content_type="application/json")
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--region", default="us-east-1")
-    args = parser.parse_args()
-    ml_kem("ML_KEM_768")  # fail now, not at the first request, without kyber-py
-    Handler.service = Service(args.region)
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    sys.stderr.write(f"fake-kms: listening on http://{args.host}:{args.port} region {args.region}\n")
-    sys.stderr.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-def on_sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends the server like Ctrl-C
+    def handle(self, req: Request) -> Answer:
+        if req.method != "POST":
+            raise KmsError("UnknownOperationException", f"{req.method} {req.path}: KMS takes POST /", 404)
+        target = req.header("X-Amz-Target") or ""
+        if not target.startswith("TrentService."):
+            raise KmsError("UnknownOperationException", f"unknown X-Amz-Target {target!r}")
+        op = self.last.op = target[len("TrentService."):]
+        access_key = verify_sigv4("POST", req.path, req.query, req.headers, req.body,
+                                  self.region, datetime.datetime.now(datetime.timezone.utc))
+        ctype = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/x-amz-json-1.1":
+            raise KmsError("SerializationException", f"Content-Type {ctype!r}: expected application/x-amz-json-1.1")
+        body = req.json(lambda m: KmsError("SerializationException", m))
+        key_id = str(body.get("KeyId") or body.get("TargetKeyId") or "")
+        self.last.key = key_id or None
+        if not CREDENTIALS[access_key][1]:
+            raise KmsError("AccessDeniedException",
+                           f"User: arn:aws:iam::{ACCOUNT}:user/kekring-deny is not authorized to perform: "
+                           f"kms:{op} because an explicit deny in a resource-based policy applies")
+        self.inject(key_id)
+        out = self.call(op, body)
+        if "KeyId" in out and self.take_fault("misname", key_id):
+            # A faulty or hostile service: the answer names another key.
+            out["KeyId"] = out["KeyId"][:-12] + "000000000000"
+        return Answer(200, out, content_type="application/x-amz-json-1.1")
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, on_sigterm)
-    sys.exit(main())
+    sys.exit(serve(Service, __doc__))

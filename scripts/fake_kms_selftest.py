@@ -13,7 +13,7 @@ verifier against the same vectors); kyber-py's FIPS 203 sizes and implicit rejec
 over one keep-alive connection, ML-KEM keys end to end (KMS and local encapsulation both
 decapsulate to the same secret, a tampered ciphertext gives another secret and no error,
 a wrong length is InvalidCiphertextException), the DER SubjectPublicKeyInfo, aliases and
-ARNs, key states, the authentication errors and the throttle control.
+ARNs, key states, the authentication errors and the fault controls.
 """
 
 from __future__ import annotations
@@ -406,6 +406,27 @@ def check_service(endpoint: str) -> None:
     kms.error("throttled call 1", "Encapsulate", enc_req, "ThrottlingException")
     kms.error("throttled call 2", "DescribeKey", {"KeyId": arn}, "ThrottlingException")
     kms.ok("call after the throttled ones", "Encapsulate", enc_req)
+
+    # -- the other faults (scripts/fake_base.py) ------------------------------------------
+    other = kms.ok("a second key", "CreateKey", {"KeySpec": "ML_KEM_768", "KeyUsage": "ENCAPSULATE_DECAPSULATE"})
+    other_arn = other.get("KeyMetadata", {}).get("Arn", "")
+    status, _, out = kms.raw("POST", "/fake-api/unavailable", json.dumps({"count": 1, "key": arn}).encode(),
+                             {"Content-Type": "application/json"})
+    check("unavailable control for one key", status == 200, out)
+    kms.ok("another key is not affected", "DescribeKey", {"KeyId": other_arn})
+    status, headers, out = kms.call("DescribeKey", {"KeyId": key_id})
+    check("the key, by another spelling, answers 503 ServiceUnavailableException",
+          status == 503 and out.get("__type") == "ServiceUnavailableException"
+          and headers.get("x-amzn-ErrorType") == "ServiceUnavailableException", f"HTTP {status} {brief(out)}")
+    kms.raw("POST", "/fake-api/oversize", b'{"count": 1}', {"Content-Type": "application/json"})
+    status, headers, out = kms.call("DescribeKey", {"KeyId": arn})
+    check("oversize: a 200 answer larger than 1 MiB that still parses",
+          status == 200 and int(headers.get("Content-Length", "0")) > (1 << 20)
+          and out.get("KeyMetadata", {}).get("Arn") == arn, f"HTTP {status}")
+    kms.ok("the answer after the oversized one is plain", "DescribeKey", {"KeyId": arn})
+    status, _, out = kms.raw("POST", "/fake-api/misname", json.dumps({"key": "alias/none"}).encode(),
+                             {"Content-Type": "application/json"})
+    check("a fault for an unknown key is refused", status == 400, out)
 
     check("every request went over one keep-alive connection", kms.conn.sock is sock and sock is not None)
 

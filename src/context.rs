@@ -61,6 +61,11 @@ impl Context {
         self.binding.purpose()
     }
 
+    /// The tenant and purpose.
+    pub(crate) fn scope(&self) -> crate::format::Scope {
+        crate::format::Scope::new(self.tenant(), self.purpose())
+    }
+
     /// The object id.
     pub fn object_id(&self) -> &[u8] {
         self.binding.object_id()

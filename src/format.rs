@@ -16,6 +16,7 @@ mod wrapped;
 pub use binding::{
     BindingContext, ENCRYPTION_CONTEXT_KEYS, MAX_AAD_LEN, MAX_OBJECT_ID_LEN, MAX_REMOTE_BINDING_LEN,
 };
+pub(crate) use ids::Scope;
 pub use ids::{
     BackendId, Classification, Family, KekRef, Label, MAX_LABEL_LEN, MAX_NAME_LEN,
     MAX_OPAQUE_WRAPPED_LEN, Name, PrivateId, Suite, WrapAlgorithm,

@@ -15,7 +15,7 @@ use crate::audit::{AuditError, AuditLog};
 use crate::backend::{KeyBackend, KeyIdentity};
 use crate::crypto::{CryptoProvider, RandomSource};
 use crate::error::{ConfigError, Error};
-use crate::format::{KekRef, Name};
+use crate::format::{KekRef, Name, Scope};
 use crate::lifecycle::{
     KekRecord, LifecycleError, LifecycleEvent, NewKek, SharedKeyRing, TransitionRecorder,
 };
@@ -292,17 +292,17 @@ impl EnvelopeBuilder {
             let Some(primary) = r.primary() else {
                 continue;
             };
-            let scope = (primary.tenant().clone(), primary.purpose().clone());
+            let scope = primary.scope();
             let invalid = |reason| ConfigError::InvalidRoute {
-                tenant: scope.0.clone(),
-                purpose: scope.1.clone(),
+                tenant: scope.tenant.clone(),
+                purpose: scope.purpose.clone(),
                 reason,
             };
             for (i, k) in r.keks.iter().enumerate() {
                 if !records.iter().any(|rec| &rec.reference == k) {
                     return Err(invalid("it names an unregistered KEK").into());
                 }
-                if k.tenant() != &scope.0 {
+                if k.tenant() != &scope.tenant {
                     return Err(invalid("a copy belongs to another tenant").into());
                 }
                 if r.keks.iter().skip(i + 1).any(|o| o == k) {
@@ -313,21 +313,19 @@ impl EnvelopeBuilder {
                 return Err(invalid("it names more KEKs than a wrapped DEK holds").into());
             }
             // Copies follow the active KEK of their own scope through rotations.
-            let copy_scopes: Vec<(Name, Name)> = r
-                .keks
-                .iter()
-                .skip(1)
-                .map(|k| (k.tenant().clone(), k.purpose().clone()))
-                .collect();
+            let copy_scopes: Vec<Scope> = r.keks.iter().skip(1).map(KekRef::scope).collect();
             if copies.insert(scope.clone(), copy_scopes).is_some() {
                 return Err(invalid("the tenant and purpose already have a route").into());
             }
         }
-        let mut accepted: HashMap<(Name, Name), Vec<Name>> = HashMap::new();
+        let mut accepted: HashMap<Scope, Vec<Name>> = HashMap::new();
         for (t, p, c) in self.accepted {
             let name =
                 |field, v: &str| Name::new(field, v).map_err(|e| ConfigError::InvalidName(e.0));
-            let scope = (name("tenant", &t)?, name("purpose", &p)?);
+            let scope = Scope {
+                tenant: name("tenant", &t)?,
+                purpose: name("purpose", &p)?,
+            };
             let copy = name("purpose", &c)?;
             accepted.entry(scope).or_default().push(copy);
         }

@@ -12,7 +12,7 @@ use crate::audit::AuditEvent;
 use crate::backend::{BackendError, KeyBackend, WrapResponse};
 use crate::context::Context;
 use crate::error::{Error, KeyStateError};
-use crate::format::{BackendId, KekRef, Name, WrapAlgorithm, WrappedDek, WrappedEntry};
+use crate::format::{BackendId, KekRef, Name, Scope, WrapAlgorithm, WrappedDek, WrappedEntry};
 use crate::lifecycle::KekRecord;
 use crate::locator::{KekLocator, KeyIdentity};
 use crate::secret::DataKey;
@@ -168,8 +168,8 @@ impl Envelope {
         if let Some(plan) = cached {
             return Ok(plan);
         }
-        let key = (ctx.tenant().clone(), ctx.purpose().clone());
-        let (version, records) = self.plan_records(&key)?;
+        let scope = ctx.scope();
+        let (version, records) = self.plan_records(&scope)?;
         let mut plan = Vec::with_capacity(records.len());
         for rec in records {
             let backend = self.backend(&rec)?.clone();
@@ -187,35 +187,28 @@ impl Envelope {
         }
         let plan: Arc<[Planned]> = plan.into();
         if let Ok(mut p) = self.inner.plans.local().write() {
-            p.entry(key.0)
+            p.entry(scope.tenant)
                 .or_default()
-                .insert(key.1, (version, plan.clone()));
+                .insert(scope.purpose, (version, plan.clone()));
         }
         Ok(plan)
     }
 
     /// The active records of a scope and its copy scopes, read at one ring version.
-    fn plan_records(&self, scope: &(Name, Name)) -> Result<(u64, Vec<KekRecord>), Error> {
+    fn plan_records(&self, scope: &Scope) -> Result<(u64, Vec<KekRecord>), Error> {
         let copies = self.inner.copies.get(scope);
         let (version, plan) = self.inner.ring.read_versioned(|ring| {
-            let primary = ring.active(&scope.0, &scope.1).cloned().ok_or_else(|| {
-                KeyStateError::NoWrappingKek {
-                    tenant: scope.0.clone(),
-                    purpose: scope.1.clone(),
-                }
-            })?;
-            let mut plan = vec![primary];
-            for (t, p) in copies.into_iter().flatten() {
-                let copy =
-                    ring.active(t, p)
-                        .cloned()
-                        .ok_or_else(|| KeyStateError::NoWrappingKek {
-                            tenant: t.clone(),
-                            purpose: p.clone(),
-                        })?;
-                plan.push(copy);
-            }
-            Ok::<_, KeyStateError>(plan)
+            std::iter::once(scope)
+                .chain(copies.into_iter().flatten())
+                .map(|s| {
+                    ring.active(&s.tenant, &s.purpose).cloned().ok_or_else(|| {
+                        KeyStateError::NoWrappingKek {
+                            tenant: s.tenant.clone(),
+                            purpose: s.purpose.clone(),
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
         });
         Ok((version, plan?))
     }

@@ -11,7 +11,7 @@ use super::denials::Denials;
 use super::plan::{Counters, PlanCache, Resolved};
 use crate::audit::AuditLog;
 use crate::crypto::{Primitives, RandomSource};
-use crate::format::{KekRef, Name};
+use crate::format::{KekRef, Name, Scope};
 use crate::lifecycle::SharedKeyRing;
 use crate::policy::Profile;
 use crate::sharded::Sharded;
@@ -20,10 +20,10 @@ pub(super) struct Inner {
     pub(super) backends: Backends,
     pub(super) ring: SharedKeyRing,
     /// Per tenant and purpose: the scopes whose active KEKs get a copy of every DEK.
-    pub(super) copies: HashMap<(Name, Name), Vec<(Name, Name)>>,
+    pub(super) copies: HashMap<Scope, Vec<Scope>>,
     /// Per tenant and purpose: further purposes (same tenant) whose copies are accepted
     /// at open ([`EnvelopeBuilder::accept_copies`]).
-    pub(super) accepted: HashMap<(Name, Name), Vec<Name>>,
+    pub(super) accepted: HashMap<Scope, Vec<Name>>,
     pub(super) profile: Profile,
     pub(super) crypto: &'static dyn Primitives,
     pub(super) random: RandomSource,

@@ -96,16 +96,15 @@ impl Envelope {
         if purpose == ctx.purpose() {
             return true;
         }
-        let scope = (ctx.tenant().clone(), ctx.purpose().clone());
-        self.inner
-            .copies
+        let scope = ctx.scope();
+        self.inner.copies.get(&scope).is_some_and(|c| {
+            c.iter()
+                .any(|s| s.tenant == scope.tenant && &s.purpose == purpose)
+        }) || self
+            .inner
+            .accepted
             .get(&scope)
-            .is_some_and(|c| c.iter().any(|(t, p)| t == ctx.tenant() && p == purpose))
-            || self
-                .inner
-                .accepted
-                .get(&scope)
-                .is_some_and(|c| c.contains(purpose))
+            .is_some_and(|c| c.contains(purpose))
     }
 
     /// Rules 2 and 3 for one copy, before its backend is called: whether to skip it, a

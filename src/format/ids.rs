@@ -585,6 +585,23 @@ impl Label {
     }
 }
 
+/// A tenant and purpose: what has one active KEK, one route and one wrap plan. Inside
+/// the crate only; the public API names the two parts.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Scope {
+    pub(crate) tenant: Name,
+    pub(crate) purpose: Name,
+}
+
+impl Scope {
+    pub(crate) fn new(tenant: &Name, purpose: &Name) -> Self {
+        Self {
+            tenant: tenant.clone(),
+            purpose: purpose.clone(),
+        }
+    }
+}
+
 /// Names a KEK: tenant, purpose and version. Metadata only: `open` checks it against the
 /// caller's context and the configured keys; it never authorises anything by itself.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -635,6 +652,11 @@ impl KekRef {
             purpose,
             version,
         })
+    }
+
+    /// Its tenant and purpose.
+    pub(crate) fn scope(&self) -> Scope {
+        Scope::new(&self.tenant, &self.purpose)
     }
 
     /// The tenant.

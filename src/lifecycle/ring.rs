@@ -153,9 +153,7 @@ impl KeyRing {
                     "record key {k} does not match"
                 )));
             }
-            if r.state == KekState::Active
-                && !active.insert((r.reference.tenant().clone(), r.reference.purpose().clone()))
-            {
+            if r.state == KekState::Active && !active.insert(r.reference.scope()) {
                 return Err(LifecycleError::Malformed(format!(
                     "two active KEKs for {}/{}",
                     r.reference.tenant(),

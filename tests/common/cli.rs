@@ -1,6 +1,6 @@
 //! The `kekring` binary driven from a test: a private work directory and home, the
-//! master secret in the environment, and helpers that check the exit status. Included by
-//! the CLI test files with `#[path]` (it needs the binary, so it is not in `common`).
+//! master secret in the environment, and helpers that check the exit status (feature `cli`,
+//! which builds the binary).
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;

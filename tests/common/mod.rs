@@ -1,5 +1,6 @@
 //! Fixtures the integration tests share: a local backend with KEKs, the envelope over
-//! it, KEK references and contexts. Each test file that uses them says `mod common;`.
+//! it, KEK references and contexts. Both test binaries (`tests/local`, `tests/remote`)
+//! include this module.
 // Test code: a panic is a test failure. Not every test file uses every fixture.
 #![allow(
     clippy::unwrap_used,
@@ -176,4 +177,7 @@ impl<B: kekring::KeyBackend + ?Sized> kekring::KeyBackend for Counting<B> {
         self.inner.destroy_kek(change).await
     }
 }
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "vault-transit")]
 pub mod vault;

@@ -3,7 +3,7 @@
 //!
 //! | id | what |
 //! |---|---|
-//! | `kekring` | `Envelope::seal` / `open`, local AES-256 KEK, `WrapAlgorithm::Aes256Gcm` |
+//! | `kekring` | `Envelope::seal` / `open`, local AES-256 KEK, `WrapAlgorithm::Aes256GcmDerived` |
 //! | `kekring-aws-lc` | the same on `CryptoProvider::aws_lc()` (feature `aws-lc`) |
 //! | `raw-aws-lc` | aws-lc-rs AES-256-GCM on the same bytes, key schedule done once (feature `aws-lc`) |
 //! | `*-in-place` | seal only: `Envelope::seal_in_place` / aws-lc-rs in place, no output buffer (feature `aws-lc`) |
@@ -59,7 +59,7 @@ const AAD: &str = "tenant=bench;purpose=objects;object=object-0001;class=confide
 
 fn kekring_envelope(provider: CryptoProvider) -> Envelope {
     let local = Arc::new(LocalBackend::with_crypto_provider(provider));
-    let alg = WrapAlgorithm::Aes256Gcm;
+    let alg = WrapAlgorithm::Aes256GcmDerived;
     let loc = local.generate_aes256("bench", alg).unwrap();
     let r = KekRef::new(TENANT, PURPOSE, 1).unwrap();
     Envelope::builder()

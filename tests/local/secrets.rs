@@ -9,11 +9,10 @@
     clippy::as_conversions,
     clippy::panic
 )]
-#![cfg(feature = "local")]
 
 use std::sync::Arc;
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::encodings;

@@ -2,7 +2,6 @@
 //! `openssl genpkey` import (PEM and DER) and round-trip; exported public keys read back
 //! in `openssl`; weak or foreign keys are refused with a typed error. `openssl` must be
 //! installed (scripts/test.sh installs it); these tests fail rather than skip without it.
-#![cfg(feature = "local")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,

@@ -1,7 +1,6 @@
 //! End-to-end tests of the `kekring` binary on the embedded key store: keygen, seal,
 //! open, inspect, rotate, rewrap, retire, revoke, break-glass, inventory, audit verify,
 //! and the exit codes for bad input (2), policy (3), key state (4) and decryption (6).
-#![cfg(feature = "cli")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,
@@ -12,10 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "common/cli.rs"]
-mod cli_support;
-
-use cli_support::{Cli, object_args};
+use crate::common::cli::{Cli, object_args};
 
 impl Cli {
     /// Runs a command that a debug build stops, as a crash would, between saving the

@@ -1,7 +1,6 @@
 //! The embedded key store: every algorithm survives a save and reopen; a missing,
 //! short or wrong secret, a missing, truncated or tampered file are clear errors and never
 //! a fresh store; the KDF parameters are recorded and authenticated; no secret in Debug.
-#![cfg(feature = "keystore")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,

@@ -1,7 +1,6 @@
 //! Every local KEK algorithm: round trips at 0 B, 1 KiB and 1 MiB; a wrapped DEK moved
 //! to another tenant, object or classification is refused; public-only KEKs wrap and
 //! refuse to unwrap; the default profile keeps Restricted data off RSA and P-256.
-#![cfg(feature = "local")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,

@@ -9,16 +9,13 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use common::env;
 
-#[path = "common/cli.rs"]
-mod cli_support;
-
+use crate::common::cli::{Cli, object_args};
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use cli_support::{Cli, object_args};
 
 /// The CLI with its remote backends' servers and credentials in the services' own
 /// environment variables.

@@ -6,7 +6,6 @@
 //! invalid encapsulation keys and ciphertexts). NIST's ACVP files themselves are not
 //! vendored. Keys go through kekring's own import functions where the vector gives a key
 //! in a form kekring imports.
-#![cfg(feature = "local")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,

@@ -11,7 +11,7 @@
     clippy::as_conversions
 )]
 
-mod common;
+use crate::common;
 
 use common::env;
 

@@ -9,7 +9,6 @@
     clippy::as_conversions,
     clippy::panic
 )]
-#![cfg(feature = "local")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +31,7 @@ const LOCAL_ALGS: [WrapAlgorithm; 3] = [
     WrapAlgorithm::Aes256GcmDerived,
 ];
 
-mod common;
+use crate::common;
 use common::kref;
 
 /// An envelope with one local KEK of `alg` for each of tenants `acme` and `globex`

@@ -5,7 +5,7 @@
 //! without their addresses these tests fail, they never skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::env;
 

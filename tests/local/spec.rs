@@ -2,7 +2,6 @@
 //! directly (not through kekring): the payload key schedule and commitment (section 6)
 //! and the local AES key wraps (section 7). Also proves that `open` checks the key
 //! commitment itself: a header with a wrong commitment but a *valid* GCM tag is refused.
-#![cfg(feature = "local")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,

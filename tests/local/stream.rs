@@ -2,7 +2,6 @@
 //! kind of cut, reorder, duplication, extension and bit flip, random access that
 //! decrypts only the segments it touches, the async adapters, and the refusals between
 //! whole-object and stream APIs.
-#![cfg(feature = "local")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,
@@ -21,7 +20,7 @@ use proptest::prelude::*;
 const SEG: u32 = 1024;
 const FULL: usize = SEG as usize + 16;
 
-mod common;
+use crate::common;
 
 fn envelope() -> Envelope {
     common::local_envelope(&[("acme", "media", WrapAlgorithm::Aes256GcmDerived)]).0

@@ -9,7 +9,6 @@
     clippy::as_conversions,
     clippy::panic
 )]
-#![cfg(feature = "local")]
 
 use std::sync::Arc;
 

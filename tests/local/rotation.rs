@@ -3,7 +3,6 @@
 //! revocation denying cached and uncached unwraps across two envelopes sharing a ring;
 //! the audited break-glass re-wrap; bulk re-wrap through a backend that fails at random
 //! points, losing nothing and resuming from its checkpoint.
-#![cfg(feature = "local")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,

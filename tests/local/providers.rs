@@ -2,7 +2,6 @@
 //! seals AWS-LC opens and the reverse, for whole objects, streams and wrapped DEKs; the
 //! AWS-LC path refuses moved objects and leaves a buffer alone on a failed in-place open;
 //! and each backend names its provider.
-#![cfg(all(feature = "local", feature = "aws-lc"))]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,
