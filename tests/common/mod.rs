@@ -179,5 +179,7 @@ impl<B: kekring::KeyBackend + ?Sized> kekring::KeyBackend for Counting<B> {
 }
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "aws-kms")]
+pub mod net;
 #[cfg(feature = "vault-transit")]
 pub mod vault;

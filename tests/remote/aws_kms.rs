@@ -34,11 +34,11 @@ const FAKE_SK: &str = "kekring-test-secret";
 /// for in the suite's output.
 const LOCALSTACK_SK: &str = "localstack-secret-key-e5d1";
 
-fn region() -> String {
+pub(crate) fn region() -> String {
     env("KEKRING_TEST_AWS_REGION")
 }
 
-fn quick() -> CallPolicy {
+pub(crate) fn quick() -> CallPolicy {
     CallPolicy::default()
         .attempt_timeout(Duration::from_secs(10))
         .total_timeout(Duration::from_secs(20))

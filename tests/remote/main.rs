@@ -1,6 +1,7 @@
 //! The tests against the servers `scripts/test.sh` starts (OpenBao, LocalStack, the
-//! project's fake of the KMS API): each remote backend, faults between kekring and a
-//! server, the CLI over remote KEKs, and what reaches traces. One test binary (one link
+//! project's fakes of the KMS and Kubernetes TokenReview APIs): each remote backend,
+//! workload identity, faults between kekring and a server, the CLI over remote KEKs,
+//! and what reaches traces. One test binary (one link
 //! of both cloud SDKs); the test command fails unless every module here ran.
 
 // Test code: a panic is a test failure.
@@ -22,3 +23,4 @@ mod faults;
 #[cfg(feature = "tracing")]
 mod secrets_traces;
 mod vault_transit;
+mod workload;

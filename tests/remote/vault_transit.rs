@@ -31,7 +31,7 @@ use kekring::{
 };
 use secrecy::SecretString;
 
-fn addr() -> String {
+pub(crate) fn addr() -> String {
     env("KEKRING_TEST_VAULT_ADDR")
 }
 
@@ -39,7 +39,7 @@ fn root() -> SecretString {
     SecretString::from(env("KEKRING_TEST_VAULT_TOKEN"))
 }
 
-fn quick() -> CallPolicy {
+pub(crate) fn quick() -> CallPolicy {
     CallPolicy::default()
         .attempt_timeout(Duration::from_secs(5))
         .total_timeout(Duration::from_secs(10))
@@ -86,7 +86,7 @@ fn respelled(kek: KekLocator) -> LocatorFuture {
 }
 
 /// The suite on a Transit backend's service, with the spy between them.
-fn suite(auth: VaultAuth) -> Conformance {
+pub(crate) fn suite(auth: VaultAuth) -> Conformance {
     let cfg = VaultTransitConfig::new(addr(), auth).call_policy(quick());
     let (service, options) = VaultTransitBackend::new(cfg).unwrap().into_parts();
     Conformance::for_service(service, options)

@@ -151,6 +151,7 @@ impl RemoteBackend<AwsKms> {
             .or_else(|| base.region().map(|r| r.to_string()));
         let service = AwsKms {
             base,
+            external_ids: config.external_ids.clone(),
             region,
             endpoint,
             call: config.call,
@@ -184,12 +185,14 @@ impl AwsKms {
             b = b.endpoint_url(e.as_str());
         }
         if let Some(role) = role {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+            let mut assume = aws_config::sts::AssumeRoleProvider::builder(role)
                 .session_name("kekring")
                 .region(Region::new(region.to_owned()))
-                .configure(&self.base)
-                .build()
-                .await;
+                .configure(&self.base);
+            if let Some(id) = self.external_ids.get(role) {
+                assume = assume.external_id(id);
+            }
+            let provider = assume.build().await;
             b = b.credentials_provider(SharedCredentialsProvider::new(provider));
         }
         let client = aws_sdk_kms::Client::from_conf(b.build());
