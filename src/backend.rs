@@ -4,7 +4,7 @@
 //!
 //! | module | feature | KEKs |
 //! |---|---|---|
-//! | `local` | `local` (default) | software AES-256, P-256, ML-KEM and hybrid KEKs in process memory (RSA-OAEP with `local-rsa`); `local::keystore` persists them (`keystore`, default) |
+//! | `local` | `local` (default) | software AES-256, P-256, ML-KEM and hybrid KEKs in process memory (RSA-OAEP with `local-rsa`); `kekring::keystore` persists them (`keystore`, default) |
 //! | `aws_kms` | `aws-kms` | AWS KMS keys: symmetric, RSA and ML-KEM |
 //! | `vault_transit` | `vault-transit` | Vault / OpenBao Transit key versions |
 //!

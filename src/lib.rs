@@ -34,6 +34,9 @@ pub(crate) mod crypto;
 pub mod envelope;
 mod error;
 pub mod format;
+#[cfg(feature = "keystore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keystore")))]
+pub mod keystore;
 pub mod lifecycle;
 mod locator;
 mod payload;
@@ -66,6 +69,3 @@ pub use secret::DataKey;
 
 #[cfg(feature = "local")]
 pub use backend::local::LocalBackend;
-/// The embedded key store (feature `keystore`): [`backend::local::keystore`].
-#[cfg(feature = "keystore")]
-pub use backend::local::keystore;

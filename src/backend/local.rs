@@ -45,8 +45,6 @@ use zeroize::Zeroizing;
 
 mod aes;
 mod hybrid;
-#[cfg(feature = "keystore")]
-pub mod keystore;
 mod mlkem;
 mod p256;
 mod pkcs8;
@@ -98,7 +96,7 @@ fn invalid(reason: &'static str) -> Error {
 /// The locator for a KEK a local backend creates from `spec`: the name hint and a random
 /// suffix, `local:{hint}:{12 hex digits}`; refused when `info` does not offer the
 /// algorithm.
-pub(super) fn new_locator(info: &BackendInfo, spec: &KekSpec) -> Result<KekLocator, BackendError> {
+pub(crate) fn new_locator(info: &BackendInfo, spec: &KekSpec) -> Result<KekLocator, BackendError> {
     if !info.offers(spec.algorithm) {
         return Err(BackendError::UnsupportedAlgorithm {
             kek: KekLocator::new(spec.name_hint.clone()),

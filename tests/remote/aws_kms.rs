@@ -445,6 +445,30 @@ async fn credentials_permissions_and_throttling_are_typed() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// An answer larger than 1 MiB (a valid one, padded) is refused before it is parsed,
+/// as a malformed answer, not retried as an outage; a 503 is retried away.
+#[tokio::test]
+async fn an_oversized_answer_is_refused_and_an_unavailable_one_retried() {
+    let b = fake(EncapsulateMode::Service).await;
+    let kek = common::new_kek(b.as_ref(), WrapAlgorithm::MlKem768, "oversize").await;
+    let (dek, ctx) = (DataKey::generate().unwrap(), binding("o"));
+    let w = b
+        .wrap(WrapRequest::new(&kek, WrapAlgorithm::MlKem768, &dek, &ctx))
+        .await
+        .unwrap();
+    control("/fake-api/oversize", &kek, 1).await;
+    let got = unwrap_as(b.as_ref(), &kek, WrapAlgorithm::MlKem768, &w, &ctx).await;
+    assert!(
+        matches!(got, Err(BackendError::MalformedResponse { .. })),
+        "{got:?}"
+    );
+    control("/fake-api/unavailable", &kek, 1).await;
+    let back = unwrap_as(b.as_ref(), &kek, WrapAlgorithm::MlKem768, &w, &ctx)
+        .await
+        .expect("one 503 is retried");
+    assert_eq!(back.dek.expose_secret(), dek.expose_secret());
+}
+
 #[tokio::test]
 async fn aliases_resolve_to_the_key_arn_and_pending_deletion_fails_closed() {
     let b = localstack().await;

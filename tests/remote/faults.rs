@@ -324,6 +324,24 @@ async fn a_lasting_fault_ends_in_bounded_time_with_a_transient_error() {
     }
 }
 
+/// An answer over 1 MiB is refused as malformed, on its declared length or as it grows,
+/// and not retried; the connection after it works.
+#[tokio::test]
+async fn an_answer_over_one_mebibyte_is_refused() {
+    let big: &'static str =
+        Box::leak(format!("{{\"pad\":\"{}\"}}", "x".repeat((1 << 20) + 16)).into_boxed_str());
+    for (name, proxy, b, kek) in backends().await {
+        proxy.set(Fault::Answer(200, "", big), 1);
+        let got = round_trip(b.as_ref(), &kek).await;
+        assert!(
+            matches!(got, Err(BackendError::MalformedResponse { .. })),
+            "{name}: {got:?}"
+        );
+        assert_eq!(proxy.faulted(), 1, "{name}: one attempt only");
+        round_trip(b.as_ref(), &kek).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_refusal_is_not_retried() {
     for (name, proxy, b, kek) in backends().await {

@@ -1,7 +1,8 @@
-//! How the AWS SDK is set up and how its errors read: the endpoint the SDK would take
-//! from the environment or a profile, checked; an HTTPS client trusting exactly the
-//! configured roots; answers bounded in size; a client per region and role; SDK errors
-//! as the chassis classifies them.
+//! How the AWS SDK is set up, called and read: the endpoint the SDK would take from the
+//! environment or a profile, checked; an HTTPS client trusting exactly the configured
+//! roots; answers bounded in size; a client per region and role (the role assumed with
+//! its `ExternalId`); the `Encrypt` / `Decrypt` calls two constructions share; SDK
+//! errors as the chassis classifies them.
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::config::{Region, SharedCredentialsProvider};
@@ -19,14 +20,19 @@ use std::collections::HashMap;
 
 use aws_config::BehaviorVersion;
 
-use super::{AwsKms, AwsKmsConfig};
-use crate::backend::BackendError;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::EncryptionAlgorithmSpec;
+
+use super::{AwsKms, AwsKmsConfig, KmsKey};
 use crate::backend::kit::{
-    CallError, Endpoint, MAX_ANSWER_LEN, ServiceFailure, TlsConfig, caused_by, too_large,
+    Answer, CallError, Endpoint, MAX_ANSWER_LEN, Required, Secret, ServiceFailure, TlsConfig,
+    caused_by, too_large,
 };
 use crate::backend::kit::{RemoteBackend, RemoteOptions};
+use crate::backend::{BackendError, KeyIdentity};
 use crate::error::ConfigError;
 use crate::error::Error;
+use crate::format::BindingContext;
 
 /// The endpoint the SDK would use for `service` (`KMS`, `STS`) from the environment
 /// (`AWS_ENDPOINT_URL_{SERVICE}`, `AWS_ENDPOINT_URL`) or the profile (`endpoint_url`),
@@ -198,6 +204,74 @@ impl AwsKms {
         let client = aws_sdk_kms::Client::from_conf(b.build());
         clients.insert(id, client.clone());
         client
+    }
+}
+
+/// The calls two constructions share: `Encrypt` and `Decrypt` (with the binding as
+/// encryption context for symmetric keys, RSA-OAEP for the intermediate key), and the
+/// key ARN every answer must name.
+impl AwsKms {
+    pub(super) fn answer<T>(arn: Option<&str>, value: T) -> Result<Answer<T>, CallError> {
+        let arn = arn.required("KMS answer without KeyId")?;
+        Ok(Answer::new(KeyIdentity::new(arn), value))
+    }
+
+    pub(super) fn context(binding: &BindingContext) -> HashMap<String, String> {
+        binding
+            .encryption_context()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+    }
+
+    /// One `Encrypt` under the key.
+    pub(super) async fn kms_encrypt(
+        key: &KmsKey,
+        plaintext: &[u8],
+        algorithm: EncryptionAlgorithmSpec,
+        context: Option<HashMap<String, String>>,
+    ) -> Result<Answer<Vec<u8>>, CallError> {
+        let out = key
+            .client
+            .encrypt()
+            .key_id(&key.arn)
+            .plaintext(Blob::new(plaintext.to_vec()))
+            .set_encryption_context(context)
+            .encryption_algorithm(algorithm)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let blob = out
+            .ciphertext_blob()
+            .map(|b| b.as_ref().to_vec())
+            .required("Encrypt answer")?;
+        Self::answer(out.key_id(), blob)
+    }
+
+    /// One `Decrypt` under the key (always named: KMS must not pick the key from the
+    /// blob).
+    pub(super) async fn kms_decrypt(
+        key: &KmsKey,
+        ciphertext: &[u8],
+        algorithm: EncryptionAlgorithmSpec,
+        context: Option<HashMap<String, String>>,
+    ) -> Result<Answer<Secret>, CallError> {
+        let out = key
+            .client
+            .decrypt()
+            .key_id(&key.arn)
+            .ciphertext_blob(Blob::new(ciphertext.to_vec()))
+            .set_encryption_context(context)
+            .encryption_algorithm(algorithm)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let arn = out.key_id().map(str::to_owned);
+        let plain = out
+            .plaintext
+            .map(|b| Secret::new(b.into_inner()))
+            .required("Decrypt answer")?;
+        Self::answer(arn.as_deref(), plain)
     }
 }
 

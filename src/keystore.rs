@@ -17,7 +17,7 @@
 //! let backend = kekring::keystore::StoreBackend::new(store)?;
 //! # Ok(()) }
 //! ```
-#![doc = include_str!("../../../docs/KEYSTORE.md")]
+#![doc = include_str!("../docs/KEYSTORE.md")]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +30,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
-use super::{LocalBackend, LocalKek, MaterialKind};
+use crate::backend::local::{LocalBackend, LocalKek, MaterialKind};
 use crate::backend::{
     BackendError, BackendInfo, KekChange, KekDescriptor, KekSpec, KeyBackend, KeyIdentity,
     ServiceOutcome, UnwrapRequest, UnwrapResponse, WrapRequest, WrapResponse,
@@ -788,7 +788,7 @@ impl KeyBackend for StoreBackend {
 
     /// Generates the KEK into the store and saves the store, then makes it usable here.
     async fn create_kek(&self, spec: &KekSpec) -> Result<KekDescriptor, BackendError> {
-        let locator = super::new_locator(self.local.info(), spec)?;
+        let locator = crate::backend::local::new_locator(self.local.info(), spec)?;
         let mut store = self.store.lock().map_err(|_| {
             unavailable(
                 "key store lock poisoned",
