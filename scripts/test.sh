@@ -96,8 +96,10 @@ cargo test --features aws-lc,tokio
 step "tests without default features"
 cargo test --no-default-features
 
-step "docs (warnings are errors)"
+step "docs (warnings are errors): all features, the default ones, none"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
 
 step "quickstart (first run seals, second run opens)"
 rm -rf .kekring-quickstart

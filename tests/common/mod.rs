@@ -20,6 +20,42 @@ pub fn kref(tenant: &str, purpose: &str, version: u32) -> KekRef {
     KekRef::new(tenant, purpose, version).unwrap()
 }
 
+/// The binding of object `object` of tenant `acme` under `purpose`, as a backend sees it.
+pub fn binding(
+    purpose: &str,
+    object: &str,
+    class: Classification,
+) -> kekring::format::BindingContext {
+    kekring::format::BindingContext::new(
+        kekring::Name::new("tenant", "acme").unwrap(),
+        kekring::Name::new("purpose", purpose).unwrap(),
+        object.as_bytes(),
+        class,
+        b"",
+    )
+    .unwrap()
+}
+
+/// A fresh DEK wrapped and unwrapped through `backend` under `kek` (`aes256-opaque`, as
+/// every remote backend offers), compared: the backend works end to end.
+pub async fn wrap_unwrap(
+    backend: &(impl kekring::KeyBackend + ?Sized),
+    kek: &kekring::KekLocator,
+    binding: &kekring::format::BindingContext,
+) -> Result<(), kekring::BackendError> {
+    use kekring::backend::{UnwrapRequest, WrapRequest};
+    let dek = kekring::DataKey::generate().unwrap();
+    let alg = WrapAlgorithm::Aes256Opaque;
+    let w = backend
+        .wrap(WrapRequest::new(kek, alg, &dek, binding))
+        .await?;
+    let back = backend
+        .unwrap(UnwrapRequest::new(kek, alg, &w.params, &w.wrapped, binding))
+        .await?;
+    assert_eq!(back.dek.expose_secret(), dek.expose_secret());
+    Ok(())
+}
+
 /// A new KEK of `algorithm` made by `backend` (the backends' own tests and faults).
 pub async fn new_kek(
     backend: &(impl kekring::KeyBackend + ?Sized),

@@ -160,14 +160,7 @@ fn unreachable_config() -> AwsKmsConfig {
 }
 
 fn binding(object: &str) -> BindingContext {
-    BindingContext::new(
-        Name::new("tenant", "acme").unwrap(),
-        Name::new("purpose", "docs").unwrap(),
-        object.as_bytes(),
-        Classification::Restricted,
-        b"",
-    )
-    .unwrap()
+    common::binding("docs", object, Classification::Restricted)
 }
 
 /// Unwraps `w` under `kek`.

@@ -22,13 +22,9 @@ use std::time::{Duration, Instant};
 use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig};
 use kekring::backend::kit::CallPolicy;
 use kekring::backend::vault_transit::{VaultAuth, VaultTransitBackend, VaultTransitConfig};
-use kekring::backend::{UnwrapRequest, WrapRequest};
 use kekring::envelope::{BulkItem, BulkItemKind, BulkOptions, RewrapOutcome};
-use kekring::format::BindingContext;
 use kekring::lifecycle::NewKek;
-use kekring::{
-    BackendError, BackendId, Classification, DataKey, Envelope, KeyBackend, Name, WrapAlgorithm,
-};
+use kekring::{BackendError, BackendId, Classification, Envelope, KeyBackend, Name, WrapAlgorithm};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -216,32 +212,13 @@ async fn kms_via(proxy: &Proxy, call: CallPolicy) -> Arc<AwsKmsBackend> {
     Arc::new(AwsKmsBackend::new(cfg).await.unwrap())
 }
 
-fn binding() -> BindingContext {
-    BindingContext::new(
-        Name::new("tenant", "acme").unwrap(),
-        Name::new("purpose", "faults").unwrap(),
-        b"o1",
-        Classification::Internal,
-        b"",
-    )
-    .unwrap()
-}
-
 async fn round_trip(b: &dyn KeyBackend, kek: &kekring::KekLocator) -> Result<(), BackendError> {
-    let dek = DataKey::generate().unwrap();
-    let alg = WrapAlgorithm::Aes256Opaque;
-    let w = b.wrap(WrapRequest::new(kek, alg, &dek, &binding())).await?;
-    let r = b
-        .unwrap(UnwrapRequest::new(
-            kek,
-            alg,
-            &w.params,
-            &w.wrapped,
-            &binding(),
-        ))
-        .await?;
-    assert_eq!(r.dek.expose_secret(), dek.expose_secret());
-    Ok(())
+    common::wrap_unwrap(
+        b,
+        kek,
+        &common::binding("faults", "o1", Classification::Internal),
+    )
+    .await
 }
 
 /// The two backends behind proxies, each with a KEK made while the proxy passes.

@@ -52,14 +52,7 @@ fn backend(auth: VaultAuth) -> Arc<VaultTransitBackend> {
 }
 
 fn binding(object: &str) -> BindingContext {
-    BindingContext::new(
-        Name::new("tenant", "acme").unwrap(),
-        Name::new("purpose", "docs").unwrap(),
-        object.as_bytes(),
-        Classification::Internal,
-        b"",
-    )
-    .unwrap()
+    common::binding("docs", object, Classification::Internal)
 }
 
 /// Disables a Transit key version the way an operator would: rotate past it and raise
@@ -180,27 +173,7 @@ async fn root_kek(name: &str) -> KekLocator {
 }
 
 async fn round_trip(b: &VaultTransitBackend, kek: &KekLocator) -> Result<(), BackendError> {
-    let dek = DataKey::generate().unwrap();
-    let ctx = binding("renewal");
-    let w = b
-        .wrap(WrapRequest::new(
-            kek,
-            WrapAlgorithm::Aes256Opaque,
-            &dek,
-            &ctx,
-        ))
-        .await?;
-    let r = b
-        .unwrap(UnwrapRequest::new(
-            kek,
-            WrapAlgorithm::Aes256Opaque,
-            &w.params,
-            &w.wrapped,
-            &ctx,
-        ))
-        .await?;
-    assert_eq!(r.dek.expose_secret(), dek.expose_secret());
-    Ok(())
+    common::wrap_unwrap(b, kek, &binding("renewal")).await
 }
 
 /// A token with the test policy, `ttl` to live.

@@ -18,12 +18,12 @@
 use std::path::PathBuf;
 
 use base64::Engine as _;
+use kekring::backend::KekSpec;
 use kekring::backend::aws_kms::{AwsKmsBackend, AwsKmsConfig, AwsKmsLocator};
 use kekring::backend::kit::Locator;
 use kekring::backend::vault_transit::{VaultAuth, VaultTransitBackend, VaultTransitConfig};
-use kekring::backend::{KekSpec, UnwrapRequest, WrapRequest};
 use kekring::format::BindingContext;
-use kekring::{BackendError, Classification, DataKey, KekLocator, KeyBackend, Name, WrapAlgorithm};
+use kekring::{BackendError, Classification, KeyBackend, WrapAlgorithm};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{EncodePublicKey, LineEnding};
@@ -32,6 +32,10 @@ use serde_json::{Value, json};
 use crate::common::net::Recorder;
 use crate::common::vault::admin;
 use crate::common::{self, env};
+
+fn binding() -> BindingContext {
+    common::binding("docs", "o", Classification::Internal)
+}
 
 /// A name no other test (or earlier run against the same server) uses.
 fn unique(what: &str) -> String {
@@ -42,17 +46,6 @@ fn unique(what: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn binding(object: &str) -> BindingContext {
-    BindingContext::new(
-        Name::new("tenant", "acme").unwrap(),
-        Name::new("purpose", "docs").unwrap(),
-        object.as_bytes(),
-        Classification::Internal,
-        b"",
-    )
-    .unwrap()
 }
 
 /// A private directory for token files, removed when dropped.
@@ -84,18 +77,7 @@ async fn round_trip(b: &dyn KeyBackend) -> Result<(), BackendError> {
         .create_kek(&KekSpec::new(WrapAlgorithm::Aes256Opaque, unique("wl")))
         .await?
         .locator;
-    wrap_unwrap(b, &kek).await
-}
-
-async fn wrap_unwrap(b: &dyn KeyBackend, kek: &KekLocator) -> Result<(), BackendError> {
-    let (dek, ctx) = (DataKey::generate().unwrap(), binding("o"));
-    let alg = WrapAlgorithm::Aes256Opaque;
-    let w = b.wrap(WrapRequest::new(kek, alg, &dek, &ctx)).await?;
-    let back = b
-        .unwrap(UnwrapRequest::new(kek, alg, &w.params, &w.wrapped, &ctx))
-        .await?;
-    assert_eq!(back.dek.expose_secret(), dek.expose_secret());
-    Ok(())
+    common::wrap_unwrap(b, &kek, &binding()).await
 }
 
 fn transit(auth: VaultAuth) -> VaultTransitBackend {
@@ -506,7 +488,7 @@ async fn assume_role_sends_the_external_id_configured_for_that_role_only() {
             let through = AwsKmsLocator::new(key.key(), key.region(), Some(role))
                 .unwrap()
                 .to_locator();
-            wrap_unwrap(&b, &through).await.unwrap();
+            common::wrap_unwrap(&b, &through, &binding()).await.unwrap();
         }
         return;
     }
