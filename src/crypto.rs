@@ -293,7 +293,8 @@ impl RandomSource {
     }
 }
 
-/// The provider the crate uses unless told otherwise.
+/// The provider the crate uses unless told otherwise (the key store's sealing; tests).
+#[cfg(any(feature = "keystore", test))]
 pub(crate) fn default_provider() -> &'static dyn Primitives {
     &rustcrypto::RustCrypto
 }

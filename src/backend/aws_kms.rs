@@ -219,7 +219,13 @@ impl fmt::Debug for AwsKmsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsKmsConfig")
             .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
+            .field(
+                "endpoint_url",
+                &self
+                    .endpoint_url
+                    .as_deref()
+                    .map(super::kit::redacted_address),
+            )
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "[REDACTED]"),

@@ -74,7 +74,7 @@ pub use service::{Answer, Described, EncapsulateMode, Encapsulation, Secret, Ser
 #[cfg(feature = "remote")]
 pub use token::{Issued, Token, TokenCache};
 #[cfg(feature = "remote")]
-pub use transport::{Endpoint, MAX_ANSWER_LEN, TlsConfig, too_large};
+pub use transport::{Endpoint, MAX_ANSWER_LEN, TlsConfig, redacted_address, too_large};
 
 /// The FIPS 203 encapsulation key inside a DER `SubjectPublicKeyInfo` of an ML-KEM-768
 /// or ML-KEM-1024 key, and its algorithm; `None` for anything else (parsed exactly: DER

@@ -102,8 +102,12 @@ impl TransitLocator {
     }
 
     fn checked(mount: &str, name: &str, version: u64) -> Result<Self, String> {
+        // No dot segments: the request path would normalise them away, giving one key
+        // several spellings that identify differently.
         let ok_part = |s: &str| {
             !s.is_empty()
+                && s != "."
+                && s != ".."
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
@@ -177,7 +181,7 @@ pub struct VaultTransitConfig {
 impl fmt::Debug for VaultTransitConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultTransitConfig")
-            .field("address", &self.address)
+            .field("address", &super::kit::redacted_address(&self.address))
             .field("auth", &self.auth)
             .field("namespace", &self.namespace)
             .field("mount", &self.mount)
@@ -188,7 +192,7 @@ impl fmt::Debug for VaultTransitConfig {
 }
 
 impl VaultTransitConfig {
-    /// A server at `address` (`https://`, or `http://` to a loopback address), new KEKs
+    /// A server at `address` (`https://`, or `http://` to a loopback IP address), new KEKs
     /// on mount `transit`, the platform's trusted roots.
     pub fn new(address: impl Into<String>, auth: VaultAuth) -> Self {
         Self {
@@ -204,7 +208,7 @@ impl VaultTransitConfig {
     /// From the environment: `VAULT_ADDR`, [`VaultAuth::from_env`], `VAULT_NAMESPACE`,
     /// `KEKRING_TRANSIT_MOUNT` for new KEKs (default `transit`), and the CA certificates
     /// named by `VAULT_CACERT` (a PEM file) and `VAULT_CAPATH` (a directory of PEM
-    /// files), added to the platform's roots, as Vault's own tools read them.
+    /// files), trusted instead of the platform's roots, as Vault's own tools read them.
     ///
     /// # Errors
     /// [`ConfigError::Backend`] when `VAULT_ADDR` or the credentials are missing, a CA
@@ -237,11 +241,20 @@ impl VaultTransitConfig {
         if let Some(m) = vars("KEKRING_TRANSIT_MOUNT").filter(|m| !m.is_empty()) {
             c.mount = m;
         }
-        let mut tls = TlsConfig::default();
-        if let Some(file) = vars("VAULT_CACERT").filter(|f| !f.is_empty()) {
+        // As Vault's own client: a CA named here replaces the platform's roots.
+        let (cacert, capath) = (
+            vars("VAULT_CACERT").filter(|f| !f.is_empty()),
+            vars("VAULT_CAPATH").filter(|d| !d.is_empty()),
+        );
+        let mut tls = if cacert.is_some() || capath.is_some() {
+            TlsConfig::only()
+        } else {
+            TlsConfig::default()
+        };
+        if let Some(file) = cacert {
             tls = tls.add_ca_file(std::path::Path::new(&file))?;
         }
-        if let Some(dir) = vars("VAULT_CAPATH").filter(|d| !d.is_empty()) {
+        if let Some(dir) = capath {
             let entries = std::fs::read_dir(&dir)
                 .map_err(|e| refuse(&format!("VAULT_CAPATH {dir}: {}", e.kind())))?;
             let mut files: Vec<PathBuf> =
@@ -307,6 +320,13 @@ impl RemoteBackend<VaultTransit> {
     /// address), carries a user or password, or a TLS configuration that does not load.
     pub fn new(config: VaultTransitConfig) -> Result<Self, Error> {
         let endpoint = Endpoint::parse(&config.address, "the Vault address")?;
+        config.auth.check()?;
+        if !session::plain_mount(&config.mount) {
+            return Err(ConfigError::Backend {
+                reason: "the Transit mount for new KEKs must be a plain path".into(),
+            }
+            .into());
+        }
         let http = JsonClient::new(
             &endpoint,
             &config.tls,
@@ -429,16 +449,16 @@ impl VaultTransit {
 
     async fn key_config(&self, key: &TransitLocator) -> Result<KeyConfig, CallError> {
         let path = format!("{}/keys/{}", key.mount, key.name);
-        let reply = self
-            .call(reqwest::Method::GET, &path, None)
-            .await
-            .map_err(|e| match e {
-                // Reading a key Transit does not hold answers 404 (or an empty 200).
-                CallError::Malformed { .. } => {
-                    CallError::Backend(BackendError::KeyNotFound(key.to_locator()))
-                }
-                other => other,
-            })?;
+        let reply = self.call(reqwest::Method::GET, &path, None).await?;
+        // Reading a key Transit does not hold answers 404 (classified as such) or, behind
+        // some proxies, an empty 200/204. Any other answer that does not read is
+        // malformed: never taken for a missing key, which would let an open fall
+        // through to the next copy.
+        if reply.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(CallError::Backend(BackendError::KeyNotFound(
+                key.to_locator(),
+            )));
+        }
         Ok(reply.json::<Data<KeyConfig>>("Transit key")?.data)
     }
 

@@ -15,7 +15,7 @@ use super::Envelope;
 use super::calls::{self, Target};
 use super::unwrap::Access;
 use crate::backend::ServiceOutcome;
-use crate::error::{Error, KeyStateError, MisuseError};
+use crate::error::{ConfigError, Error, KeyStateError, MisuseError};
 use crate::format::{KekRef, SealedHeader, WrappedDek};
 use crate::lifecycle::{KekRecord, KekState};
 use crate::payload;
@@ -386,7 +386,9 @@ impl Envelope {
     ///
     /// # Errors
     /// [`Error::KeyState`] unless the ring records the KEK as destroyed;
-    /// [`Error::Backend`] when the backend cannot delete it.
+    /// [`ConfigError::KeyIdentity`] when the record's locator names another key than the
+    /// one the ring recorded (nothing is deleted); [`Error::Backend`] when the backend
+    /// cannot delete it.
     pub async fn delete_destroyed_kek(&self, kek: &KekRef) -> Result<ServiceOutcome, Error> {
         let record = self.kek_record(kek)?;
         if record.state != KekState::Destroyed {
@@ -396,8 +398,22 @@ impl Envelope {
             }
             .into());
         }
-        // Not `served`: the key may already be gone (a repeat after a crash).
+        // Not `served`: the key may already be gone (a repeat after a crash). But a key
+        // the backend still identifies must be the one the ring recorded: a locator
+        // edited to another key is refused, never deleted.
         let backend = calls::holder(&self.inner.backends, &record)?;
+        match calls::identify(backend.as_ref(), &record.locator) {
+            Ok(found) if found != record.key_id => {
+                return Err(ConfigError::KeyIdentity {
+                    kek: kek.clone(),
+                    recorded: record.key_id.tail(),
+                    found: found.tail(),
+                }
+                .into());
+            }
+            Ok(_) | Err(Error::Backend(crate::backend::BackendError::KeyNotFound(_))) => {}
+            Err(e) => return Err(e),
+        }
         let in_use = self.in_use_beside(&record);
         match calls::destroy_kek(Target::of(backend, &record), &in_use).await {
             Ok(outcome) => Ok(outcome),

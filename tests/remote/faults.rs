@@ -319,6 +319,34 @@ async fn an_answer_over_one_mebibyte_is_refused() {
     }
 }
 
+/// The same for the first read of a Transit key's settings: an oversized answer there
+/// is malformed, not `KeyNotFound` (which would let an open fall through to the next
+/// copy).
+#[tokio::test]
+async fn an_oversized_key_settings_answer_is_malformed_not_a_missing_key() {
+    let big: &'static str =
+        Box::leak(format!("{{\"pad\":\"{}\"}}", "x".repeat((1 << 20) + 16)).into_boxed_str());
+    let proxy = Proxy::start(env("KEKRING_TEST_VAULT_ADDR")).await;
+    let b = transit_via(&proxy, policy());
+    // Another KEK first, so that the token is looked up and the next request is the read
+    // of the second KEK's settings.
+    let first = common::new_kek(b.as_ref(), WrapAlgorithm::Aes256Opaque, "settings-a").await;
+    round_trip(b.as_ref(), &first).await.unwrap();
+    let direct = VaultTransitBackend::new(VaultTransitConfig::new(
+        env("KEKRING_TEST_VAULT_ADDR"),
+        VaultAuth::Token(SecretString::from(env("KEKRING_TEST_VAULT_TOKEN"))),
+    ))
+    .unwrap();
+    let second = common::new_kek(&direct, WrapAlgorithm::Aes256Opaque, "settings-b").await;
+    proxy.set(Fault::Answer(200, "", big), 1);
+    let got = round_trip(b.as_ref(), &second).await;
+    assert!(
+        matches!(got, Err(BackendError::MalformedResponse { .. })),
+        "{got:?}"
+    );
+    round_trip(b.as_ref(), &second).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_refusal_is_not_retried() {
     for (name, proxy, b, kek) in backends().await {

@@ -67,7 +67,7 @@ pub(super) fn sdk_endpoint(
 }
 
 /// An HTTPS client that trusts what `tls` says (rustls on AWS-LC, as the SDK's default
-/// client).
+/// client) and uses no proxy (the builder's default: none unless one is configured).
 pub(super) fn client(
     tls: &TlsConfig,
 ) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, ConfigError> {
@@ -127,8 +127,19 @@ impl RemoteBackend<AwsKms> {
     /// # Errors
     /// [`ConfigError::Backend`] for a KMS or STS endpoint (configured, or from the
     /// environment or profile) that is not https, or http to a loopback address, or
-    /// carries a user or password.
+    /// carries a user or password; or when `LOG_SENSITIVE_BODIES=true` is set (the SDK
+    /// would log decrypted data keys).
     pub async fn new(config: AwsKmsConfig) -> Result<Self, Error> {
+        // The SDK writes answer bodies (a Decrypt's plaintext, a Decapsulate's shared
+        // secret) into its trace logs when this is set.
+        if std::env::var("LOG_SENSITIVE_BODIES").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Err(ConfigError::Backend {
+                reason: "LOG_SENSITIVE_BODIES=true makes the AWS SDK log decrypted data keys; \
+                         unset it"
+                    .into(),
+            }
+            .into());
+        }
         let configured = match &config.endpoint_url {
             Some(u) => Some(Endpoint::parse(u, "the KMS endpoint")?),
             None => None,
@@ -140,9 +151,10 @@ impl RemoteBackend<AwsKms> {
         if let Some(c) = &config.credentials {
             loader = loader.credentials_provider(c.clone());
         }
-        if !config.tls.is_default() {
-            loader = loader.http_client(client(&config.tls)?);
-        }
+        // Always kekring's own client: the SDK's default one takes a proxy from
+        // HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, which would carry data keys in the clear
+        // to a loopback endpoint. This one uses no proxy and trusts what `tls` says.
+        loader = loader.http_client(client(&config.tls)?);
         let base = loader.load().await;
         // What the SDK would use otherwise passes the same check, and is then set
         // explicitly, so that the SDK uses exactly what was checked.

@@ -182,6 +182,50 @@ async fn endpoints_from_the_environment_or_a_profile_pass_the_same_check() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The configuration's `Debug` shows the endpoint without a user or password in it.
+#[test]
+fn a_password_in_the_endpoint_does_not_reach_debug() {
+    let cfg = AwsKmsConfig::new().endpoint_url("https://kekring:hunter2@kms.example");
+    let shown = format!("{cfg:?}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("kms.example"),
+        "{shown}"
+    );
+}
+
+/// `LOG_SENSITIVE_BODIES=true` makes the AWS SDK write answer bodies (a Decrypt's
+/// plaintext DEK, a Decapsulate's shared secret) into its trace logs: refused when the
+/// backend is built. Run in a child process, with the variable set there.
+#[tokio::test]
+async fn the_sdks_sensitive_body_logging_is_refused() {
+    const CHILD: &str = "KEKRING_TEST_SENSITIVE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let cfg = AwsKmsConfig::new()
+            .region("us-east-1")
+            .credentials("AKIDEXAMPLE", "x")
+            .endpoint_url("http://127.0.0.1:1");
+        let err = AwsKmsBackend::new(cfg).await.unwrap_err().to_string();
+        assert!(err.contains("LOG_SENSITIVE_BODIES"), "{err}");
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let name = "backend::aws_kms::tests::the_sdks_sensitive_body_logging_is_refused";
+    for value in ["true", "TRUE"] {
+        let out = std::process::Command::new(&me)
+            .args(["--exact", name, "--nocapture"])
+            .env(CHILD, "1")
+            .env("LOG_SENSITIVE_BODIES", value)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{value}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[cfg(feature = "local")]
 #[test]
 fn ml_kem_spki_is_parsed_exactly() {

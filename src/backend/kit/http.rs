@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::classify::{CallError, ServiceFailure, retry_after};
 use super::transport::{Endpoint, MAX_ANSWER_LEN, TlsConfig, too_large};
+use crate::backend::BackendError;
 use crate::error::ConfigError;
 
 /// An answer: its status, the `Retry-After` it asked for, and its body (zeroized on
@@ -97,7 +98,15 @@ impl JsonClient {
     ) -> Result<Reply, CallError> {
         let mut req = self.client.request(method, format!("{}/{path}", self.base));
         for (name, value) in headers {
-            req = req.header(*name, *value);
+            // What callers pass here is a token or a namespace: never indexed by HPACK,
+            // never shown by a `Debug` of the request.
+            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                CallError::Backend(BackendError::invalid_request(
+                    "a request header value is not valid",
+                ))
+            })?;
+            value.set_sensitive(true);
+            req = req.header(*name, value);
         }
         if let Some(body) = body {
             let bytes = Zeroizing::new(

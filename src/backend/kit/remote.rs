@@ -274,12 +274,23 @@ impl<S: Service> RemoteBackend<S> {
     }
 
     /// The locator to register for a described key: its stable form, with the pin of its
-    /// public key for a KEM KEK.
-    async fn stable(&self, d: &Described<S::Key>, call: Call<'_>) -> Result<KekLocator, CallError> {
+    /// public key for a KEM KEK. A pin the caller gave (checked out of band) must match
+    /// the key the service answers with: it is checked, never replaced.
+    async fn stable(
+        &self,
+        d: &Described<S::Key>,
+        given: Option<[u8; 32]>,
+        call: Call<'_>,
+    ) -> Result<KekLocator, CallError> {
         if Construction::of(d.algorithm) != Some(Construction::Kem) {
             return Ok(d.locator.clone());
         }
         let raw = Self::checked(d, call, self.service.public_key(&d.key).await?)?;
+        if given.is_some_and(|pin| locator::digest(&raw) != pin) {
+            return Err(CallError::Backend(BackendError::PublicKeyChanged(
+                call.kek.clone(),
+            )));
+        }
         MlKemPublicKey::from_bytes(d.algorithm, &raw).map_err(|_| CallError::Malformed {
             what: "ML-KEM public key",
         })?;
@@ -546,7 +557,7 @@ impl<S: Service> KeyBackend for RemoteBackend<S> {
         self.attempt(self.service.call_policy(), call, || async {
             // Afresh, not from the cache: an alias is resolved to what it names now.
             let d = self.service.describe(&t.locator).await?;
-            self.stable(&d, call).await
+            self.stable(&d, t.pin, call).await
         })
         .await
     }

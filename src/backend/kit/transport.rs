@@ -20,10 +20,10 @@ pub fn too_large(n: u64) -> bool {
     usize::try_from(n).map_or(true, |n| n > MAX_ANSWER_LEN)
 }
 
-/// A service's address, checked: `https://`, or `http://` only to a loopback address
-/// (`127.0.0.0/8`, `::1`, `localhost`: a test server or a sidecar on the same host),
-/// with a host and without a user or password (which would print wherever the address
-/// does).
+/// A service's address, checked: `https://`, or `http://` only to a loopback IP address
+/// (`127.0.0.0/8`, `::1`: a test server or a sidecar on the same host; not a name such
+/// as `localhost`, which the resolver may map anywhere), with a host, without a user or
+/// password (which would print wherever the address does), a query or a fragment.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     url: url::Url,
@@ -49,12 +49,16 @@ impl Endpoint {
         if host.is_none() {
             return Err(refuse("has no host"));
         }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(refuse("must not carry a query or a fragment"));
+        }
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
             "http" => {
                 return Err(refuse(
-                    "plain http is allowed to a loopback address only; use https",
+                    "plain http is allowed to a loopback IP address only (127.0.0.1, [::1]); \
+                     use https",
                 ));
             }
             _ => return Err(refuse("must be an https:// URL")),
@@ -87,8 +91,23 @@ fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
+        Some(url::Host::Domain(_)) | None => false,
+    }
+}
+
+/// An address as a configuration's `Debug` may show it before it is checked: without a
+/// user or password, and nothing of it when it is not a URL at all (it may then be a
+/// secret pasted into the wrong field).
+pub fn redacted_address(address: &str) -> String {
+    match url::Url::parse(address) {
+        Ok(mut url) => {
+            if !url.username().is_empty() || url.password().is_some() {
+                let _ = url.set_username("[REDACTED]");
+                let _ = url.set_password(None);
+            }
+            url.to_string()
+        }
+        Err(_) => "[not a URL]".to_owned(),
     }
 }
 
@@ -108,7 +127,9 @@ impl fmt::Display for Endpoint {
 /// always on; what changes is the set of roots:
 ///
 /// - the platform's (the default: the operating system's trust store, as the TLS
-///   library reads it);
+///   library reads it; on Linux that includes the bundle `SSL_CERT_FILE` or the
+///   directory `SSL_CERT_DIR` names, which is how a container image sets its trust
+///   store: use [`TlsConfig::only`] where the environment must not widen it);
 /// - the platform's and also one or more private CAs ([`TlsConfig::add_ca_pem`]);
 /// - only the private CAs ([`TlsConfig::only`]).
 ///
@@ -215,7 +236,7 @@ mod tests {
             "http://127.0.0.1:8200",
             "http://127.9.9.9",
             "http://[::1]:8200",
-            "http://localhost:4566",
+            "https://localhost:8200",
         ] {
             assert!(Endpoint::parse(ok, "e").is_ok(), "{ok}");
         }
@@ -229,6 +250,12 @@ mod tests {
             "http://127.0.0.1.nip.io",
             "https://user:hunter2@vault.example",
             "hunter2",
+            // A name is resolved by whatever DNS says: plain http to an address only.
+            "http://localhost:4566",
+            "http://LOCALHOST",
+            // A query or a fragment would be carried into every request path.
+            "https://vault.example:8200/?hunter2",
+            "https://vault.example:8200/#hunter2",
         ] {
             let err = Endpoint::parse(bad, "e").unwrap_err().to_string();
             assert!(

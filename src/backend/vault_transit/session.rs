@@ -101,7 +101,39 @@ fn var(vars: Vars<'_>, name: &str) -> Option<String> {
     vars(name).filter(|v| !v.is_empty())
 }
 
+/// Whether `mount` is a plain mount path (`a`, `a/b`): it goes into request paths, so no
+/// empty or dot segment, no query, fragment or other punctuation.
+pub(super) fn plain_mount(mount: &str) -> bool {
+    !mount.is_empty()
+        && mount.split('/').all(|s| {
+            !s.is_empty()
+                && s != "."
+                && s != ".."
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
 impl VaultAuth {
+    /// The auth mount a login goes to, checked ([`plain_mount`]).
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        let mount = match self {
+            VaultAuth::Token(_) | VaultAuth::TokenFile(_) => return Ok(()),
+            VaultAuth::AppRole { mount, .. }
+            | VaultAuth::Jwt { mount, .. }
+            | VaultAuth::Kubernetes { mount, .. } => mount,
+        };
+        if plain_mount(mount) {
+            Ok(())
+        } else {
+            Err(ConfigError::Backend {
+                reason: "the Vault auth mount must be a plain path (letters, digits, `-`, `_`, \
+                         `.` and `/` between segments)"
+                    .into(),
+            })
+        }
+    }
+
     /// From the environment, in this order: `VAULT_TOKEN`; `VAULT_ROLE_ID` and
     /// `VAULT_SECRET_ID` (AppRole at `VAULT_APPROLE_MOUNT`, default `approle`);
     /// `KEKRING_VAULT_K8S_ROLE` (the Kubernetes method at `KEKRING_VAULT_K8S_MOUNT`,
@@ -220,20 +252,23 @@ pub(super) async fn read_secret_file(
     let refuse = |why: String| {
         BackendError::credentials(format!("Vault {what} file {}: {why}", path.display()))
     };
-    let meta = tokio::fs::metadata(path)
+    // Bounded by what is read, not by the size the file system reports (a device or a
+    // FIFO reports 0 and may not end).
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| refuse(e.kind().to_string()))?;
-    if meta.len() > MAX_TOKEN_FILE_LEN {
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_TOKEN_FILE_LEN + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| refuse(e.kind().to_string()))?;
+    if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_TOKEN_FILE_LEN) {
         return Err(refuse("larger than 64 KiB".into()));
     }
     let text = Zeroizing::new(
-        tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| refuse(e.kind().to_string()))?,
+        String::from_utf8(std::mem::take(&mut *bytes)).map_err(|_| refuse("not UTF-8".into()))?,
     );
-    if u64::try_from(text.len()).map_or(true, |n| n > MAX_TOKEN_FILE_LEN) {
-        return Err(refuse("larger than 64 KiB".into()));
-    }
     let token = Zeroizing::new(text.trim().to_owned());
     if token.is_empty() {
         return Err(refuse("empty".into()));

@@ -32,6 +32,13 @@ fn locators_round_trip_and_bad_ones_are_refused() {
         "/k@v1",
         "transit/@v1",
         "tr ansit/k@v1",
+        // Dot segments: the HTTP path normalises them away, so they would give one
+        // key several identities.
+        "x/../transit/k@v1",
+        "transit/./k@v1",
+        "transit/../k@v1",
+        "transit/..@v1",
+        "transit/.@v1",
     ] {
         assert!(
             matches!(
@@ -92,6 +99,66 @@ fn no_token_in_debug() {
     let shown = format!("{approle:?}");
     assert!(
         !shown.contains("5678") && !shown.contains("1234"),
+        "{shown}"
+    );
+}
+
+/// A token file is bounded by what is read, not by the size the file system reports:
+/// a device or a FIFO reports 0 bytes and has no end.
+#[tokio::test]
+async fn an_endless_token_file_is_refused_in_bounded_time() {
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        read_secret_file(std::path::Path::new("/dev/zero"), "token"),
+    )
+    .await
+    .expect("reading /dev/zero as a token file did not end");
+    assert!(
+        matches!(&got, Err(BackendError::Credentials { message, .. }) if message.contains("64 KiB")),
+        "{got:?}"
+    );
+}
+
+/// An auth mount goes into the login path: a mount that is not a plain path (dot
+/// segments, a query, a fragment) is refused when the backend is built.
+#[test]
+fn an_auth_mount_that_is_not_a_plain_path_is_refused() {
+    for mount in ["../sys", "approle/..", "a?b", "a#b", "", "a//b", "a b"] {
+        let auth = VaultAuth::Jwt {
+            mount: mount.into(),
+            role: "r".into(),
+            jwt_file: "/run/token".into(),
+        };
+        let got = VaultTransitBackend::new(VaultTransitConfig::new("http://127.0.0.1:8200", auth));
+        assert!(
+            matches!(&got, Err(Error::Config(ConfigError::Backend { .. }))),
+            "{mount:?}: {got:?}"
+        );
+    }
+    for mount in ["approle", "auth-team/jwt", "kubernetes_eu"] {
+        let auth = VaultAuth::AppRole {
+            mount: mount.into(),
+            role_id: "r".into(),
+            secret_id: SecretString::from("s".to_owned()),
+        };
+        assert!(
+            VaultTransitBackend::new(VaultTransitConfig::new("http://127.0.0.1:8200", auth))
+                .is_ok()
+        );
+    }
+}
+
+/// The configuration's `Debug` shows an address without what a user or password in it
+/// would carry (the address is refused later, when the backend is built).
+#[test]
+fn a_password_in_the_address_does_not_reach_debug() {
+    let cfg = VaultTransitConfig::new(
+        "https://kekring:hunter2@vault.example:8200",
+        VaultAuth::Token(SecretString::from("t".to_owned())),
+    );
+    let shown = format!("{cfg:?}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("vault.example"),
         "{shown}"
     );
 }
@@ -182,10 +249,16 @@ fn the_environment_never_turns_verification_off() {
     std::fs::write(dir.join("ca.pem"), pem).unwrap();
     let ca = dir.join("ca.pem");
     let cfg = from(&[base[0], base[1], ("VAULT_CACERT", ca.to_str().unwrap())]).unwrap();
+    // As Vault's own client: the named CA instead of the platform's roots.
     assert_eq!(cfg.tls.cas().len(), 1);
-    assert!(cfg.tls.trusts_platform());
+    assert!(!cfg.tls.trusts_platform());
     let cfg = from(&[base[0], base[1], ("VAULT_CAPATH", dir.to_str().unwrap())]).unwrap();
     assert_eq!(cfg.tls.cas().len(), 1);
+    assert!(!cfg.tls.trusts_platform());
+    assert!(
+        from(&[base[0], base[1]]).unwrap().tls.trusts_platform(),
+        "without them, the platform's roots"
+    );
     let missing = dir.join("absent");
     assert!(
         from(&[
