@@ -71,7 +71,7 @@ for f in $(python3 scripts/test_lists.py features); do
   cargo clippy --quiet --lib --no-default-features --features "$f" -- -D warnings
 done
 
-step "test servers: OpenBao (Transit), LocalStack (KMS), the project's KMS fake (ML-KEM and RSA keys)"
+step "test servers: OpenBao (Transit, JWT and Kubernetes auth), LocalStack (KMS, STS), the project's fakes (KMS for ML-KEM and RSA keys, Kubernetes TokenReview)"
 # Debian's python3 needs python3-venv for `python3 -m venv`; the servers install into
 # virtualenvs cached by content under ~/.cache/kekring (about 40 s the first time).
 python3 -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
@@ -135,6 +135,6 @@ if [ "$seconds" -gt 0 ]; then
 fi
 
 step "disk used by the build"
-du -sh target fuzz/target 2>/dev/null || true
+du -sh target benches/peers/target fuzz/target 2>/dev/null || true
 
 step "all tests passed"
