@@ -21,6 +21,8 @@ mod cli;
 #[cfg(all(feature = "local", feature = "testing"))]
 mod conformance;
 #[cfg(feature = "local")]
+mod destroy;
+#[cfg(feature = "local")]
 mod envelope;
 mod format;
 #[cfg(feature = "local")]

@@ -20,6 +20,7 @@ mod aws_kms;
 #[cfg(feature = "cli")]
 mod cli_remote;
 mod faults;
+mod hostile;
 #[cfg(feature = "tracing")]
 mod secrets_traces;
 mod vault_transit;
